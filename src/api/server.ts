@@ -1,0 +1,536 @@
+/**
+ * The job server: pp's `Server`, in the user's process. It owns the job queue and the
+ * nodes (for now the local worker pool), asks the scheduling policy how to spread queued
+ * jobs over them, and delivers each job's outcome exactly once.
+ */
+import { EventEmitter } from 'node:events';
+import { availableParallelism } from 'node:os';
+import { JobCancelledError, JobSetupError, PPError, ServerClosedError } from '../errors.ts';
+import { type FunctionBundle, getBundle, type ModuleSpec } from '../functions/bundle.ts';
+import type { ComputeNode, DispatchJob, JobOutcome, NodeEvents } from '../nodes/compute-node.ts';
+import { LocalPool } from '../nodes/local-pool.ts';
+import type { Isolation } from '../nodes/worker-handle.ts';
+import { type ClassRegistry, decode, encode, makeClassRegistry } from '../protocol/codec.ts';
+import { type FunctionDefinition, JobStatus } from '../protocol/worker-messages.ts';
+import { assignJobs, DurationEstimate } from '../scheduler/policy.ts';
+import { Job } from './job.ts';
+import { formatStats, type NodeStats, type ServerStats } from './stats.ts';
+
+/** Options of {@link Server}. */
+export interface ServerOptions {
+  /** Local workers; default `os.availableParallelism()`. `0` runs nothing locally. */
+  ncpus?: number;
+  /** Remote nodes as `'host'` or `'host:port'` (not available in this version). */
+  ppservers?: readonly string[];
+  /** Find nodes on the LAN by mDNS (not available in this version). */
+  autodiscover?: boolean;
+  /** Shared secret for remote nodes (not available in this version). */
+  secret?: string;
+  /**
+   * How local workers are isolated. `'process'` (default): a job that crashes or exhausts
+   * memory only loses its own worker. `'thread'`: faster to start and to pass large
+   * arguments to, but an out-of-memory worker can take the whole process down.
+   */
+  isolation?: Isolation;
+  /** Heap limit of each local worker, in MiB. */
+  workerMemoryMb?: number;
+}
+
+/** A function, or `[object, 'method']` to run a method with the object as `this`. */
+export type JobFunction<A extends unknown[] = any[], R = any> = ((...args: A) => R) | readonly [object, string];
+
+/** Options of {@link Server.submit}. */
+export interface SubmitOptions<R = unknown> {
+  /** Functions and classes the job calls or instantiates; shipped with it. */
+  deps?: readonly Function[];
+  /** Modules the worker imports and binds by name: `'node:crypto'` → `crypto`, or `{ md5: 'md5-pkg' }`. */
+  modules?: readonly ModuleSpec[];
+  /** Plain values the job reads by name. */
+  globals?: Readonly<Record<string, unknown>>;
+  /** Called in this process as `callback(...callbackArgs, result)` when the job succeeds. */
+  callback?: (...args: any[]) => void;
+  /** Leading arguments of `callback`. */
+  callbackArgs?: readonly unknown[];
+  /** Group name for `server.wait(group)`; default `'default'`. */
+  group?: string;
+  /** Milliseconds the job may run once started; past it, its worker is stopped and the job rejects. */
+  timeout?: number;
+  /** Cancels the job, queued or running. */
+  signal?: AbortSignal;
+  /** @internal type anchor */
+  readonly __result?: R;
+}
+
+/** Events: 'job-error' (job, error) for failed jobs; 'callback-error' (job, error). */
+export interface ServerEvents {
+  'job-error': [job: Job, error: unknown];
+  'callback-error': [job: Job, error: unknown];
+}
+
+interface JobRecord {
+  job: Job<any>;
+  bundle: FunctionBundle;
+  registry: ClassRegistry;
+  blob: Uint8Array;
+  timeoutMs: number | undefined;
+  callback: ((...args: any[]) => void) | undefined;
+  callbackArgs: readonly unknown[];
+  node: ComputeNode | null;
+  settled: boolean;
+  unlisten: (() => void) | null;
+  dispatch: DispatchJob;
+}
+
+interface NodeCounters {
+  jobs: number;
+  timeMs: number;
+}
+
+interface GroupState {
+  pending: number;
+  waiters: Array<() => void>;
+}
+
+const DEFAULT_GROUP = 'default';
+
+/**
+ * Runs functions in parallel on this machine's CPUs.
+ *
+ * ```ts
+ * await using server = new Server();
+ * const job = server.submit(sumPrimes, [100_000], { deps: [isPrime] });
+ * console.log(await job);
+ * ```
+ */
+export class Server extends EventEmitter<ServerEvents> {
+  readonly #created = performance.now();
+  readonly #records = new Map<number, JobRecord>();
+  #queue: JobRecord[] = [];
+  #queueHead = 0;
+  readonly #nodes: ComputeNode[] = [];
+  readonly #local: LocalPool;
+  readonly #counters = new Map<string, NodeCounters>();
+  readonly #estimates = new Map<string, DurationEstimate>();
+  readonly #registries = new WeakMap<object, ClassRegistry>();
+  readonly #definitions = new Map<string, FunctionDefinition>();
+  readonly #groups = new Map<string, GroupState>();
+  #nextId = 1;
+  #drainScheduled = false;
+  #closed = false;
+  #closing: Promise<void> | null = null;
+  #fatal: Error | null = null;
+
+  constructor(options: ServerOptions = {}) {
+    super();
+    if (options.ppservers && options.ppservers.length > 0) {
+      throw new PPError('ppservers: remote nodes are not supported by this version of pp-node yet');
+    }
+    if (options.autodiscover) {
+      throw new PPError('autodiscover: LAN discovery is not supported by this version of pp-node yet');
+    }
+    const ncpus = options.ncpus ?? availableParallelism();
+    checkNcpus(ncpus);
+    const events: NodeEvents = {
+      onResult: (node, id, outcome) => this.#onResult(node, id, outcome),
+      onJobFailed: (_node, id, error) => this.#onJobFailed(id, error),
+      onRequeue: (_node, ids) => this.#onRequeue(ids),
+      onCapacity: () => this.#scheduleDrain(),
+    };
+    this.#local = new LocalPool(
+      { ncpus, isolation: options.isolation ?? 'process', maxMemoryMb: options.workerMemoryMb },
+      events,
+    );
+    this.#local.onFatal = (error) => this.#onNodeFatal(this.#local, error);
+    this.#addNode(this.#local);
+  }
+
+  /**
+   * Submits `fn(...args)` to run on a worker. Returns at once with a {@link Job}; `await job`
+   * gives the result, or throws the job's own error.
+   *
+   * Throws before anything is sent if `fn` uses a name it does not get (pass it in `deps`,
+   * `modules` or `globals`), or if an argument cannot travel.
+   */
+  submit<A extends unknown[], R>(
+    fn: ((...args: A) => R) | readonly [object, string],
+    args?: A,
+    options?: SubmitOptions<Awaited<R>>,
+  ): Job<Awaited<R>>;
+  submit(fn: JobFunction, args: readonly unknown[] = [], options: SubmitOptions = {}): Job<any> {
+    if (this.#closed) throw new ServerClosedError('submit() after close(): create a new Server');
+    if (!Array.isArray(args)) {
+      throw new TypeError(`submit(fn, args): args must be an array of arguments, got ${typeof args}`);
+    }
+    const bundle = getBundle({
+      fn: fn as Function | [object, string],
+      deps: options.deps,
+      modules: options.modules,
+      globals: options.globals,
+    });
+    const registry = this.#registryOf(bundle);
+    const blob = encodeArgs(bundle.thisArg, args, registry);
+    const timeoutMs = options.timeout;
+    if (timeoutMs !== undefined && !(timeoutMs > 0)) {
+      throw new RangeError(`timeout must be a positive number of milliseconds, got ${timeoutMs}`);
+    }
+    const group = options.group ?? DEFAULT_GROUP;
+    const id = this.#nextId++;
+    const job = new Job<any>(id, bundle.name, group, (j, reason) => this.#cancel(j.id, reason));
+    const definitions = this.#definitions;
+    const rec: JobRecord = {
+      job,
+      bundle,
+      registry,
+      blob,
+      timeoutMs,
+      callback: options.callback,
+      callbackArgs: options.callbackArgs ?? [],
+      node: null,
+      settled: false,
+      unlisten: null,
+      dispatch: {
+        id,
+        hash: bundle.hash,
+        name: bundle.name,
+        blob,
+        timeoutMs,
+        estimatedMs: undefined,
+        definition: () => definitionOf(bundle, definitions),
+      },
+    };
+    let g = this.#groups.get(group);
+    if (!g) this.#groups.set(group, (g = { pending: 0, waiters: [] }));
+    g.pending++;
+    this.#records.set(id, rec);
+
+    const signal = options.signal;
+    if (signal) {
+      if (signal.aborted) {
+        this.#settle(rec, false, abortError(bundle.name, signal.reason));
+        return job;
+      }
+      const onAbort = () => this.#cancel(id, signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      rec.unlisten = () => signal.removeEventListener('abort', onAbort);
+    }
+    if (this.#fatal && this.#nodes.length === 0) {
+      this.#settle(rec, false, this.#fatal);
+      return job;
+    }
+    this.#queue.push(rec);
+    this.#scheduleDrain();
+    return job;
+  }
+
+  /** Resolves when every job submitted so far (of `group`, if given) has finished. */
+  wait(group?: string): Promise<void> {
+    const pendingIn = (g: GroupState | undefined) => (g ? g.pending : 0);
+    if (group !== undefined) {
+      const g = this.#groups.get(group);
+      if (pendingIn(g) === 0) return Promise.resolve();
+      return new Promise((resolve) => g!.waiters.push(resolve));
+    }
+    const groups = [...this.#groups.values()].filter((g) => g.pending > 0);
+    return Promise.all(groups.map((g) => new Promise<void>((resolve) => g.waiters.push(resolve)))).then(() => {
+      // Jobs submitted by callbacks meanwhile count too.
+      if ([...this.#groups.values()].some((g) => g.pending > 0)) return this.wait();
+    });
+  }
+
+  /** Number of local workers. */
+  getNcpus(): number {
+    return this.#local.ncpus;
+  }
+
+  /** Changes the number of local workers at runtime: grows at once, shrinks as workers finish their jobs. */
+  setNcpus(ncpus: number = availableParallelism()): void {
+    checkNcpus(ncpus);
+    if (this.#closed) throw new ServerClosedError('setNcpus() after close()');
+    this.#local.resize(ncpus);
+  }
+
+  /** Execution statistics per node (see {@link printStats}). */
+  getStats(): ServerStats {
+    let total = 0;
+    for (const c of this.#counters.values()) total += c.jobs;
+    const nodes: NodeStats[] = [];
+    for (const [name, c] of this.#counters) {
+      const node = this.#nodes.find((n) => n.id === name);
+      nodes.push({
+        node: name,
+        jobs: c.jobs,
+        percent: total === 0 ? 0 : (100 * c.jobs) / total,
+        jobTimeSum: c.timeMs / 1000,
+        timePerJob: c.jobs === 0 ? 0 : c.timeMs / 1000 / c.jobs,
+        ncpus: node?.ncpus ?? 0,
+      });
+    }
+    return {
+      nodes,
+      uptime: (performance.now() - this.#created) / 1000,
+      activeJobs: [...this.#groups.values()].reduce((s, g) => s + g.pending, 0),
+      ncpus: this.#nodes.reduce((s, n) => s + n.ncpus, 0),
+      totalJobs: total,
+    };
+  }
+
+  /** Prints pp's job execution statistics table. */
+  printStats(write: (text: string) => void = console.log): void {
+    write(formatStats(this.getStats()));
+  }
+
+  /**
+   * Stops the server: unfinished jobs reject with {@link ServerClosedError}, every worker
+   * ends. Call `await server.wait()` first to let submitted jobs finish.
+   */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closed = true;
+    const error = new ServerClosedError('the server was closed before this job finished');
+    for (const rec of [...this.#records.values()]) this.#settle(rec, false, error);
+    this.#queue = [];
+    this.#queueHead = 0;
+    this.#closing = Promise.all(this.#nodes.map((n) => n.close())).then(() => undefined);
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // ---- internals ----
+
+  #addNode(node: ComputeNode): void {
+    this.#nodes.push(node);
+    if (!this.#counters.has(node.id)) this.#counters.set(node.id, { jobs: 0, timeMs: 0 });
+  }
+
+  #registryOf(bundle: FunctionBundle): ClassRegistry {
+    // Bundles are cached per definition, so this is one registry per function.
+    const key = bundle.classes as object;
+    let r = this.#registries.get(key);
+    if (!r) this.#registries.set(key, (r = makeClassRegistry(bundle.classes)));
+    return r;
+  }
+
+  #scheduleDrain(): void {
+    if (this.#drainScheduled || this.#closed) return;
+    this.#drainScheduled = true;
+    queueMicrotask(() => {
+      this.#drainScheduled = false;
+      this.#drain();
+    });
+  }
+
+  /** Hands queued jobs to nodes as far as they have room. */
+  #drain(): void {
+    const nodes = this.#nodes;
+    while (this.#queueHead < this.#queue.length) {
+      const head = this.#queue[this.#queueHead]!;
+      if (head.settled) {
+        this.#queueHead++;
+        continue;
+      }
+      const estimate = this.#estimates.get(head.bundle.hash)?.value;
+      const counts = assignJobs(
+        this.#queue.length - this.#queueHead,
+        nodes.map((n) => n.freeSlots(estimate)),
+      );
+      let sent = 0;
+      for (let i = 0; i < nodes.length; i++) {
+        const want = counts[i]!;
+        if (want === 0) continue;
+        const batch: DispatchJob[] = [];
+        while (batch.length < want && this.#queueHead < this.#queue.length) {
+          const rec = this.#queue[this.#queueHead++]!;
+          if (rec.settled) continue;
+          rec.node = nodes[i]!;
+          (rec.dispatch as { estimatedMs: number | undefined }).estimatedMs = this.#estimates.get(
+            rec.bundle.hash,
+          )?.value;
+          batch.push(rec.dispatch);
+        }
+        if (batch.length > 0) {
+          sent += batch.length;
+          nodes[i]!.dispatch(batch);
+        }
+      }
+      if (sent === 0) break;
+    }
+    if (this.#queueHead > 4096 && this.#queueHead * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#queueHead);
+      this.#queueHead = 0;
+    }
+  }
+
+  #onResult(node: ComputeNode, id: number, outcome: JobOutcome): void {
+    const rec = this.#records.get(id);
+    this.#scheduleDrain();
+    // Unknown or already settled (cancelled, or a late duplicate): drop, never deliver twice.
+    if (!rec || rec.node !== node) return;
+    this.#records.delete(id);
+    if (outcome.status === JobStatus.Cancelled) {
+      this.#settle(rec, false, abortError(rec.bundle.name, undefined));
+      return;
+    }
+    const counters = this.#counters.get(node.id)!;
+    counters.jobs++;
+    counters.timeMs += outcome.durationMs;
+    let est = this.#estimates.get(rec.bundle.hash);
+    if (!est) this.#estimates.set(rec.bundle.hash, (est = new DurationEstimate()));
+    est.add(outcome.durationMs);
+
+    let value: unknown;
+    try {
+      value = decode(outcome.blob, rec.registry);
+    } catch (error) {
+      this.#settle(rec, false, new JobSetupError(`the outcome of ${rec.bundle.name} could not be decoded`, { cause: error }));
+      return;
+    }
+    switch (outcome.status) {
+      case JobStatus.Ok:
+        this.#settle(rec, true, value);
+        return;
+      case JobStatus.Threw:
+        this.#settle(rec, false, markError(value, rec, node));
+        return;
+      default:
+        this.#settle(
+          rec,
+          false,
+          new JobSetupError(`${rec.bundle.name} could not start on ${node.id}: ${messageOf(value)}`, { cause: value }),
+        );
+    }
+  }
+
+  #onJobFailed(id: number, error: Error): void {
+    const rec = this.#records.get(id);
+    this.#scheduleDrain();
+    if (!rec) return;
+    this.#records.delete(id);
+    this.#settle(rec, false, error);
+  }
+
+  /** Jobs a node gave back unstarted go to the front of the queue, in their order. */
+  #onRequeue(ids: number[]): void {
+    const back: JobRecord[] = [];
+    for (const id of ids) {
+      const rec = this.#records.get(id);
+      if (!rec || rec.settled) {
+        this.#records.delete(id);
+        continue;
+      }
+      rec.node = null;
+      back.push(rec);
+    }
+    if (back.length > 0) {
+      this.#queue = [...back, ...this.#queue.slice(this.#queueHead)];
+      this.#queueHead = 0;
+    }
+    this.#scheduleDrain();
+  }
+
+  #onNodeFatal(node: ComputeNode, error: Error): void {
+    const i = this.#nodes.indexOf(node);
+    if (i >= 0) this.#nodes.splice(i, 1);
+    this.#fatal = error;
+    if (this.#nodes.length > 0) return;
+    for (const rec of [...this.#records.values()]) this.#settle(rec, false, error);
+  }
+
+  #cancel(id: number, reason: unknown): void {
+    const rec = this.#records.get(id);
+    if (!rec || rec.settled) return;
+    if (rec.node) rec.node.cancel(id); // its outcome, when reported, is dropped
+    else this.#records.delete(id);
+    this.#settle(rec, false, abortError(rec.bundle.name, reason));
+  }
+
+  #settle(rec: JobRecord, ok: boolean, value: unknown): void {
+    if (rec.settled) return;
+    rec.settled = true;
+    if (rec.node === null) this.#records.delete(rec.job.id);
+    rec.unlisten?.();
+    rec.job._settle(ok, value);
+    if (ok && rec.callback) {
+      try {
+        rec.callback(...rec.callbackArgs, value);
+      } catch (error) {
+        if (this.listenerCount('callback-error') > 0) this.emit('callback-error', rec.job, error);
+        else console.error(`pp-node: the callback of job #${rec.job.id} (${rec.job.name}) threw:`, error);
+      }
+    }
+    if (!ok) {
+      if (this.listenerCount('job-error') > 0) this.emit('job-error', rec.job, value);
+      else if (rec.callback && !rec.job.observed && !this.#closed) {
+        // Callback style: nobody will await this job, so say it failed rather than stay silent.
+        console.error(`pp-node: job #${rec.job.id} (${rec.job.name}) failed:`, value);
+      }
+    }
+    const g = this.#groups.get(rec.job.group)!;
+    if (--g.pending === 0) {
+      const waiters = g.waiters.splice(0);
+      for (const w of waiters) w();
+    }
+  }
+}
+
+function checkNcpus(n: number): void {
+  if (!Number.isInteger(n) || n < 0) {
+    throw new RangeError(`ncpus must be a whole number >= 0 (0 = no local workers), got ${n}`);
+  }
+}
+
+function definitionOf(bundle: FunctionBundle, cache: Map<string, FunctionDefinition>): FunctionDefinition {
+  let def = cache.get(bundle.hash);
+  if (!def) {
+    def = {
+      hash: bundle.hash,
+      name: bundle.name,
+      code: bundle.code,
+      bindings: bundle.bindings,
+      modules: bundle.modules,
+      globals: bundle.globals,
+    };
+    cache.set(bundle.hash, def);
+  }
+  return def;
+}
+
+/** Encodes `[thisArg, args]`; on failure, says which argument cannot travel. */
+function encodeArgs(thisArg: unknown, args: readonly unknown[], registry: ClassRegistry): Buffer {
+  try {
+    return encode([thisArg, args], registry, 'job');
+  } catch (error) {
+    // Re-encode the parts alone so the error path reads args[0].x rather than job[1][0].x.
+    encode(args, registry, 'args');
+    encode(thisArg, registry, 'this');
+    throw error;
+  }
+}
+
+function abortError(name: string, reason: unknown): Error {
+  if (reason instanceof Error) return reason;
+  const e = new JobCancelledError(`${name} was cancelled`);
+  if (reason !== undefined) (e as { cause?: unknown }).cause = reason;
+  return e;
+}
+
+function messageOf(value: unknown): string {
+  return value instanceof Error ? value.message : String(value);
+}
+
+/** Marks a job's own error with where it ran, keeping its class, name, message and stack. */
+function markError(value: unknown, rec: JobRecord, node: ComputeNode): unknown {
+  if (value instanceof Error) {
+    Object.defineProperty(value, 'job', {
+      value: { id: rec.job.id, name: rec.bundle.name, node: node.id },
+      enumerable: false,
+      configurable: true,
+    });
+    if (typeof value.stack === 'string') {
+      value.stack += `\n    at job #${rec.job.id} ${rec.bundle.name} on node '${node.id}'`;
+    }
+  }
+  return value;
+}

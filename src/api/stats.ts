@@ -1,0 +1,45 @@
+/** Execution statistics, per node, in the shape of Parallel Python's `print_stats()`. */
+
+/** Statistics of one node ('local' for this machine's workers). */
+export interface NodeStats {
+  /** Node label: 'local', or the remote node's address. */
+  node: string;
+  /** Jobs this node completed (including jobs that threw). */
+  jobs: number;
+  /** Share of all completed jobs, in percent. */
+  percent: number;
+  /** Sum of the jobs' run times on this node, in seconds. */
+  jobTimeSum: number;
+  /** Mean run time per job, in seconds (0 when no job ran). */
+  timePerJob: number;
+  /** CPUs of this node currently in use. */
+  ncpus: number;
+}
+
+/** Everything `printStats()` shows, as data. */
+export interface ServerStats {
+  nodes: NodeStats[];
+  /** Seconds since the server was created. */
+  uptime: number;
+  /** Jobs submitted and not finished (queued or running). */
+  activeJobs: number;
+  /** CPUs over all nodes. */
+  ncpus: number;
+  /** Jobs completed over all nodes. */
+  totalJobs: number;
+}
+
+/** Renders stats as pp's table. */
+export function formatStats(stats: ServerStats): string {
+  const lines = ['Job execution statistics:', ' job count | % of all jobs | job time sum | time per job | job server'];
+  for (const n of stats.nodes) {
+    lines.push(
+      `${String(n.jobs).padStart(10)} | ${n.percent.toFixed(2).padStart(13)} | ${n.jobTimeSum
+        .toFixed(4)
+        .padStart(12)} | ${n.timePerJob.toFixed(6).padStart(12)} | ${n.node}`,
+    );
+  }
+  lines.push(`Time elapsed since server creation ${stats.uptime.toFixed(4)}`);
+  lines.push(`${stats.activeJobs} active tasks, ${stats.ncpus} cores`);
+  return lines.join('\n');
+}

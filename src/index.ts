@@ -1,0 +1,20 @@
+/**
+ * pp-node: Parallel Python's job server for TypeScript and Node.js.
+ *
+ * @packageDocumentation
+ */
+export { Job, type JobState } from './api/job.ts';
+export { type JobFunction, Server, type ServerEvents, type ServerOptions, type SubmitOptions } from './api/server.ts';
+export { formatStats, type NodeStats, type ServerStats } from './api/stats.ts';
+export { Template } from './api/template.ts';
+export {
+  JobCancelledError,
+  JobSetupError,
+  JobTimeoutError,
+  PPError,
+  ServerClosedError,
+  WorkerCrashError,
+} from './errors.ts';
+export { UndeclaredIdentifierError, type ModuleSpec } from './functions/bundle.ts';
+export { CodecError } from './protocol/codec.ts';
+export type { Isolation } from './nodes/worker-handle.ts';

@@ -1,0 +1,59 @@
+/**
+ * The one interface between the scheduler and the places jobs run: the local worker pool
+ * is one kind of node; a connection to a remote `pp-node` is another. A node takes jobs in
+ * batches, runs them, and reports each job exactly once through its events: a result, a
+ * failure that was not the job's own (its worker died, its timeout passed), or a hand-back
+ * of jobs that never started, which the server queues again.
+ */
+import type { FunctionDefinition, JobStatus } from '../protocol/worker-messages.ts';
+
+/** A job as a node sees it: everything already encoded, nothing it could mutate. */
+export interface DispatchJob {
+  readonly id: number;
+  readonly hash: string;
+  /** Built only when a worker lacks the function, i.e. rarely. */
+  readonly definition: () => FunctionDefinition;
+  /** Encoded `[thisArg, args]`. */
+  readonly blob: Uint8Array;
+  /** Mean run time of this job's function so far, if any ran. */
+  readonly estimatedMs: number | undefined;
+  /** Wall-clock limit once the job runs, in ms. */
+  readonly timeoutMs: number | undefined;
+  /** Display name of the function, for error messages. */
+  readonly name: string;
+}
+
+export interface JobOutcome {
+  readonly status: JobStatus;
+  readonly durationMs: number;
+  /** Encoded value (or error), to decode with the job's class registry. */
+  readonly blob: Uint8Array;
+}
+
+export interface NodeEvents {
+  /** The job ran (or threw, or was cancelled on request); reported once. */
+  onResult(node: ComputeNode, jobId: number, outcome: JobOutcome): void;
+  /** The job failed for a reason outside its function's code (worker crash, timeout). */
+  onJobFailed(node: ComputeNode, jobId: number, error: Error): void;
+  /** These jobs never started; run them elsewhere (or here again). */
+  onRequeue(node: ComputeNode, jobIds: number[]): void;
+  /** The node can take more work than before (a worker became ready, a slot freed). */
+  onCapacity(node: ComputeNode): void;
+}
+
+export interface ComputeNode {
+  /** Stable identifier, also the row label in the stats table. */
+  readonly id: string;
+  /** CPUs (workers) this node runs jobs on right now. */
+  readonly ncpus: number;
+  /** Jobs sent to this node without an outcome yet. */
+  readonly inFlight: number;
+  /** How many more jobs, each expected to take `estimatedMs`, this node wants right now. */
+  freeSlots(estimatedMs: number | undefined): number;
+  /** Hands jobs over; the node spreads them over its workers. */
+  dispatch(jobs: DispatchJob[]): void;
+  /** Best effort: an unstarted job is dropped, a running one is stopped. Reported as a result with status Cancelled or a failure. */
+  cancel(jobId: number): void;
+  /** Ends every worker; unfinished jobs are handed back through onRequeue. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,299 @@
+/**
+ * The local worker pool as a compute node: N workers on this machine.
+ *
+ * Each worker gets several jobs in flight when jobs are short (a round trip per job would
+ * cap throughput at ~16k jobs/s), and just one when they are long (prefetching long jobs
+ * only unbalances the pool). The depth comes from the function's measured mean run time.
+ */
+import { JobCancelledError, JobTimeoutError, WorkerCrashError } from '../errors.ts';
+import { encodeMessage, type FromWorker, type FunctionDefinition } from '../protocol/worker-messages.ts';
+import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
+import { type WorkerExit, WorkerHandle, type WorkerOptions } from './worker-handle.ts';
+
+/** Jobs worth of run time to keep queued inside a worker, beyond the one it runs. */
+export const PREFETCH_BUDGET_MS = 2;
+/** Most jobs in flight per worker. */
+export const MAX_DEPTH = 128;
+/** Consecutive workers that die before becoming ready, after which the pool gives up. */
+const MAX_START_FAILURES = 3;
+
+/** How many jobs a worker should hold for jobs of this expected duration. */
+export function targetDepth(estimatedMs: number | undefined): number {
+  if (estimatedMs === undefined) return 1; // unknown cost: assume long until measured
+  if (estimatedMs >= PREFETCH_BUDGET_MS) return 1;
+  return Math.min(MAX_DEPTH, 1 + Math.floor(PREFETCH_BUDGET_MS / Math.max(estimatedMs, 0.001)));
+}
+
+export interface LocalPoolOptions extends WorkerOptions {
+  ncpus: number;
+}
+
+interface Placed {
+  job: DispatchJob;
+  worker: WorkerHandle;
+}
+
+export class LocalPool implements ComputeNode {
+  readonly id = 'local';
+  /** Raised when workers cannot start at all; the server fails what it cannot run elsewhere. */
+  onFatal: ((error: Error) => void) | null = null;
+
+  private readonly workers: WorkerHandle[] = [];
+  private readonly retiring = new Set<WorkerHandle>();
+  private readonly placed = new Map<number, Placed>();
+  private readonly exits = new Set<Promise<void>>();
+  private readonly exitWaiters = new Map<WorkerHandle, () => void>();
+  private target = 0;
+  private nextIndex = 0;
+  private startFailures = 0;
+  private closed = false;
+
+  constructor(
+    private readonly opts: LocalPoolOptions,
+    private readonly events: NodeEvents,
+  ) {
+    this.resize(opts.ncpus);
+  }
+
+  get ncpus(): number {
+    return this.target;
+  }
+
+  get inFlight(): number {
+    return this.placed.size;
+  }
+
+  /** Worker process ids (for diagnostics and tests). */
+  get pids(): number[] {
+    return this.workers.map((w) => w.pid);
+  }
+
+  /** Grows at once; shrinking retires workers once their current jobs are done. */
+  resize(n: number): void {
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`ncpus must be a whole number >= 0, got ${n}`);
+    this.target = n;
+    while (this.workers.length < n) this.spawn();
+    while (this.workers.length > n) {
+      // Retire the least busy workers first.
+      let pick = 0;
+      for (let i = 1; i < this.workers.length; i++) {
+        if (this.workers[i]!.inFlight.length < this.workers[pick]!.inFlight.length) pick = i;
+      }
+      const [w] = this.workers.splice(pick, 1);
+      this.retire(w!);
+    }
+    this.events.onCapacity(this);
+  }
+
+  freeSlots(estimatedMs: number | undefined): number {
+    const depth = targetDepth(estimatedMs);
+    let free = 0;
+    for (const w of this.workers) free += Math.max(0, depth - w.inFlight.length);
+    return free;
+  }
+
+  dispatch(jobs: DispatchJob[]): void {
+    // Least loaded workers first; each gets its share as one batch (one write).
+    const order = [...this.workers].sort((a, b) => a.inFlight.length - b.inFlight.length);
+    let next = 0;
+    for (const w of order) {
+      if (next >= jobs.length) break;
+      const room = targetDepth(jobs[next]!.estimatedMs) - w.inFlight.length;
+      if (room <= 0) continue;
+      const batch = jobs.slice(next, next + room);
+      next += batch.length;
+      this.sendBatch(w, batch);
+    }
+    // More than the workers asked for (the scheduler over-assigned): spread the rest evenly.
+    let i = 0;
+    while (next < jobs.length && order.length > 0) {
+      this.sendBatch(order[i++ % order.length]!, [jobs[next++]!]);
+    }
+    if (next < jobs.length) this.events.onRequeue(this, jobs.slice(next).map((j) => j.id));
+  }
+
+  private sendBatch(w: WorkerHandle, batch: DispatchJob[]): void {
+    const defs: FunctionDefinition[] = [];
+    for (const job of batch) {
+      if (!w.known.has(job.hash)) {
+        w.known.add(job.hash);
+        defs.push(job.definition());
+      }
+    }
+    if (defs.length > 0) w.send(encodeMessage({ type: 'define', defs }));
+    const wasIdle = w.inFlight.length === 0;
+    for (const job of batch) {
+      w.inFlight.push(job.id);
+      this.placed.set(job.id, { job, worker: w });
+    }
+    w.send(
+      encodeMessage({
+        type: 'run',
+        jobs: batch.map((j) => [j.id, j.hash]),
+        blobs: batch.map((j) => j.blob),
+      }),
+    );
+    if (wasIdle) this.armHeadTimer(w);
+  }
+
+  cancel(jobId: number): void {
+    const at = this.placed.get(jobId);
+    if (!at) return;
+    const w = at.worker;
+    if (w.inFlight[0] === jobId) {
+      // Running (synchronous code cannot be interrupted): stop the worker.
+      w.stopReason = { kind: 'cancel', jobId };
+      w.kill();
+    } else {
+      w.send(encodeMessage({ type: 'cancel', ids: [jobId] }));
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.target = 0;
+    for (const w of [...this.workers, ...this.retiring]) {
+      w.stopReason = { kind: 'close' };
+      w.kill();
+    }
+    this.workers.length = 0;
+    await Promise.all(this.exits);
+  }
+
+  private spawn(): void {
+    const w = new WorkerHandle(
+      this.nextIndex++,
+      this.opts,
+      (worker, msg) => this.onMessage(worker, msg),
+      (worker, exit) => this.onExit(worker, exit),
+    );
+    this.workers.push(w);
+    this.exits.add(
+      new Promise<void>((resolve) => {
+        this.exitWaiters.set(w, resolve);
+      }),
+    );
+  }
+
+  private retire(w: WorkerHandle): void {
+    w.stopReason = { kind: 'retire' };
+    this.retiring.add(w);
+    if (w.inFlight.length === 0) w.kill();
+  }
+
+  private onMessage(w: WorkerHandle, msg: FromWorker): void {
+    if (msg.type === 'ready') {
+      w.ready = true;
+      this.startFailures = 0;
+      this.events.onCapacity(this);
+      return;
+    }
+    for (let i = 0; i < msg.results.length; i++) {
+      const [id, status, durationMs] = msg.results[i]!;
+      // Jobs run in order, so the answer is for the head; anything else is a protocol bug.
+      const headIndex = w.inFlight[0] === id ? 0 : w.inFlight.indexOf(id);
+      if (headIndex < 0) continue;
+      w.inFlight.splice(headIndex, 1);
+      this.placed.delete(id);
+      this.events.onResult(this, id, { status, durationMs, blob: msg.blobs[i]! });
+    }
+    this.armHeadTimer(w);
+    if (this.retiring.has(w) && w.inFlight.length === 0) w.kill();
+    else this.events.onCapacity(this);
+  }
+
+  /** Starts the timeout of the job now at the head of the worker's line, if it has one. */
+  private armHeadTimer(w: WorkerHandle): void {
+    if (w.headTimer) {
+      clearTimeout(w.headTimer);
+      w.headTimer = null;
+    }
+    const head = w.inFlight[0];
+    if (head === undefined) return;
+    const timeoutMs = this.placed.get(head)?.job.timeoutMs;
+    if (timeoutMs === undefined) return;
+    w.headTimer = setTimeout(() => {
+      if (w.inFlight[0] !== head) return;
+      w.stopReason = { kind: 'timeout', jobId: head };
+      w.kill();
+    }, timeoutMs);
+    w.headTimer.unref();
+  }
+
+  private onExit(w: WorkerHandle, exit: WorkerExit): void {
+    if (w.headTimer) clearTimeout(w.headTimer);
+    const idx = this.workers.indexOf(w);
+    if (idx >= 0) this.workers.splice(idx, 1);
+    this.retiring.delete(w);
+    this.exitWaiters.get(w)?.();
+    this.exitWaiters.delete(w);
+
+    const left = w.inFlight.splice(0);
+    const names = new Map(left.map((id) => [id, this.placed.get(id)?.job.name ?? `job ${id}`]));
+    for (const id of left) this.placed.delete(id);
+    const nameOf = (id: number) => names.get(id) ?? `job ${id}`;
+    const reason = w.stopReason;
+    let culprit: number | undefined;
+    let error: Error | undefined;
+    if (reason?.kind === 'timeout' || reason?.kind === 'cancel') {
+      culprit = left.includes(reason.jobId) ? reason.jobId : undefined;
+      const name = nameOf(reason.jobId);
+      error =
+        reason.kind === 'timeout'
+          ? new JobTimeoutError(`${name} ran past its timeout; its worker was stopped and replaced`)
+          : new JobCancelledError(`${name} was cancelled while running; its worker was stopped and replaced`);
+    } else if (reason === null && w.ready && left.length > 0) {
+      culprit = left[0];
+      error = crashError(w, exit, nameOf(culprit!), culprit!);
+    } else if (reason === null && !w.ready) {
+      this.startFailures++;
+    }
+    const requeue = left.filter((id) => id !== culprit);
+    if (culprit !== undefined && error) this.events.onJobFailed(this, culprit, error);
+    if (requeue.length > 0) this.events.onRequeue(this, requeue);
+
+    if (this.closed) return;
+    if (this.startFailures >= MAX_START_FAILURES) {
+      this.target = 0;
+      for (const other of this.workers.splice(0)) {
+        other.stopReason = { kind: 'close' };
+        other.kill();
+      }
+      this.onFatal?.(
+        new WorkerCrashError(
+          `local workers fail to start (last one: ${describeExit(exit)}); see the worker output above. ` +
+            'Check that Node can run with the flags you gave it, and that pp-node is installed completely.',
+          exit.code,
+          exit.signal,
+        ),
+      );
+      return;
+    }
+    while (this.workers.length < this.target) this.spawn();
+    this.events.onCapacity(this);
+  }
+
+}
+
+function describeExit(exit: WorkerExit): string {
+  if (exit.signal) return `killed by ${exit.signal}`;
+  return `exited with code ${exit.code}`;
+}
+
+function crashError(w: WorkerHandle, exit: WorkerExit, name: string, jobId: number): WorkerCrashError {
+  const kind = w.isolation === 'thread' ? 'worker thread' : `worker process ${w.pid}`;
+  let hint = '';
+  if (exit.signal === 'SIGABRT' || exit.code === 134 || exit.signal === 'SIGKILL') {
+    hint = ' It probably ran out of memory (see the output above); raise `workerMemoryMb` or use less memory per job.';
+  } else if (exit.signal === 'SIGSEGV') {
+    hint = ' It crashed (segmentation fault), most likely in a native module.';
+  } else if (exit.code !== null) {
+    hint = ' Did the job call process.exit()?';
+  }
+  return new WorkerCrashError(
+    `${name} (job ${jobId}) did not finish: its ${kind} ${describeExit(exit)}. The worker was replaced; other jobs go on.${hint}`,
+    exit.code,
+    exit.signal,
+  );
+}
+

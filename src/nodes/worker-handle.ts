@@ -1,0 +1,180 @@
+/**
+ * One worker of the local pool, as a child process (default) or a worker thread.
+ *
+ * Why processes by default: a job that exhausts memory or crashes V8 takes its whole process
+ * down. In a worker thread that process is the user's (nodejs/node#47224: a worker's OOM can
+ * abort the parent), so "the worker is replaced and the server keeps going" can only be
+ * promised for child processes. Threads stay available (`isolation: 'thread'`) because they
+ * move large arguments faster (transfer instead of a socket copy) and start faster; the
+ * benchmark (`npm run bench`) prints both.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { setPriority } from 'node:os';
+import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { decodeMessage, type FromWorker } from '../protocol/worker-messages.ts';
+import { FrameReader, joinFrame } from '../transport/frames.ts';
+
+export type Isolation = 'process' | 'thread';
+
+export interface WorkerOptions {
+  isolation: Isolation;
+  /** Heap limit per worker, in MiB (V8's max old space). */
+  maxMemoryMb?: number;
+  /** Scheduling priority for worker processes (nice value, 0..19); processes only. */
+  niceness?: number;
+}
+
+export interface WorkerExit {
+  code: number | null;
+  signal: string | null;
+}
+
+/** The worker entry next to this module: `.ts` when pp-node runs from source under tsx. */
+const runningFromSource = import.meta.url.endsWith('.ts');
+const entryUrl = new URL(runningFromSource ? '../worker/entry.ts' : '../worker/entry.js', import.meta.url);
+
+/** Flags a worker process needs: a TypeScript loader when pp-node itself runs from source. */
+function processExecArgv(opts: WorkerOptions): string[] {
+  const argv: string[] = [];
+  if (runningFromSource) {
+    const own = process.execArgv;
+    for (let i = 0; i < own.length; i++) {
+      const flag = own[i]!;
+      if (/^--(import|require|loader|experimental-loader)$/.test(flag) && i + 1 < own.length) {
+        argv.push(flag, own[++i]!);
+      } else if (/^--(import|require|loader|experimental-loader)=/.test(flag)) {
+        argv.push(flag);
+      }
+    }
+    if (!argv.some((a) => a.includes('tsx'))) argv.push('--import', 'tsx');
+  }
+  if (opts.maxMemoryMb) argv.push(`--max-old-space-size=${opts.maxMemoryMb}`);
+  return argv;
+}
+
+export class WorkerHandle {
+  readonly isolation: Isolation;
+  pid = 0;
+  ready = false;
+  /** Job ids sent and not yet answered, in the order the worker runs them. */
+  readonly inFlight: number[] = [];
+  /** Function hashes this worker has definitions for. */
+  readonly known = new Set<string>();
+  /** Why we are stopping it, if we are; decides how its in-flight jobs are reported. */
+  stopReason: { kind: 'timeout' | 'cancel'; jobId: number } | { kind: 'retire' | 'close' } | null = null;
+  /** When the job at the head of `inFlight` started running (estimated), for timeouts. */
+  headTimer: NodeJS.Timeout | null = null;
+
+  private child: ChildProcess | null = null;
+  private thread: Worker | null = null;
+  private socket: Socket | null = null;
+  private exited = false;
+
+  constructor(
+    readonly index: number,
+    opts: WorkerOptions,
+    private readonly onMessage: (w: WorkerHandle, msg: FromWorker) => void,
+    private readonly onExit: (w: WorkerHandle, exit: WorkerExit) => void,
+  ) {
+    this.isolation = opts.isolation;
+    if (opts.isolation === 'thread') this.startThread(opts);
+    else this.startProcess(opts);
+  }
+
+  private startProcess(opts: WorkerOptions): void {
+    const child = spawn(process.execPath, [...processExecArgv(opts), fileURLToPath(entryUrl)], {
+      stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
+      env: process.env,
+    });
+    this.child = child;
+    this.pid = child.pid ?? 0;
+    if (opts.niceness && child.pid) {
+      try {
+        setPriority(child.pid, opts.niceness);
+      } catch {
+        // Not permitted here: run at normal priority rather than not at all.
+      }
+    }
+    const socket = child.stdio[3] as Socket;
+    this.socket = socket;
+    const reader = new FrameReader((frame) => this.onMessage(this, decodeMessage(frame) as FromWorker));
+    socket.on('data', (chunk: Buffer) => reader.push(chunk));
+    socket.on('error', () => {}); // EPIPE after a crash: the exit handler reports it
+    // Report the exit only after the socket is drained, so results written just before a
+    // crash are delivered first.
+    let exit: WorkerExit | null = null;
+    let socketClosed = false;
+    const finish = () => {
+      if (exit && socketClosed && !this.exited) {
+        this.exited = true;
+        this.onExit(this, exit);
+      }
+    };
+    socket.on('close', () => {
+      socketClosed = true;
+      finish();
+    });
+    child.on('exit', (code, signal) => {
+      exit = { code, signal };
+      finish();
+    });
+    child.on('error', (error) => {
+      // spawn failed: there will be no 'exit'
+      exit = { code: null, signal: `spawn error: ${error.message}` };
+      socketClosed = true;
+      finish();
+    });
+  }
+
+  private startThread(opts: WorkerOptions): void {
+    const thread = new Worker(entryUrl, {
+      stdout: false,
+      stderr: false,
+      resourceLimits: opts.maxMemoryMb ? { maxOldGenerationSizeMb: opts.maxMemoryMb } : undefined,
+    });
+    this.thread = thread;
+    this.pid = process.pid;
+    thread.on('message', (data: ArrayBuffer) => this.onMessage(this, decodeMessage(Buffer.from(data)) as FromWorker));
+    thread.on('error', () => {}); // followed by 'exit'; the pool reports the job
+    thread.on('exit', (code) => {
+      if (this.exited) return;
+      this.exited = true;
+      this.onExit(this, { code, signal: null });
+    });
+  }
+
+  get alive(): boolean {
+    return !this.exited;
+  }
+
+  send(parts: Uint8Array[]): void {
+    if (this.exited) return;
+    if (this.thread) {
+      const frame = joinFrame(parts, false);
+      this.thread.postMessage(frame.buffer, [frame.buffer]);
+      return;
+    }
+    const socket = this.socket!;
+    let size = 0;
+    for (const p of parts) size += p.byteLength;
+    if (size < 65536) {
+      socket.write(joinFrame(parts, true));
+      return;
+    }
+    const header = Buffer.allocUnsafe(4);
+    header.writeUInt32BE(size, 0);
+    socket.cork();
+    socket.write(header);
+    for (const p of parts) socket.write(p);
+    socket.uncork();
+  }
+
+  /** Stops the worker at once (the running job, if any, is lost: the caller reports it). */
+  kill(): void {
+    if (this.exited) return;
+    if (this.child) this.child.kill('SIGKILL');
+    else void this.thread?.terminate();
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * Entry point of a worker: a child process (the server's default) or a worker thread.
+ * A child process talks over file descriptor 3, a socket pair the server created, and keeps
+ * stdout/stderr free for the jobs' own output.
+ */
+import { Socket } from 'node:net';
+import { isMainThread, parentPort } from 'node:worker_threads';
+import { FrameReader, joinFrame } from '../transport/frames.ts';
+import { encodeMessage } from '../protocol/worker-messages.ts';
+import { WorkerRuntime } from './runtime.ts';
+
+function reportStray(runtime: WorkerRuntime, kind: string) {
+  return (error: unknown) => {
+    if (runtime.strayError(error)) return;
+    // Nothing is running: not a job's fault we can report; keep the worker alive.
+    console.error(`pp-node worker ${process.pid}: ${kind} outside any job:`, error);
+  };
+}
+
+if (!isMainThread && parentPort) {
+  const port = parentPort;
+  const runtime = new WorkerRuntime({
+    send(parts) {
+      const frame = joinFrame(parts, false);
+      port.postMessage(frame.buffer, [frame.buffer]);
+    },
+  });
+  port.on('message', (data: ArrayBuffer) => runtime.receive(Buffer.from(data)));
+  process.on('uncaughtException', reportStray(runtime, 'uncaught exception'));
+  process.on('unhandledRejection', reportStray(runtime, 'unhandled rejection'));
+  port.postMessage(joinFrame(encodeMessage({ type: 'ready', pid: process.pid }), false).buffer);
+} else {
+  const socket = new Socket({ fd: 3, readable: true, writable: true });
+  const send = (parts: Uint8Array[]) => {
+    // Small messages: one copy and one write; large ones: a single writev without copying.
+    let size = 0;
+    for (const p of parts) size += p.byteLength;
+    if (size < 65536) {
+      socket.write(joinFrame(parts, true));
+      return;
+    }
+    const header = Buffer.allocUnsafe(4);
+    header.writeUInt32BE(size, 0);
+    socket.cork();
+    socket.write(header);
+    for (const p of parts) socket.write(p);
+    socket.uncork();
+  };
+  const runtime = new WorkerRuntime({ send });
+  const reader = new FrameReader((frame) => runtime.receive(frame));
+  socket.on('data', (chunk: Buffer) => reader.push(chunk));
+  // The server is gone (or closed the channel): nothing more can be delivered.
+  socket.on('end', () => process.exit(0));
+  socket.on('error', () => process.exit(0));
+  process.on('uncaughtException', reportStray(runtime, 'uncaught exception'));
+  process.on('unhandledRejection', reportStray(runtime, 'unhandled rejection'));
+  send(encodeMessage({ type: 'ready', pid: process.pid }));
+}

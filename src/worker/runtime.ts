@@ -1,0 +1,237 @@
+/**
+ * The job runtime inside a worker (a child process or a worker thread; remote nodes run the
+ * same runtime). It keeps compiled functions by content hash, so repeated jobs of one
+ * function are compiled once, and runs the jobs it is sent strictly one after another, in
+ * order. Strict order is what lets the server tell, when a worker dies, which job was
+ * running (the oldest one without a result) and which never started (all later ones).
+ *
+ * Each result is written to the channel as soon as its job ends, before the next job starts,
+ * so a hard crash (segfault, out of memory) cannot swallow the results of finished jobs.
+ */
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type CompiledFunction, compileBundle, moduleExportValue } from '../functions/compile.ts';
+import { type ClassRegistry, decode, encode, makeClassRegistry } from '../protocol/codec.ts';
+import {
+  decodeMessage,
+  encodeMessage,
+  type FunctionDefinition,
+  JobStatus,
+  type ToWorker,
+} from '../protocol/worker-messages.ts';
+
+/** How the runtime talks to its server: whole messages in, message parts out. */
+export interface WorkerChannel {
+  send(parts: Uint8Array[]): void;
+}
+
+interface Ready {
+  compiled: CompiledFunction;
+  registry: ClassRegistry;
+}
+interface Failed {
+  error: unknown;
+}
+type CacheEntry = Ready | Failed | Promise<Ready | Failed>;
+
+/** Compiled functions kept per worker; old ones are dropped first when it fills. */
+const MAX_CACHED_FUNCTIONS = 1000;
+
+export class WorkerRuntime {
+  private readonly definitions = new Map<string, FunctionDefinition>();
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly queue: Array<{ id: number; hash: string; blob: Uint8Array }> = [];
+  private queueHead = 0;
+  private readonly cancelled = new Set<number>();
+  private pumping = false;
+  /** Id of the job whose (async) function is running, for attributing stray errors. */
+  private currentJob: { id: number; fail: (error: unknown) => void } | null = null;
+
+  constructor(private readonly channel: WorkerChannel) {}
+
+  /** Handles one message frame from the server. */
+  receive(frame: Buffer): void {
+    const msg = decodeMessage(frame) as ToWorker;
+    switch (msg.type) {
+      case 'define':
+        for (const def of msg.defs) {
+          this.definitions.set(def.hash, def);
+          this.cache.delete(def.hash);
+        }
+        break;
+      case 'run':
+        for (let i = 0; i < msg.jobs.length; i++) {
+          const [id, hash] = msg.jobs[i]!;
+          this.queue.push({ id, hash, blob: msg.blobs[i]! });
+        }
+        this.pump();
+        break;
+      case 'cancel':
+        for (const id of msg.ids) this.cancelled.add(id);
+        break;
+      case 'shutdown':
+        process.exit(0);
+    }
+  }
+
+  /** Called for errors thrown outside any call stack of ours (timers, stray promises). */
+  strayError(error: unknown): boolean {
+    if (!this.currentJob) return false;
+    this.currentJob.fail(error);
+    return true;
+  }
+
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    void this.drain().finally(() => {
+      this.pumping = false;
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queueHead < this.queue.length) {
+      const job = this.queue[this.queueHead]!;
+      this.queue[this.queueHead++] = undefined as never;
+      if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+        this.queue.splice(0, this.queueHead);
+        this.queueHead = 0;
+      }
+      if (this.cancelled.delete(job.id)) {
+        this.reply(job.id, JobStatus.Cancelled, 0, encode(undefined));
+        continue;
+      }
+      let entry = this.lookup(job.hash);
+      if (entry instanceof Promise) entry = await entry;
+      if ('error' in entry) {
+        this.reply(job.id, JobStatus.SetupFailed, 0, encodeError(entry.error, undefined));
+        continue;
+      }
+      const pending = this.run(job.id, job.blob, entry);
+      if (pending) await pending;
+    }
+  }
+
+  /** Runs one job; returns a promise only when the function is async. */
+  private run(id: number, blob: Uint8Array, entry: Ready): Promise<void> | undefined {
+    let thisArg: unknown;
+    let args: unknown[];
+    try {
+      [thisArg, args] = decode(blob, entry.registry) as [unknown, unknown[]];
+    } catch (error) {
+      this.reply(id, JobStatus.SetupFailed, 0, encodeError(error, entry.registry));
+      return undefined;
+    }
+    const start = performance.now();
+    let value: unknown;
+    try {
+      value = entry.compiled.entry.apply(thisArg, args);
+    } catch (error) {
+      this.reply(id, JobStatus.Threw, performance.now() - start, encodeError(error, entry.registry));
+      return undefined;
+    }
+    if (value === null || typeof value !== 'object' || typeof (value as PromiseLike<unknown>).then !== 'function') {
+      this.replyValue(id, performance.now() - start, value, entry);
+      return undefined;
+    }
+    return new Promise<void>((resolve) => {
+      let settled = false;
+      const settle = (ok: boolean, v: unknown) => {
+        if (settled) return;
+        settled = true;
+        this.currentJob = null;
+        if (ok) this.replyValue(id, performance.now() - start, v, entry);
+        else this.reply(id, JobStatus.Threw, performance.now() - start, encodeError(v, entry.registry));
+        resolve();
+      };
+      this.currentJob = { id, fail: (e) => settle(false, e) };
+      (value as PromiseLike<unknown>).then(
+        (v) => settle(true, v),
+        (e) => settle(false, e),
+      );
+    });
+  }
+
+  private replyValue(id: number, ms: number, value: unknown, entry: Ready): void {
+    let bytes: Buffer;
+    try {
+      bytes = encode(value, entry.registry, 'result');
+    } catch (error) {
+      const wrapped = new TypeError(
+        `the result of ${entry.compiled.name} cannot travel back: ${(error as Error).message}`,
+      );
+      this.reply(id, JobStatus.Threw, ms, encodeError(wrapped, entry.registry));
+      return;
+    }
+    this.reply(id, JobStatus.Ok, ms, bytes);
+  }
+
+  private reply(id: number, status: JobStatus, ms: number, blob: Uint8Array): void {
+    this.channel.send(encodeMessage({ type: 'done', results: [[id, status, ms]], blobs: [blob] }));
+  }
+
+  private lookup(hash: string): CacheEntry {
+    const hit = this.cache.get(hash);
+    if (hit) return hit;
+    const def = this.definitions.get(hash);
+    if (!def) return { error: new Error(`worker has no definition for function ${hash}: protocol error`) };
+    const made = compileDefinition(def);
+    this.cache.set(hash, made);
+    if (made instanceof Promise) void made.then((done) => this.cache.set(hash, done));
+    if (this.cache.size > MAX_CACHED_FUNCTIONS) {
+      const oldest = this.cache.keys().next().value as string;
+      this.cache.delete(oldest);
+    }
+    return made;
+  }
+}
+
+function compileDefinition(def: FunctionDefinition): Ready | Failed | Promise<Ready | Failed> {
+  const finish = (modules: Record<string, unknown>): Ready | Failed => {
+    try {
+      const compiled = compileBundle(def, { ...modules, ...def.globals });
+      return { compiled, registry: makeClassRegistry(compiled.classes) };
+    } catch (error) {
+      return { error };
+    }
+  };
+  if (def.modules.length === 0) return finish({});
+  return Promise.all(def.modules.map(([binding, spec]) => loadModule(spec, def.name).then((v) => [binding, v]))).then(
+    (pairs) => finish(Object.fromEntries(pairs)),
+    (error: unknown) => ({ error }),
+  );
+}
+
+/**
+ * Imports a module for a job. Bare specifiers resolve first as usual (from pp-node's own
+ * location, which finds the user's node_modules when pp-node is installed there), then from
+ * the worker's working directory, so a package installed only in the user's project loads too.
+ */
+async function loadModule(specifier: string, fnName: string): Promise<unknown> {
+  try {
+    return moduleExportValue(await import(specifier));
+  } catch (first) {
+    try {
+      const resolved = createRequire(join(process.cwd(), 'noop.js')).resolve(specifier);
+      return moduleExportValue(await import(pathToFileURL(resolved).href));
+    } catch {
+      const reason = (first as Error).message;
+      throw new Error(`${fnName} needs module '${specifier}', which the worker cannot load: ${reason}`);
+    }
+  }
+}
+
+/** Encodes a thrown value for the trip back; values that cannot travel become an Error. */
+function encodeError(error: unknown, registry: ClassRegistry | undefined): Buffer {
+  try {
+    return encode(error, registry, 'error');
+  } catch {
+    const e = new Error(String(error));
+    if (error instanceof Error) {
+      e.name = error.name;
+      e.stack = error.stack;
+    }
+    return encode(e);
+  }
+}
