@@ -309,7 +309,10 @@ export class Server extends EventEmitter<ServerEvents> {
     // Bundles are cached per definition, so this is one registry per function.
     const key = bundle.classes as object;
     let r = this.#registries.get(key);
-    if (!r) this.#registries.set(key, (r = makeClassRegistry(bundle.classes)));
+    if (!r) {
+      checkGlobals(bundle);
+      this.#registries.set(key, (r = makeClassRegistry(bundle.classes)));
+    }
     return r;
   }
 
@@ -506,6 +509,19 @@ function encodeArgs(thisArg: unknown, args: readonly unknown[], registry: ClassR
     encode(args, registry, 'args');
     encode(thisArg, registry, 'this');
     throw error;
+  }
+}
+
+/** Globals travel with the function's definition, before its classes exist: plain values only. */
+function checkGlobals(bundle: FunctionBundle): void {
+  if (Object.keys(bundle.globals).length === 0) return;
+  try {
+    encode(bundle.globals, undefined, 'globals');
+  } catch (error) {
+    throw new TypeError(
+      `the globals of ${bundle.name} must be plain values (numbers, strings, arrays, objects, Maps...): ` +
+        `${(error as Error).message.replace(/: pass the class in deps.*$/, '')}. Pass class instances as arguments instead.`,
+    );
   }
 }
 

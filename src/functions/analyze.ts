@@ -95,8 +95,9 @@ function computeInfo(source: string): SourceInfo {
       program = undefined;
     }
     const obj = program && singleExpression(program);
-    const prop = obj?.type === 'ObjectExpression' && obj.properties.length === 1 ? obj.properties[0] : undefined;
-    if (!prop || prop.type !== 'Property' || !(prop.method || prop.kind !== 'init')) {
+    const prop =
+      obj?.type === 'ObjectExpression' && obj.properties.length === 1 ? obj.properties[0] : undefined;
+    if (prop?.type !== 'Property' || !(prop.method || prop.kind !== 'init')) {
       const reason = error instanceof Error ? `: ${error.message}` : '';
       throw new SyntaxError(
         `cannot parse function source${reason} (expected a function, arrow function, class or method; source starts with ${JSON.stringify(source.slice(0, 60))})`,
@@ -183,7 +184,12 @@ function patched(node: AnyNode): AnyNode {
   }
   if (node.type === 'StaticBlock') {
     const block = { type: 'BlockStatement', body: node.body };
-    return { type: 'ArrowFunctionExpression', params: [], body: block, expression: false } as unknown as AnyNode;
+    return {
+      type: 'ArrowFunctionExpression',
+      params: [],
+      body: block,
+      expression: false,
+    } as unknown as AnyNode;
   }
   return node;
 }

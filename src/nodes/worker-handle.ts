@@ -129,7 +129,13 @@ export class WorkerHandle {
   }
 
   private startThread(opts: WorkerOptions): void {
-    const thread = new Worker(entryUrl, {
+    // From source, a thread's entry is TypeScript: Node 20 does not apply `--import tsx` to
+    // a worker's entry module, so register tsx inside the thread first.
+    const entry = runningFromSource
+      ? `import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entryUrl.href)}); })`
+      : entryUrl;
+    const thread = new Worker(entry, {
+      eval: runningFromSource,
       stdout: false,
       stderr: false,
       resourceLimits: opts.maxMemoryMb ? { maxOldGenerationSizeMb: opts.maxMemoryMb } : undefined,
@@ -137,7 +143,7 @@ export class WorkerHandle {
     this.thread = thread;
     this.pid = process.pid;
     thread.on('message', (data: ArrayBuffer) => this.onMessage(this, decodeMessage(Buffer.from(data)) as FromWorker));
-    thread.on('error', () => {}); // followed by 'exit'; the pool reports the job
+    thread.on('error', (e) => { if (!this.ready) console.error('pp-node: worker thread failed to start:', e); });
     thread.on('exit', (code) => {
       if (this.exited) return;
       this.exited = true;
@@ -153,7 +159,7 @@ export class WorkerHandle {
     if (this.exited) return;
     if (this.thread) {
       const frame = joinFrame(parts, false);
-      this.thread.postMessage(frame.buffer, [frame.buffer]);
+      this.thread.postMessage(frame.buffer, [frame.buffer as ArrayBuffer]);
       return;
     }
     const socket = this.socket!;

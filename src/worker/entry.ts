@@ -22,7 +22,7 @@ if (!isMainThread && parentPort) {
   const runtime = new WorkerRuntime({
     send(parts) {
       const frame = joinFrame(parts, false);
-      port.postMessage(frame.buffer, [frame.buffer]);
+      port.postMessage(frame.buffer, [frame.buffer as ArrayBuffer]);
     },
   });
   port.on('message', (data: ArrayBuffer) => runtime.receive(Buffer.from(data)));

@@ -1,0 +1,273 @@
+import assert from 'node:assert/strict';
+
+declare const SALT: string;
+declare const crypto: typeof import('node:crypto');
+import { after, describe, test } from 'node:test';
+import {
+  JobCancelledError,
+  JobTimeoutError,
+  Server,
+  ServerClosedError,
+  Template,
+  UndeclaredIdentifierError,
+  WorkerCrashError,
+} from '../src/index.ts';
+
+function isprime(n: number): boolean {
+  if (n < 2) return false;
+  for (let i = 2; i * i <= n; i++) if (n % i === 0) return false;
+  return true;
+}
+function sumPrimes(n: number): number {
+  let s = 0;
+  for (let x = 2; x < n; x++) if (isprime(x)) s += x;
+  return s;
+}
+
+class Point {
+  constructor(
+    public x: number,
+    public y: number,
+  ) {}
+  norm(): number {
+    return Math.hypot(this.x, this.y);
+  }
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('Server on local processes', () => {
+  const server = new Server({ ncpus: 2 });
+  after(() => server.close());
+
+  test('runs jobs with deps and returns their results in order of submission', async () => {
+    const inputs = [100, 1000, 5000, 20000];
+    const jobs = inputs.map((n) => server.submit(sumPrimes, [n], { deps: [isprime] }));
+    const got = await Promise.all(jobs);
+    assert.deepEqual(
+      got,
+      inputs.map((n) => sumPrimes(n)),
+    );
+    assert.equal(got[0], 1060);
+    assert.ok(jobs.every((j) => j.finished));
+  });
+
+  test('binds modules and globals by name', async () => {
+    const md5 = (s: string) => crypto.createHash('md5').update(s + SALT).digest('hex');
+    const job = server.submit(md5, ['abc'], { modules: ['node:crypto'], globals: { SALT: '!' } });
+    const { createHash } = await import('node:crypto');
+    assert.equal(await job, createHash('md5').update('abc!').digest('hex'));
+  });
+
+  test('a job that throws rejects with its own error; other jobs go on', async () => {
+    class Boom extends Error {
+      code = 'E_BOOM';
+    }
+    function explode(n: number): number {
+      if (n === 3) throw new Boom(`no ${n}`);
+      return n * 2;
+    }
+    const jobs = [1, 2, 3, 4].map((n) => server.submit(explode, [n], { deps: [Boom] }));
+    await assert.rejects(jobs[2]!.result(), (e: any) => {
+      assert.equal(e instanceof Boom, true, 'error arrives as an instance of its class');
+      assert.equal(e.message, 'no 3');
+      assert.equal(e.code, 'E_BOOM');
+      assert.match(e.stack, /explode/);
+      assert.equal(e.job.name, 'explode');
+      return true;
+    });
+    assert.deepEqual(await Promise.all([jobs[0], jobs[1], jobs[3]]), [2, 4, 8]);
+    await assert.rejects(server.submit(() => { throw new RangeError('r') }, []), RangeError);
+  });
+
+  test('submit refuses a function that uses an undeclared name, before sending anything', () => {
+    assert.throws(
+      () => server.submit(sumPrimes, [10]),
+      (e: any) => e instanceof UndeclaredIdentifierError && /isprime/.test(e.message) && /deps/.test(e.message),
+    );
+  });
+
+  test('submit refuses arguments that cannot travel', () => {
+    assert.throws(() => server.submit((f: unknown) => f, [() => 1]), /args\[0\]/);
+    assert.throws(() => server.submit((p: Point) => p.x, [new Point(1, 2)]), /Point/);
+  });
+
+  test('class instances in deps travel both ways as instances', async () => {
+    const flip = (p: Point) => new Point(p.y, p.x);
+    const out = await server.submit(flip, [new Point(3, 4)], { deps: [Point] });
+    assert.ok(out instanceof Point);
+    assert.deepEqual([out.x, out.y, out.norm()], [4, 3, 5]);
+  });
+
+  test('method form: the object travels as this', async () => {
+    class Scaler {
+      constructor(public k: number) {}
+      scale(v: number) {
+        return v * this.k;
+      }
+    }
+    assert.equal(await server.submit([new Scaler(3), 'scale'], [5]), 15);
+  });
+
+  test('structured values round-trip', async () => {
+    const v = { m: new Map([[1, new Set(['a'])]]), d: new Date(5), b: 10n ** 30n, t: new Float64Array([1.5, -0]), u: undefined, n: NaN };
+    const out: any = await server.submit((x: unknown) => x, [v]);
+    assert.deepEqual(out, v);
+    assert.ok(Object.is(out.t[1], -0));
+  });
+
+  test('async functions are awaited in the worker', async () => {
+    const later = async (x: number) => {
+      await new Promise((r) => setTimeout(r, 5));
+      return x + 1;
+    };
+    assert.deepEqual(await Promise.all([1, 2, 3].map((x) => server.submit(later, [x]))), [2, 3, 4]);
+  });
+
+  test('a function is compiled once per worker however many jobs use it', async () => {
+    class CompileCounter {
+      static {
+        (globalThis as any).ppCompiles = ((globalThis as any).ppCompiles ?? 0) + 1;
+      }
+    }
+    const probe = () => [(globalThis as any).ppCompiles, CompileCounter.name];
+    const results = await Promise.all(Array.from({ length: 2000 }, () => server.submit(probe, [], { deps: [CompileCounter] })));
+    assert.ok(results.every((r) => r[0] === 1), 'every job saw a single compilation in its worker');
+  });
+
+  test('callbacks run here with callbackArgs first, and wait(group) waits for the group', async () => {
+    const seen: Array<[string, number]> = [];
+    for (let i = 0; i < 20; i++) {
+      server.submit((x: number) => x * x, [i], { callback: (tag: string, r: number) => seen.push([tag, r]), callbackArgs: ['sq'], group: 'g1' });
+    }
+    await server.wait('g1');
+    assert.equal(seen.length, 20);
+    assert.deepEqual(seen.map((s) => s[1]).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i * i).sort((a, b) => a - b));
+    assert.ok(seen.every((s) => s[0] === 'sq'));
+  });
+
+  test('Template submits one function many times', async () => {
+    const t = new Template(server, sumPrimes, { deps: [isprime] });
+    assert.deepEqual(await Promise.all([t.submit(100), t.submit(10)]), [1060, 17]);
+  });
+
+  test('a job that exits its worker rejects; the worker is replaced and no other job is lost or repeated', async () => {
+    const deliveries = new Map<number, number>();
+    const work = (i: number) => {
+      if (i === 37) process.exit(7);
+      return i;
+    };
+    const jobs = Array.from({ length: 200 }, (_, i) =>
+      server.submit(work, [i], { callback: (r: number) => deliveries.set(r, (deliveries.get(r) ?? 0) + 1) }),
+    );
+    await assert.rejects(jobs[37]!, (e: any) => e instanceof WorkerCrashError && e.exitCode === 7 && /work/.test(e.message));
+    await server.wait();
+    for (let i = 0; i < 200; i++) {
+      if (i === 37) continue;
+      assert.equal(await jobs[i], i);
+      assert.equal(deliveries.get(i), 1, `job ${i} delivered once`);
+    }
+    assert.equal(await server.submit((x: number) => x, [1]), 1);
+  });
+
+  test('an infinite loop past its timeout rejects; the server keeps going', async () => {
+    const spin = () => {
+      for (;;);
+    };
+    const stuck = server.submit(spin, [], { timeout: 300 });
+    const fine = Array.from({ length: 10 }, (_, i) => server.submit((x: number) => x + 1, [i]));
+    await assert.rejects(stuck, JobTimeoutError);
+    assert.deepEqual(await Promise.all(fine), Array.from({ length: 10 }, (_, i) => i + 1));
+  });
+
+  test('signal cancels a queued job and a running one', async () => {
+    const spin = () => {
+      for (;;);
+    };
+    const ac = new AbortController();
+    const running = server.submit(spin, [], { signal: ac.signal });
+    await new Promise((r) => setTimeout(r, 200));
+    ac.abort();
+    await assert.rejects(running, (e: any) => e.name === 'AbortError' || e instanceof JobCancelledError);
+    const pre = new AbortController();
+    pre.abort();
+    await assert.rejects(server.submit((x: number) => x, [1], { signal: pre.signal }));
+    assert.equal(await server.submit((x: number) => x, [2]), 2);
+  });
+
+  test('getStats counts every finished job on the local node and printStats prints pp\'s table', async () => {
+    const before = server.getStats().totalJobs;
+    await Promise.all(Array.from({ length: 10 }, (_, i) => server.submit((x: number) => x, [i])));
+    const s = server.getStats();
+    assert.equal(s.totalJobs, before + 10);
+    assert.equal(s.nodes[0]!.node, 'local');
+    assert.equal(s.ncpus, 2);
+    let text = '';
+    server.printStats((t) => (text = t));
+    assert.match(text, /^Job execution statistics:\n job count \| % of all jobs \| job time sum \| time per job \| job server\n/);
+    assert.match(text, /\| local\n/);
+    assert.match(text, /active tasks, 2 cores$/);
+  });
+});
+
+test('setNcpus grows at once and shrinks while jobs run', async () => {
+  await using server = new Server({ ncpus: 1 });
+  const slow = (ms: number) => {
+    const end = Date.now() + ms;
+    while (Date.now() < end);
+    return process.pid;
+  };
+  const first = Array.from({ length: 6 }, () => server.submit(slow, [100]));
+  server.setNcpus(3);
+  assert.equal(server.getNcpus(), 3);
+  const pids1 = new Set(await Promise.all(first));
+  assert.ok(pids1.size >= 2, `jobs ran on ${pids1.size} workers after growing`);
+  const second = Array.from({ length: 6 }, () => server.submit(slow, [50]));
+  server.setNcpus(1);
+  assert.equal(server.getNcpus(), 1);
+  assert.equal((await Promise.all(second)).length, 6);
+  const third = new Set(await Promise.all(Array.from({ length: 6 }, () => server.submit(slow, [20]))));
+  assert.equal(third.size, 1, 'one worker left');
+});
+
+test('a worker that runs out of memory loses only its job', async () => {
+  await using server = new Server({ ncpus: 1, workerMemoryMb: 64 });
+  const hog = () => {
+    const keep: number[][] = [];
+    for (;;) keep.push(new Array(1e6).fill(1));
+  };
+  const job = server.submit(hog, []);
+  const after = server.submit((x: number) => x * 3, [3]);
+  await assert.rejects(job, WorkerCrashError);
+  assert.equal(await after, 9);
+});
+
+test('close ends every worker, rejects unfinished jobs, and submit after close throws', async () => {
+  const server = new Server({ ncpus: 2 });
+  const pids = await Promise.all([1, 2, 3, 4].map(() => server.submit(() => process.pid, [])));
+  const pending = server.submit(() => {
+    for (;;);
+  }, []);
+  await server.close();
+  await assert.rejects(pending, ServerClosedError);
+  assert.throws(() => server.submit((x: number) => x, [1]), ServerClosedError);
+  for (const pid of new Set(pids)) assert.equal(alive(pid), false, `worker ${pid} ended`);
+});
+
+describe('Server on worker threads', () => {
+  test('runs jobs, survives a job that exits its thread', async () => {
+    await using server = new Server({ ncpus: 2, isolation: 'thread' });
+    assert.equal(await server.submit(sumPrimes, [100], { deps: [isprime] }), 1060);
+    const bad = server.submit(() => process.exit(3), []);
+    const good = Array.from({ length: 20 }, (_, i) => server.submit((x: number) => x, [i]));
+    await assert.rejects(bad, WorkerCrashError);
+    assert.deepEqual(await Promise.all(good), Array.from({ length: 20 }, (_, i) => i));
+  });
+});
