@@ -12,6 +12,7 @@ import { LocalPool } from '../nodes/local-pool.ts';
 import type { Isolation } from '../nodes/worker-handle.ts';
 import { type ClassRegistry, decode, encode, makeClassRegistry } from '../protocol/codec.ts';
 import { type FunctionDefinition, JobStatus } from '../protocol/worker-messages.ts';
+import { Fifo } from '../scheduler/fifo.ts';
 import { assignJobs, DurationEstimate } from '../scheduler/policy.ts';
 import { Job } from './job.ts';
 import { formatStats, type NodeStats, type ServerStats } from './stats.ts';
@@ -105,8 +106,7 @@ const DEFAULT_GROUP = 'default';
 export class Server extends EventEmitter<ServerEvents> {
   readonly #created = performance.now();
   readonly #records = new Map<number, JobRecord>();
-  #queue: JobRecord[] = [];
-  #queueHead = 0;
+  readonly #queue = new Fifo<JobRecord>();
   readonly #nodes: ComputeNode[] = [];
   readonly #local: LocalPool;
   readonly #counters = new Map<string, NodeCounters>();
@@ -288,8 +288,7 @@ export class Server extends EventEmitter<ServerEvents> {
     this.#closed = true;
     const error = new ServerClosedError('the server was closed before this job finished');
     for (const rec of [...this.#records.values()]) this.#settle(rec, false, error);
-    this.#queue = [];
-    this.#queueHead = 0;
+    this.#queue.clear();
     this.#closing = Promise.all(this.#nodes.map((n) => n.close())).then(() => undefined);
     return this.#closing;
   }
@@ -328,15 +327,17 @@ export class Server extends EventEmitter<ServerEvents> {
   /** Hands queued jobs to nodes as far as they have room. */
   #drain(): void {
     const nodes = this.#nodes;
-    while (this.#queueHead < this.#queue.length) {
-      const head = this.#queue[this.#queueHead]!;
-      if (head.settled) {
-        this.#queueHead++;
-        continue;
+    const queue = this.#queue;
+    for (;;) {
+      let head = queue.peek();
+      while (head?.settled) {
+        queue.shift();
+        head = queue.peek();
       }
+      if (!head) return;
       const estimate = this.#estimates.get(head.bundle.hash)?.value;
       const counts = assignJobs(
-        this.#queue.length - this.#queueHead,
+        queue.size,
         nodes.map((n) => n.freeSlots(estimate)),
       );
       let sent = 0;
@@ -344,8 +345,8 @@ export class Server extends EventEmitter<ServerEvents> {
         const want = counts[i]!;
         if (want === 0) continue;
         const batch: DispatchJob[] = [];
-        while (batch.length < want && this.#queueHead < this.#queue.length) {
-          const rec = this.#queue[this.#queueHead++]!;
+        while (batch.length < want && queue.size > 0) {
+          const rec = queue.shift()!;
           if (rec.settled) continue;
           rec.node = nodes[i]!;
           (rec.dispatch as { estimatedMs: number | undefined }).estimatedMs = this.#estimates.get(
@@ -358,11 +359,7 @@ export class Server extends EventEmitter<ServerEvents> {
           nodes[i]!.dispatch(batch);
         }
       }
-      if (sent === 0) break;
-    }
-    if (this.#queueHead > 4096 && this.#queueHead * 2 > this.#queue.length) {
-      this.#queue = this.#queue.slice(this.#queueHead);
-      this.#queueHead = 0;
+      if (sent === 0) return;
     }
   }
 
@@ -426,10 +423,7 @@ export class Server extends EventEmitter<ServerEvents> {
       rec.node = null;
       back.push(rec);
     }
-    if (back.length > 0) {
-      this.#queue = [...back, ...this.#queue.slice(this.#queueHead)];
-      this.#queueHead = 0;
-    }
+    this.#queue.unshiftAll(back);
     this.#scheduleDrain();
   }
 

@@ -197,6 +197,8 @@ const K_BOOLEAN = 8;
 const K_BIGINT = 9;
 const K_SYMBOL = 10;
 const K_SHARED = 11;
+const K_PLAIN = 12;
+const K_NULL_PROTO = 13;
 const K_VIEW = 0x100; // + view kind
 const K_ERROR = 0x200; // + error kind
 
@@ -230,6 +232,9 @@ const UNCLONEABLE_HINTS = new Map<Function, string>([
   [URL, 'pass url.href (a string) instead'],
 ]);
 
+// Error.isError (Node 24+) supersedes util.types.isNativeError; both see errors from other realms.
+const isNativeError: (v: unknown) => boolean =
+  (Error as { isError?: (v: unknown) => boolean }).isError ?? types.isNativeError;
 const isEnumerable = Object.prototype.propertyIsEnumerable;
 const hasOwn = Object.hasOwn;
 const getProto = Object.getPrototypeOf;
@@ -396,15 +401,22 @@ class Encoder {
   }
 
   writeValue(v: unknown): void {
-    if (typeof v === 'number') return this.writeNumber(v);
-    if (typeof v === 'string') return this.writeString(v);
+    if (typeof v === 'number') {
+      this.writeNumber(v);
+      return;
+    }
+    if (typeof v === 'string') {
+      this.writeString(v);
+      return;
+    }
     if (typeof v === 'object') {
       if (v === null) {
         this.ensure(1);
         this.buf[this.pos++] = T_NULL;
         return;
       }
-      return this.writeObject(v);
+      this.writeObject(v);
+      return;
     }
     this.ensure(1);
     if (typeof v === 'boolean') {
@@ -417,12 +429,11 @@ class Encoder {
     }
     if (typeof v === 'bigint') {
       this.buf[this.pos++] = T_BIGINT;
-      return this.writeBigIntBody(v);
+      this.writeBigIntBody(v);
+      return;
     }
     if (typeof v === 'function') {
-      throw new PathFail(
-        `functions cannot travel as values: pass it in deps instead (found ${describe(v)})`,
-      );
+      throw new PathFail(`functions cannot travel as values: pass it in deps instead (found ${describe(v)})`);
     }
     throw new PathFail(`symbols cannot travel as values (found ${String(v)})`);
   }
@@ -498,7 +509,10 @@ class Encoder {
     const header = max <= 0xff ? 2 : 5;
     const n = utf8Write(this.buf, s, start + header, max);
     // UTF-8 byte count equals the char count only for pure ASCII.
-    if (n !== len && !isWellFormed(s)) return this.writeUtf16(s);
+    if (n !== len && !isWellFormed(s)) {
+      this.writeUtf16(s);
+      return;
+    }
     const buf = this.buf;
     if (header === 2) {
       buf[start] = n === len ? T_LATIN1_8 : T_UTF8_8;
@@ -593,29 +607,60 @@ class Encoder {
 
   writeObject(v: object): void {
     if (this.writeRef(v)) return;
-    if (Array.isArray(v)) return this.writeArray(v);
+    if (Array.isArray(v)) {
+      this.writeArray(v);
+      return;
+    }
     const proto = getProto(v);
-    if (proto === Object.prototype) return this.writeProps(v, T_OBJECT, true);
-    const kind = proto === null ? -1 : PROTO_KINDS.get(proto);
-    if (kind === undefined) return this.writeOther(v, proto);
-    if (kind === -1) return this.writeProps(v, T_NULL_OBJECT, false);
-    if (kind >= K_ERROR) return this.writeError(v as Error, kind - K_ERROR, undefined);
-    if (kind >= K_VIEW) return this.writeView(v as ArrayBufferView, kind - K_VIEW);
+    if (proto === Object.prototype) {
+      this.writeProps(v, T_OBJECT, true);
+      return;
+    }
+    const kind = proto === null ? K_NULL_PROTO : PROTO_KINDS.get(proto);
+    if (kind === undefined) {
+      this.writeOther(v, proto);
+      return;
+    }
+    this.writeKind(v, kind);
+  }
+
+  /** Writes a built-in object whose kind is known (K_* constant). */
+  writeKind(v: object, kind: number): void {
+    if (kind === K_PLAIN) {
+      this.writeProps(v, T_OBJECT, true);
+      return;
+    }
+    if (kind === K_NULL_PROTO) {
+      this.writeProps(v, T_NULL_OBJECT, false);
+      return;
+    }
+    if (kind >= K_ERROR) {
+      this.writeError(v as Error, kind - K_ERROR, undefined);
+      return;
+    }
+    if (kind >= K_VIEW) {
+      this.writeView(v as ArrayBufferView, kind - K_VIEW);
+      return;
+    }
     this.ensure(10);
     const buf = this.buf;
     switch (kind) {
       case K_MAP:
-        return this.writeMap(v as Map<unknown, unknown>);
+        this.writeMap(v as Map<unknown, unknown>);
+        return;
       case K_SET:
-        return this.writeSet(v as Set<unknown>);
+        this.writeSet(v as Set<unknown>);
+        return;
       case K_DATE:
         buf[this.pos++] = T_DATE;
-        return this.writeFloat64(dateGetTime.call(v));
+        this.writeFloat64(dateGetTime.call(v));
+        return;
       case K_REGEXP: {
         const re = v as RegExp;
         buf[this.pos++] = T_REGEXP;
         this.writeString(re.source);
-        return this.writeString(re.flags);
+        this.writeString(re.flags);
+        return;
       }
       case K_ARRAY_BUFFER: {
         const ab = v as ArrayBuffer;
@@ -623,23 +668,27 @@ class Encoder {
         buf[this.pos++] = T_ARRAY_BUFFER;
         this.writeVarint(n);
         this.ensure(n);
-        this.buf.set(new Uint8Array(ab), this.pos);
+        // A detached buffer has length 0 and cannot be viewed: it travels as empty.
+        if (n > 0) this.buf.set(new Uint8Array(ab), this.pos);
         this.pos += n;
         return;
       }
       case K_NUMBER:
         buf[this.pos++] = T_BOXED_NUMBER;
-        return this.writeFloat64(numberValueOf.call(v));
+        this.writeFloat64(numberValueOf.call(v));
+        return;
       case K_STRING:
         buf[this.pos++] = T_BOXED_STRING;
-        return this.writeString(stringValueOf.call(v));
+        this.writeString(stringValueOf.call(v));
+        return;
       case K_BOOLEAN:
         buf[this.pos++] = booleanValueOf.call(v) ? T_BOXED_TRUE : T_BOXED_FALSE;
         return;
       case K_BIGINT:
         buf[this.pos++] = T_BOXED_BIGINT;
         buf[this.pos++] = T_BIGINT;
-        return this.writeBigIntBody(bigintValueOf.call(v));
+        this.writeBigIntBody(bigintValueOf.call(v));
+        return;
       case K_SYMBOL:
         throw new PathFail('symbols cannot travel as values (found a boxed Symbol)');
       default:
@@ -656,18 +705,30 @@ class Encoder {
       ctor = undefined;
     }
     const name = typeof ctor === 'function' ? this.classes?.byCtor.get(ctor) : undefined;
-    const isError = v instanceof Error || types.isNativeError(v);
+    const isError = v instanceof Error || isNativeError(v);
     if (name !== undefined) {
-      if (isError) return this.writeError(v as Error, ERR_CLASS, name);
+      if (isError) {
+        this.writeError(v as Error, ERR_CLASS, name);
+        return;
+      }
       this.ensure(1);
       this.buf[this.pos++] = T_INSTANCE;
       this.writeString(name);
-      return this.writeProps(v, -1, false);
+      this.writeProps(v, -1, false);
+      return;
     }
-    if (isError) return this.writeError(v as Error, errorKindOf(proto, v as Error), undefined);
-    // A plain object or array from another realm (vm context).
-    if (getProto(proto) === null && typeof ctor === 'function' && ctor.name === 'Object') {
-      return this.writeProps(v, T_OBJECT, true);
+    if (isError) {
+      this.writeError(v as Error, errorKindOf(proto, v as Error), undefined);
+      return;
+    }
+    // A built-in from another realm (e.g. a vm context) has none of our prototypes in its chain; a
+    // subclass of one of ours does, and is refused below rather than silently losing its class.
+    if (!(v instanceof Object)) {
+      const kind = foreignKind(v, proto);
+      if (kind !== undefined) {
+        this.writeKind(v, kind);
+        return;
+      }
     }
     const className = typeof ctor === 'function' && ctor.name ? ctor.name : 'anonymous';
     const hint = typeof ctor === 'function' ? UNCLONEABLE_HINTS.get(ctor) : undefined;
@@ -772,7 +833,7 @@ class Encoder {
 
   writeView(v: ArrayBufferView, kind: number): void {
     const ab = v.buffer;
-    if (typeof SharedArrayBuffer === 'function' && ab instanceof SharedArrayBuffer) {
+    if (types.isSharedArrayBuffer(ab)) {
       throw new PathFail(
         `a ${VIEW_KINDS[kind]!.name} over a SharedArrayBuffer cannot travel: ` +
           'memory cannot be shared across processes (copy it into a plain ArrayBuffer)',
@@ -785,7 +846,7 @@ class Encoder {
     this.writeVarint(n);
     this.ensure(n);
     const p = this.pos;
-    this.buf.set(new Uint8Array(ab, v.byteOffset, n), p);
+    if (n > 0) this.buf.set(new Uint8Array(ab, v.byteOffset, n), p);
     const size = VIEW_KINDS[kind]!.size;
     if (!LITTLE_ENDIAN && size > 1) swapBytes(this.buf, p, n, size);
     this.pos = p + n;
@@ -839,6 +900,30 @@ class Encoder {
   }
 }
 
+const VIEW_NAMES = VIEW_KINDS.map((k) => k.name);
+
+/** Kind of a built-in object created in another realm, found via internal slots, not prototypes. */
+function foreignKind(v: object, proto: object): number | undefined {
+  if (types.isMap(v)) return K_MAP;
+  if (types.isSet(v)) return K_SET;
+  if (types.isDate(v)) return K_DATE;
+  if (types.isRegExp(v)) return K_REGEXP;
+  if (types.isArrayBuffer(v)) return K_ARRAY_BUFFER;
+  if (types.isSharedArrayBuffer(v)) return K_SHARED;
+  if (types.isArrayBufferView(v)) {
+    const i = VIEW_NAMES.indexOf(Object.prototype.toString.call(v).slice(8, -1));
+    return i < 0 ? undefined : K_VIEW + i;
+  }
+  if (types.isNumberObject(v)) return K_NUMBER;
+  if (types.isStringObject(v)) return K_STRING;
+  if (types.isBooleanObject(v)) return K_BOOLEAN;
+  if (types.isBigIntObject(v)) return K_BIGINT;
+  if (types.isSymbolObject(v)) return K_SYMBOL;
+  const ctor = (proto as { constructor?: unknown }).constructor;
+  if (getProto(proto) === null && typeof ctor === 'function' && ctor.name === 'Object') return K_PLAIN;
+  return undefined;
+}
+
 /** Built-in error kind closest to `proto` in its prototype chain (0 = Error). */
 function errorKindOf(proto: object | null, e: Error | undefined): number {
   for (let p = proto; p !== null; p = getProto(p)) {
@@ -847,7 +932,7 @@ function errorKindOf(proto: object | null, e: Error | undefined): number {
   }
   // An error from another realm: go by its name.
   const i = e === undefined ? -1 : ERROR_NAMES.indexOf((e as { name?: string }).name ?? '');
-  return i < 0 ? 0 : i;
+  return Math.max(i, 0);
 }
 
 function swapBytes(b: Uint8Array, start: number, n: number, size: number): void {
@@ -1356,11 +1441,11 @@ class Decoder {
     const limit = Error.stackTraceLimit;
     let e: Error;
     try {
-      Error.stackTraceLimit = 0;
+      setStackTraceLimit(0);
       const args = base === (AggregateError as unknown) ? [[]] : [];
       e = newTarget === undefined ? Reflect.construct(base, args) : Reflect.construct(base, args, newTarget);
     } finally {
-      Error.stackTraceLimit = limit;
+      setStackTraceLimit(limit);
     }
     this.refs.push(e);
     const flags = this.byte();
@@ -1387,8 +1472,7 @@ class Decoder {
   }
 
   run(bytes: Uint8Array, classes: ClassRegistry | undefined, limits: DecodeLimits | undefined): unknown {
-    this.b =
-      bytes instanceof Buffer ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    this.b = bytes instanceof Buffer ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.pos = 0;
     this.end = bytes.byteLength;
     // A fresh array is cheaper than truncating the old one (a runtime call).
@@ -1414,6 +1498,14 @@ class Decoder {
     const v = this.value();
     if (this.pos !== this.end) throw this.fail(`${this.end - this.pos} trailing bytes after the value`);
     return v;
+  }
+}
+
+function setStackTraceLimit(n: number): void {
+  try {
+    Error.stackTraceLimit = n;
+  } catch {
+    // Frozen by the host (e.g. hardened intrinsics): then we just pay for the stack capture.
   }
 }
 

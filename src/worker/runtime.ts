@@ -85,31 +85,35 @@ export class WorkerRuntime {
   private pump(): void {
     if (this.pumping) return;
     this.pumping = true;
-    void this.drain().finally(() => {
-      this.pumping = false;
-    });
+    void this.drain();
   }
 
   private async drain(): Promise<void> {
-    while (this.queueHead < this.queue.length) {
-      const job = this.queue[this.queueHead]!;
-      this.queue[this.queueHead++] = undefined as never;
-      if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
-        this.queue.splice(0, this.queueHead);
-        this.queueHead = 0;
+    // The flag is cleared synchronously when no job awaited, so a run message handled right
+    // after this one (same chunk) starts a new drain instead of finding pumping still set.
+    try {
+      while (this.queueHead < this.queue.length) {
+        const job = this.queue[this.queueHead]!;
+        this.queue[this.queueHead++] = undefined as never;
+        if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+          this.queue.splice(0, this.queueHead);
+          this.queueHead = 0;
+        }
+        if (this.cancelled.delete(job.id)) {
+          this.reply(job.id, JobStatus.Cancelled, 0, encode(undefined));
+          continue;
+        }
+        let entry = this.lookup(job.hash);
+        if (entry instanceof Promise) entry = await entry;
+        if ('error' in entry) {
+          this.reply(job.id, JobStatus.SetupFailed, 0, encodeError(entry.error, undefined));
+          continue;
+        }
+        const pending = this.run(job.id, job.blob, entry);
+        if (pending) await pending;
       }
-      if (this.cancelled.delete(job.id)) {
-        this.reply(job.id, JobStatus.Cancelled, 0, encode(undefined));
-        continue;
-      }
-      let entry = this.lookup(job.hash);
-      if (entry instanceof Promise) entry = await entry;
-      if ('error' in entry) {
-        this.reply(job.id, JobStatus.SetupFailed, 0, encodeError(entry.error, undefined));
-        continue;
-      }
-      const pending = this.run(job.id, job.blob, entry);
-      if (pending) await pending;
+    } finally {
+      this.pumping = false;
     }
   }
 

@@ -1,0 +1,50 @@
+/**
+ * A FIFO queue with O(1) push and shift and a cheap "put these back at the front" — what
+ * the job queue needs when a node hands unstarted jobs back. Consumed slots are cleared at
+ * once so that finished jobs (and their argument buffers) are not kept alive by the queue.
+ */
+export class Fifo<T> {
+  private items: Array<T | undefined> = [];
+  private head = 0;
+
+  get size(): number {
+    return this.items.length - this.head;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  /** The next item, without removing it. */
+  peek(): T | undefined {
+    return this.items[this.head];
+  }
+
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+
+  /** Puts `items` back at the front, keeping their order. */
+  unshiftAll(items: readonly T[]): void {
+    if (items.length === 0) return;
+    if (items.length <= this.head) {
+      this.head -= items.length;
+      for (let i = 0; i < items.length; i++) this.items[this.head + i] = items[i];
+      return;
+    }
+    this.items = [...items, ...this.items.slice(this.head)];
+    this.head = 0;
+  }
+
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+  }
+}
