@@ -7,6 +7,7 @@ export { Job, type JobState } from './api/job.ts';
 export { type JobFunction, Server, type ServerEvents, type ServerOptions, type SubmitOptions } from './api/server.ts';
 export { formatStats, type NodeStats, type ServerStats } from './api/stats.ts';
 export { Template } from './api/template.ts';
+export { Ref, type RefArgs } from './api/ref.ts';
 export {
   JobCancelledError,
   JobSetupError,

@@ -153,6 +153,17 @@ describe('Server on local processes', () => {
     assert.ok(seen.every((s) => s[0] === 'sq'));
   });
 
+  test('put stores a value once per worker; jobs take the Ref as an argument', async () => {
+    const big = new Float64Array(1 << 16).map((_, i) => i);
+    const ref = server.put(big);
+    const sum = (a: Float64Array, k: number) => a.reduce((s, x) => s + x, 0) * k;
+    const expected = big.reduce((s, x) => s + x, 0);
+    const got = await Promise.all([1, 2, 3, 4, 5, 6].map((k) => server.submit(sum, [ref, k])));
+    assert.deepEqual(got, [1, 2, 3, 4, 5, 6].map((k) => expected * k));
+    server.release(ref);
+    assert.throws(() => server.submit(sum, [ref, 1]), /released/);
+  });
+
   test('Template submits one function many times', async () => {
     const t = new Template(server, sumPrimes, { deps: [isprime] });
     assert.deepEqual(await Promise.all([t.submit(100), t.submit(10)]), [1060, 17]);

@@ -3,18 +3,20 @@
  * nodes (for now the local worker pool), asks the scheduling policy how to spread queued
  * jobs over them, and delivers each job's outcome exactly once.
  */
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { JobCancelledError, JobSetupError, PPError, ServerClosedError } from '../errors.ts';
 import { type FunctionBundle, getBundle, type ModuleSpec } from '../functions/bundle.ts';
-import type { ComputeNode, DispatchJob, JobOutcome, NodeEvents } from '../nodes/compute-node.ts';
+import type { ComputeNode, DispatchJob, JobOutcome, NodeEvents, RefData } from '../nodes/compute-node.ts';
 import { LocalPool } from '../nodes/local-pool.ts';
 import type { Isolation } from '../nodes/worker-handle.ts';
 import { type ClassRegistry, decode, encode, makeClassRegistry } from '../protocol/codec.ts';
-import { type FunctionDefinition, JobStatus } from '../protocol/worker-messages.ts';
+import { type FunctionDefinition, JobStatus } from '../protocol/messages.ts';
 import { Fifo } from '../scheduler/fifo.ts';
 import { assignJobs, DurationEstimate } from '../scheduler/policy.ts';
 import { Job } from './job.ts';
+import { REF_CLASS, Ref, type RefArgs } from './ref.ts';
 import { formatStats, type NodeStats, type ServerStats } from './stats.ts';
 
 /** Options of {@link Server}. */
@@ -114,6 +116,7 @@ export class Server extends EventEmitter<ServerEvents> {
   readonly #registries = new WeakMap<object, ClassRegistry>();
   readonly #definitions = new Map<string, FunctionDefinition>();
   readonly #groups = new Map<string, GroupState>();
+  readonly #refs = new Map<string, RefData>();
   #nextId = 1;
   #drainScheduled = false;
   #closed = false;
@@ -153,7 +156,7 @@ export class Server extends EventEmitter<ServerEvents> {
    */
   submit<A extends unknown[], R>(
     fn: ((...args: A) => R) | readonly [object, string],
-    args?: A,
+    args?: RefArgs<A>,
     options?: SubmitOptions<Awaited<R>>,
   ): Job<Awaited<R>>;
   submit(fn: JobFunction, args: readonly unknown[] = [], options: SubmitOptions = {}): Job<any> {
@@ -169,6 +172,13 @@ export class Server extends EventEmitter<ServerEvents> {
     });
     const registry = this.#registryOf(bundle);
     const blob = encodeArgs(bundle.thisArg, args, registry);
+    const refs: RefData[] = [];
+    for (const arg of args) {
+      if (!(arg instanceof Ref)) continue;
+      const stored = this.#refs.get(arg.id);
+      if (!stored) throw new PPError(`submit: a Ref argument (${arg.id}) was released or made by another server`);
+      refs.push(stored);
+    }
     const timeoutMs = options.timeout;
     if (timeoutMs !== undefined && !(timeoutMs > 0)) {
       throw new RangeError(`timeout must be a positive number of milliseconds, got ${timeoutMs}`);
@@ -195,6 +205,7 @@ export class Server extends EventEmitter<ServerEvents> {
         blob,
         timeoutMs,
         estimatedMs: undefined,
+        refs,
         definition: () => definitionOf(bundle, definitions),
       },
     };
@@ -220,6 +231,25 @@ export class Server extends EventEmitter<ServerEvents> {
     this.#queue.push(rec);
     this.#scheduleDrain();
     return job;
+  }
+
+  /**
+   * Stores a value once on each worker and node that runs a job using it, instead of
+   * copying it with every job (Dask's scatter). Pass the returned {@link Ref} as a top-level
+   * argument; the job receives the value. Call {@link release} when no job needs it anymore.
+   */
+  put<T>(value: T): Ref<T> {
+    if (this.#closed) throw new ServerClosedError('put() after close()');
+    const blob = encode(value, undefined, 'value');
+    const ref = new Ref<T>(randomBytes(12).toString('hex'), blob.byteLength);
+    this.#refs.set(ref.id, { id: ref.id, blob });
+    return ref;
+  }
+
+  /** Frees a value stored by {@link put} here and on every worker and node. */
+  release(ref: Ref): void {
+    if (!this.#refs.delete(ref.id)) return;
+    for (const node of this.#nodes) node.release([ref.id]);
   }
 
   /** Resolves when every job submitted so far (of `group`, if given) has finished. */
@@ -310,7 +340,7 @@ export class Server extends EventEmitter<ServerEvents> {
     let r = this.#registries.get(key);
     if (!r) {
       checkGlobals(bundle);
-      this.#registries.set(key, (r = makeClassRegistry(bundle.classes)));
+      this.#registries.set(key, (r = makeClassRegistry([...bundle.classes, REF_CLASS])));
     }
     return r;
   }

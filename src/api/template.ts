@@ -1,4 +1,5 @@
 import type { Job } from './job.ts';
+import type { RefArgs } from './ref.ts';
 import type { Server, SubmitOptions } from './server.ts';
 
 /**
@@ -18,7 +19,7 @@ export class Template<A extends unknown[], R> {
   ) {}
 
   /** Submits one job with these arguments. */
-  submit(...args: A): Job<Awaited<R>> {
+  submit(...args: RefArgs<A>): Job<Awaited<R>> {
     return this.server.submit(this.fn, args, this.options);
   }
 }

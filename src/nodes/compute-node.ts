@@ -5,7 +5,7 @@
  * failure that was not the job's own (its worker died, its timeout passed), or a hand-back
  * of jobs that never started, which the server queues again.
  */
-import type { FunctionDefinition, JobStatus } from '../protocol/worker-messages.ts';
+import type { FunctionDefinition, JobStatus } from '../protocol/messages.ts';
 
 /** A job as a node sees it: everything already encoded, nothing it could mutate. */
 export interface DispatchJob {
@@ -21,6 +21,13 @@ export interface DispatchJob {
   readonly timeoutMs: number | undefined;
   /** Display name of the function, for error messages. */
   readonly name: string;
+  /** Values (server.put) the job's arguments refer to; sent once per worker or node. */
+  readonly refs: readonly RefData[];
+}
+
+export interface RefData {
+  readonly id: string;
+  readonly blob: Uint8Array;
 }
 
 export interface JobOutcome {
@@ -54,6 +61,8 @@ export interface ComputeNode {
   dispatch(jobs: DispatchJob[]): void;
   /** Best effort: an unstarted job is dropped, a running one is stopped. Reported as a result with status Cancelled or a failure. */
   cancel(jobId: number): void;
+  /** Forgets values stored by server.put. */
+  release(refIds: readonly string[]): void;
   /** Ends every worker; unfinished jobs are handed back through onRequeue. */
   close(): Promise<void>;
 }

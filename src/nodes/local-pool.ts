@@ -6,7 +6,7 @@
  * only unbalances the pool). The depth comes from the function's measured mean run time.
  */
 import { JobCancelledError, JobTimeoutError, WorkerCrashError } from '../errors.ts';
-import { encodeMessage, type FromWorker, type FunctionDefinition } from '../protocol/worker-messages.ts';
+import { encodeMessage, type FunctionDefinition, type Message } from '../protocol/messages.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
 import { type WorkerExit, WorkerHandle, type WorkerOptions } from './worker-handle.ts';
 
@@ -121,6 +121,17 @@ export class LocalPool implements ComputeNode {
       }
     }
     if (defs.length > 0) w.send(encodeMessage({ type: 'define', defs }));
+    const refs: string[] = [];
+    const refBlobs: Uint8Array[] = [];
+    for (const job of batch) {
+      for (const ref of job.refs) {
+        if (w.knownRefs.has(ref.id)) continue;
+        w.knownRefs.add(ref.id);
+        refs.push(ref.id);
+        refBlobs.push(ref.blob);
+      }
+    }
+    if (refs.length > 0) w.send(encodeMessage({ type: 'put', refs, blobs: refBlobs }));
     const wasIdle = w.inFlight.length === 0;
     for (const job of batch) {
       w.inFlight.push(job.id);
@@ -129,11 +140,18 @@ export class LocalPool implements ComputeNode {
     w.send(
       encodeMessage({
         type: 'run',
-        jobs: batch.map((j) => [j.id, j.hash]),
+        jobs: batch.map((j) => [j.id, j.hash, 0]),
         blobs: batch.map((j) => j.blob),
       }),
     );
     if (wasIdle) this.armHeadTimer(w);
+  }
+
+  release(refIds: readonly string[]): void {
+    for (const w of [...this.workers, ...this.retiring]) {
+      const known = refIds.filter((id) => w.knownRefs.delete(id));
+      if (known.length > 0) w.send(encodeMessage({ type: 'release', refs: known }));
+    }
   }
 
   cancel(jobId: number): void {
@@ -181,13 +199,14 @@ export class LocalPool implements ComputeNode {
     if (w.inFlight.length === 0) w.kill();
   }
 
-  private onMessage(w: WorkerHandle, msg: FromWorker): void {
+  private onMessage(w: WorkerHandle, msg: Message): void {
     if (msg.type === 'ready') {
       w.ready = true;
       this.startFailures = 0;
       this.events.onCapacity(this);
       return;
     }
+    if (msg.type !== 'done') return;
     for (let i = 0; i < msg.results.length; i++) {
       const [id, status, durationMs] = msg.results[i]!;
       // Jobs run in order, so the answer is for the head; anything else is a protocol bug.

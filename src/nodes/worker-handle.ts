@@ -13,7 +13,7 @@ import { setPriority } from 'node:os';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { decodeMessage, type FromWorker } from '../protocol/worker-messages.ts';
+import { decodeMessage, type Message } from '../protocol/messages.ts';
 import { FrameReader, joinFrame } from '../transport/frames.ts';
 
 export type Isolation = 'process' | 'thread';
@@ -62,6 +62,8 @@ export class WorkerHandle {
   readonly inFlight: number[] = [];
   /** Function hashes this worker has definitions for. */
   readonly known = new Set<string>();
+  /** Ref ids (server.put values) this worker holds. */
+  readonly knownRefs = new Set<string>();
   /** Why we are stopping it, if we are; decides how its in-flight jobs are reported. */
   stopReason: { kind: 'timeout' | 'cancel'; jobId: number } | { kind: 'retire' | 'close' } | null = null;
   /** When the job at the head of `inFlight` started running (estimated), for timeouts. */
@@ -75,7 +77,7 @@ export class WorkerHandle {
   constructor(
     readonly index: number,
     opts: WorkerOptions,
-    private readonly onMessage: (w: WorkerHandle, msg: FromWorker) => void,
+    private readonly onMessage: (w: WorkerHandle, msg: Message) => void,
     private readonly onExit: (w: WorkerHandle, exit: WorkerExit) => void,
   ) {
     this.isolation = opts.isolation;
@@ -99,7 +101,7 @@ export class WorkerHandle {
     }
     const socket = child.stdio[3] as Socket;
     this.socket = socket;
-    const reader = new FrameReader((frame) => this.onMessage(this, decodeMessage(frame) as FromWorker));
+    const reader = new FrameReader((frame) => this.onMessage(this, decodeMessage(frame) as Message));
     socket.on('data', (chunk: Buffer) => reader.push(chunk));
     socket.on('error', () => {}); // EPIPE after a crash: the exit handler reports it
     // Report the exit only after the socket is drained, so results written just before a
@@ -142,7 +144,7 @@ export class WorkerHandle {
     });
     this.thread = thread;
     this.pid = process.pid;
-    thread.on('message', (data: ArrayBuffer) => this.onMessage(this, decodeMessage(Buffer.from(data)) as FromWorker));
+    thread.on('message', (data: ArrayBuffer) => this.onMessage(this, decodeMessage(Buffer.from(data)) as Message));
     thread.on('error', (e) => { if (!this.ready) console.error('pp-node: worker thread failed to start:', e); });
     thread.on('exit', (code) => {
       if (this.exited) return;

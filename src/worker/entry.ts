@@ -6,7 +6,7 @@
 import { Socket } from 'node:net';
 import { isMainThread, parentPort } from 'node:worker_threads';
 import { FrameReader, joinFrame } from '../transport/frames.ts';
-import { encodeMessage } from '../protocol/worker-messages.ts';
+import { encodeMessage } from '../protocol/messages.ts';
 import { WorkerRuntime } from './runtime.ts';
 
 function reportStray(runtime: WorkerRuntime, kind: string) {

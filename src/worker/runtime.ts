@@ -12,14 +12,15 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type CompiledFunction, compileBundle, moduleExportValue } from '../functions/compile.ts';
+import { REF_CLASS, Ref } from '../api/ref.ts';
 import { type ClassRegistry, decode, encode, makeClassRegistry } from '../protocol/codec.ts';
 import {
   decodeMessage,
   encodeMessage,
   type FunctionDefinition,
   JobStatus,
-  type ToWorker,
-} from '../protocol/worker-messages.ts';
+  
+} from '../protocol/messages.ts';
 
 /** How the runtime talks to its server: whole messages in, message parts out. */
 export interface WorkerChannel {
@@ -44,6 +45,8 @@ export class WorkerRuntime {
   private readonly queue: Array<{ id: number; hash: string; blob: Uint8Array }> = [];
   private queueHead = 0;
   private readonly cancelled = new Set<number>();
+  /** Values stored by server.put: the bytes, and the value once a job has decoded it. */
+  private readonly refs = new Map<string, { blob: Uint8Array; value?: unknown; decoded: boolean }>();
   private pumping = false;
   /** Id of the job whose (async) function is running, for attributing stray errors. */
   private currentJob: { id: number; fail: (error: unknown) => void } | null = null;
@@ -52,7 +55,7 @@ export class WorkerRuntime {
 
   /** Handles one message frame from the server. */
   receive(frame: Buffer): void {
-    const msg = decodeMessage(frame) as ToWorker;
+    const msg = decodeMessage(frame);
     switch (msg.type) {
       case 'define':
         for (const def of msg.defs) {
@@ -67,11 +70,21 @@ export class WorkerRuntime {
         }
         this.pump();
         break;
+      case 'put':
+        // Copy: the blob is a view into a frame we do not want to keep alive whole.
+        msg.refs.forEach((ref, i) => this.refs.set(ref, { blob: Uint8Array.prototype.slice.call(msg.blobs[i]!), decoded: false }));
+        break;
+      case 'release':
+        for (const ref of msg.refs) this.refs.delete(ref);
+        break;
       case 'cancel':
         for (const id of msg.ids) this.cancelled.add(id);
         break;
       case 'shutdown':
         process.exit(0);
+        break;
+      default:
+        throw new Error(`worker got an unexpected '${msg.type}' message`);
     }
   }
 
@@ -123,6 +136,7 @@ export class WorkerRuntime {
     let args: unknown[];
     try {
       [thisArg, args] = decode(blob, entry.registry) as [unknown, unknown[]];
+      for (let i = 0; i < args.length; i++) if (args[i] instanceof Ref) args[i] = this.refValue(args[i] as Ref, entry);
     } catch (error) {
       this.reply(id, JobStatus.SetupFailed, 0, encodeError(error, entry.registry));
       return undefined;
@@ -155,6 +169,16 @@ export class WorkerRuntime {
         (e) => settle(false, e),
       );
     });
+  }
+
+  private refValue(ref: Ref, entry: Ready): unknown {
+    const stored = this.refs.get(ref.id);
+    if (!stored) throw new Error(`${entry.compiled.name} got a Ref (${ref.id}) this worker does not hold: was it released?`);
+    if (!stored.decoded) {
+      stored.value = decode(stored.blob, entry.registry);
+      stored.decoded = true;
+    }
+    return stored.value;
   }
 
   private replyValue(id: number, ms: number, value: unknown, entry: Ready): void {
@@ -195,7 +219,7 @@ function compileDefinition(def: FunctionDefinition): Ready | Failed | Promise<Re
   const finish = (modules: Record<string, unknown>): Ready | Failed => {
     try {
       const compiled = compileBundle(def, { ...modules, ...def.globals });
-      return { compiled, registry: makeClassRegistry(compiled.classes) };
+      return { compiled, registry: makeClassRegistry([...compiled.classes, REF_CLASS]) };
     } catch (error) {
       return { error };
     }

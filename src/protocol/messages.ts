@@ -1,0 +1,257 @@
+/**
+ * Messages of the job protocol: between the job server and its local workers, and (inside
+ * the encrypted channel) between a client and a remote `pp-node`. A message is a
+ * codec-encoded head followed by opaque blobs (each job's encoded arguments, each result's
+ * encoded value), so large payloads are copied into a frame once and never re-encoded:
+ *
+ *   [u32 head length][head][blob 0][blob 1]...
+ *
+ * Blobs are encoded with the job's own class registry, which the receiver only knows after
+ * compiling the job's function; keeping them outside the head lets it decode them later.
+ * Heads from the network are checked field by field: a peer that sends a wrong shape gets a
+ * MessageError, never a crash deeper in.
+ */
+import { decode, encode } from './codec.ts';
+
+/** What a worker needs to compile a function once; sent the first time it sees the hash. */
+export interface FunctionDefinition {
+  hash: string;
+  name: string;
+  code: string;
+  bindings: string[];
+  modules: Array<[binding: string, specifier: string]>;
+  globals: Record<string, unknown>;
+}
+
+export const JobStatus = {
+  Ok: 0,
+  /** The job's function threw or rejected: blob = the error. */
+  Threw: 1,
+  /** The job could not start (compile error, module failed to load, arguments failed to decode). */
+  SetupFailed: 2,
+  /** Cancelled before it started. */
+  Cancelled: 3,
+} as const;
+export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
+
+/** A job in a run message: id, function hash, and (to remote nodes) its timeout in ms or 0. */
+export type RunEntry = [id: number, hash: string, timeoutMs: number];
+/** A result: job id, status, run time in ms. */
+export type ResultEntry = [id: number, status: JobStatus, durationMs: number];
+
+/** Facts a node tells a client after authentication. */
+export interface NodeInfo {
+  id: string;
+  name: string;
+  ncpus: number;
+  version: string;
+  protocol: number;
+}
+
+export type Message =
+  // server → worker / client → node
+  | { type: 'define'; defs: FunctionDefinition[] }
+  /** blob i = encoded [thisArg, args] of job i. */
+  | { type: 'run'; jobs: RunEntry[]; blobs: Uint8Array[] }
+  | { type: 'cancel'; ids: number[] }
+  /** Values stored once per worker/node (server.put), by random id; blob i = encoded value i. */
+  | { type: 'put'; refs: string[]; blobs: Uint8Array[] }
+  | { type: 'release'; refs: string[] }
+  | { type: 'shutdown' }
+  // worker → server / node → client
+  | { type: 'ready'; pid: number }
+  /** blob i = encoded value or error of result i. */
+  | { type: 'done'; results: ResultEntry[]; blobs: Uint8Array[] }
+  // node ↔ client only
+  | { type: 'welcome'; info: NodeInfo }
+  /** Jobs the node gives back unstarted (it is shutting down). */
+  | { type: 'requeue'; ids: number[] }
+  /** Jobs that failed through no fault of their code (worker crash, timeout); blob i = the error. */
+  | { type: 'failed'; ids: number[]; blobs: Uint8Array[] }
+  | { type: 'ping'; t: number }
+  | { type: 'pong'; t: number }
+  | { type: 'ncpus'; ncpus: number }
+  | { type: 'bye'; reason: string };
+
+/** Encodes a message into parts (head length + head + blobs), ready to be framed or sealed. */
+export function encodeMessage(msg: Message): Uint8Array[] {
+  let head: unknown[];
+  let blobs: Uint8Array[] = [];
+  switch (msg.type) {
+    case 'run':
+      blobs = msg.blobs;
+      head = ['run', msg.jobs];
+      break;
+    case 'done':
+      blobs = msg.blobs;
+      head = ['done', msg.results];
+      break;
+    case 'put':
+      blobs = msg.blobs;
+      head = ['put', msg.refs];
+      break;
+    case 'release':
+      head = ['release', msg.refs];
+      break;
+    case 'failed':
+      blobs = msg.blobs;
+      head = ['failed', msg.ids];
+      break;
+    case 'define':
+      head = ['define', msg.defs];
+      break;
+    case 'cancel':
+    case 'requeue':
+      head = [msg.type, msg.ids];
+      break;
+    case 'ready':
+      head = ['ready', msg.pid];
+      break;
+    case 'welcome':
+      head = ['welcome', msg.info];
+      break;
+    case 'ping':
+    case 'pong':
+      head = [msg.type, msg.t];
+      break;
+    case 'ncpus':
+      head = ['ncpus', msg.ncpus];
+      break;
+    case 'bye':
+      head = ['bye', msg.reason];
+      break;
+    case 'shutdown':
+      head = ['shutdown'];
+      break;
+  }
+  head.push(blobs.map((b) => b.byteLength));
+  const headBytes = encode(head);
+  const prefix = Buffer.allocUnsafe(4);
+  prefix.writeUInt32BE(headBytes.byteLength, 0);
+  return [prefix, headBytes, ...blobs];
+}
+
+export class MessageError extends Error {
+  override name = 'MessageError';
+}
+
+/** Limits for heads that come from the network (they hold ids, hashes and definitions). */
+const HEAD_LIMITS = { maxDepth: 16, maxItems: 1_000_000 };
+
+/** Decodes one message; blobs are views into `frame` (no copy). */
+export function decodeMessage(frame: Uint8Array): Message {
+  if (frame.byteLength < 4) throw new MessageError('message shorter than its head length');
+  const view = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+  const headLen = view.readUInt32BE(0);
+  if (headLen > view.length - 4) throw new MessageError('message head runs past the frame');
+  let head: unknown;
+  try {
+    head = decode(view.subarray(4, 4 + headLen), undefined, HEAD_LIMITS);
+  } catch (error) {
+    throw new MessageError(`message head does not decode: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(head) || head.length < 2 || typeof head[0] !== 'string') {
+    throw new MessageError('message head is not [type, ..., blobLengths]');
+  }
+  const blobs = splitBlobs(view, 4 + headLen, head[head.length - 1]);
+  const type = head[0];
+  const a = head[1];
+  switch (type) {
+    case 'run':
+      return { type, jobs: check(a, isRunEntries, type), blobs: sameLength(blobs, a as unknown[], type) };
+    case 'done':
+      return { type, results: check(a, isResultEntries, type), blobs: sameLength(blobs, a as unknown[], type) };
+    case 'put':
+      return { type, refs: check(a, isStrings, type), blobs: sameLength(blobs, a as unknown[], type) };
+    case 'release':
+      return { type, refs: check(a, isStrings, type) };
+    case 'failed':
+      return { type, ids: check(a, isIds, type), blobs: sameLength(blobs, a as unknown[], type) };
+    case 'define':
+      return { type, defs: check(a, isDefinitions, type) };
+    case 'cancel':
+    case 'requeue':
+      return { type, ids: check(a, isIds, type) };
+    case 'ready':
+      return { type, pid: check(a, isCount, type) };
+    case 'welcome':
+      return { type, info: check(a, isNodeInfo, type) };
+    case 'ping':
+    case 'pong':
+      return { type, t: check(a, isFiniteNumber, type) };
+    case 'ncpus':
+      return { type, ncpus: check(a, isCount, type) };
+    case 'bye':
+      return { type, reason: check(a, isString, type) };
+    case 'shutdown':
+      return { type };
+    default:
+      throw new MessageError(`unknown message type ${JSON.stringify(type).slice(0, 40)}`);
+  }
+}
+
+function splitBlobs(frame: Buffer, start: number, lengths: unknown): Uint8Array[] {
+  if (!Array.isArray(lengths)) throw new MessageError('blob lengths missing');
+  const out: Uint8Array[] = [];
+  let pos = start;
+  for (const len of lengths) {
+    if (!isCount(len) || pos + len > frame.length) throw new MessageError('blob runs past the frame');
+    out.push(frame.subarray(pos, pos + len));
+    pos += len;
+  }
+  if (pos !== frame.length) throw new MessageError('trailing bytes after the last blob');
+  return out;
+}
+
+function check<T>(value: unknown, ok: (v: unknown) => v is T, type: string): T {
+  if (!ok(value)) throw new MessageError(`malformed '${type}' message`);
+  return value;
+}
+
+function sameLength(blobs: Uint8Array[], items: unknown[], type: string): Uint8Array[] {
+  if (blobs.length !== items.length) throw new MessageError(`'${type}' message has ${items.length} entries but ${blobs.length} blobs`);
+  return blobs;
+}
+
+const isString = (v: unknown): v is string => typeof v === 'string';
+const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
+const isIds = (v: unknown): v is number[] => Array.isArray(v) && v.every(isCount);
+const isRunEntries = (v: unknown): v is RunEntry[] =>
+  Array.isArray(v) &&
+  v.every((e) => Array.isArray(e) && e.length === 3 && isCount(e[0]) && isString(e[1]) && isFiniteNumber(e[2]) && e[2] >= 0);
+const isResultEntries = (v: unknown): v is ResultEntry[] =>
+  Array.isArray(v) &&
+  v.every(
+    (e) =>
+      Array.isArray(e) &&
+      e.length === 3 &&
+      isCount(e[0]) &&
+      (e[1] === 0 || e[1] === 1 || e[1] === 2 || e[1] === 3) &&
+      isFiniteNumber(e[2]),
+  );
+const isDefinitions = (v: unknown): v is FunctionDefinition[] =>
+  Array.isArray(v) &&
+  v.every(
+    (d) =>
+      d !== null &&
+      typeof d === 'object' &&
+      isString(d.hash) &&
+      isString(d.name) &&
+      isString(d.code) &&
+      Array.isArray(d.bindings) &&
+      d.bindings.every(isString) &&
+      Array.isArray(d.modules) &&
+      d.modules.every((m: unknown) => Array.isArray(m) && m.length === 2 && isString(m[0]) && isString(m[1])) &&
+      d.globals !== null &&
+      typeof d.globals === 'object',
+  );
+const isNodeInfo = (v: unknown): v is NodeInfo =>
+  v !== null &&
+  typeof v === 'object' &&
+  isString((v as NodeInfo).id) &&
+  isString((v as NodeInfo).name) &&
+  isCount((v as NodeInfo).ncpus) &&
+  isString((v as NodeInfo).version) &&
+  isCount((v as NodeInfo).protocol);
