@@ -4,10 +4,17 @@
  * @packageDocumentation
  */
 export { Job, type JobState } from './api/job.ts';
-export { type JobFunction, Server, type ServerEvents, type ServerOptions, type SubmitOptions } from './api/server.ts';
+export { Ref, type RefArgs } from './api/ref.ts';
+export {
+  type JobFunction,
+  type NodeSummary,
+  Server,
+  type ServerEvents,
+  type ServerOptions,
+  type SubmitOptions,
+} from './api/server.ts';
 export { formatStats, type NodeStats, type ServerStats } from './api/stats.ts';
 export { Template } from './api/template.ts';
-export { Ref, type RefArgs } from './api/ref.ts';
 export {
   JobCancelledError,
   JobSetupError,
@@ -16,6 +23,6 @@ export {
   ServerClosedError,
   WorkerCrashError,
 } from './errors.ts';
-export { UndeclaredIdentifierError, type ModuleSpec } from './functions/bundle.ts';
-export { CodecError } from './protocol/codec.ts';
+export { type ModuleSpec, UndeclaredIdentifierError } from './functions/bundle.ts';
 export type { Isolation } from './nodes/worker-handle.ts';
+export { CodecError } from './protocol/codec.ts';

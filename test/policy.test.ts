@@ -16,7 +16,9 @@ test('assignJobs spreads scarce work in proportion to room and hands out exactly
       counts.reduce((a, b) => a + b, 0),
       Math.min(q, 15),
     );
-    counts.forEach((c, i) => assert.ok(c <= [5, 3, 7, 0][i]!));
+    counts.forEach((c, i) => {
+      assert.ok(c <= [5, 3, 7, 0][i]!);
+    });
   }
 });
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 
 declare const SALT: string;
 declare const crypto: typeof import('node:crypto');
+
 import { after, describe, test } from 'node:test';
 import {
   JobCancelledError,
@@ -60,7 +61,11 @@ describe('Server on local processes', () => {
   });
 
   test('binds modules and globals by name', async () => {
-    const md5 = (s: string) => crypto.createHash('md5').update(s + SALT).digest('hex');
+    const md5 = (s: string) =>
+      crypto
+        .createHash('md5')
+        .update(s + SALT)
+        .digest('hex');
     const job = server.submit(md5, ['abc'], { modules: ['node:crypto'], globals: { SALT: '!' } });
     const { createHash } = await import('node:crypto');
     assert.equal(await job, createHash('md5').update('abc!').digest('hex'));
@@ -84,13 +89,19 @@ describe('Server on local processes', () => {
       return true;
     });
     assert.deepEqual(await Promise.all([jobs[0], jobs[1], jobs[3]]), [2, 4, 8]);
-    await assert.rejects(server.submit(() => { throw new RangeError('r') }, []), RangeError);
+    await assert.rejects(
+      server.submit(() => {
+        throw new RangeError('r');
+      }, []),
+      RangeError,
+    );
   });
 
   test('submit refuses a function that uses an undeclared name, before sending anything', () => {
     assert.throws(
       () => server.submit(sumPrimes, [10]),
-      (e: any) => e instanceof UndeclaredIdentifierError && /isprime/.test(e.message) && /deps/.test(e.message),
+      (e: any) =>
+        e instanceof UndeclaredIdentifierError && /isprime/.test(e.message) && /deps/.test(e.message),
     );
   });
 
@@ -117,7 +128,14 @@ describe('Server on local processes', () => {
   });
 
   test('structured values round-trip', async () => {
-    const v = { m: new Map([[1, new Set(['a'])]]), d: new Date(5), b: 10n ** 30n, t: new Float64Array([1.5, -0]), u: undefined, n: NaN };
+    const v = {
+      m: new Map([[1, new Set(['a'])]]),
+      d: new Date(5),
+      b: 10n ** 30n,
+      t: new Float64Array([1.5, -0]),
+      u: undefined,
+      n: NaN,
+    };
     const out: any = await server.submit((x: unknown) => x, [v]);
     assert.deepEqual(out, v);
     assert.ok(Object.is(out.t[1], -0));
@@ -132,24 +150,37 @@ describe('Server on local processes', () => {
   });
 
   test('a function is compiled once per worker however many jobs use it', async () => {
+    // biome-ignore lint/complexity/noStaticOnlyClass: its static block counts compilations
     class CompileCounter {
       static {
         (globalThis as any).ppCompiles = ((globalThis as any).ppCompiles ?? 0) + 1;
       }
     }
     const probe = () => [(globalThis as any).ppCompiles, CompileCounter.name];
-    const results = await Promise.all(Array.from({ length: 2000 }, () => server.submit(probe, [], { deps: [CompileCounter] })));
-    assert.ok(results.every((r) => r[0] === 1), 'every job saw a single compilation in its worker');
+    const results = await Promise.all(
+      Array.from({ length: 2000 }, () => server.submit(probe, [], { deps: [CompileCounter] })),
+    );
+    assert.ok(
+      results.every((r) => r[0] === 1),
+      'every job saw a single compilation in its worker',
+    );
   });
 
   test('callbacks run here with callbackArgs first, and wait(group) waits for the group', async () => {
     const seen: Array<[string, number]> = [];
     for (let i = 0; i < 20; i++) {
-      server.submit((x: number) => x * x, [i], { callback: (tag: string, r: number) => seen.push([tag, r]), callbackArgs: ['sq'], group: 'g1' });
+      server.submit((x: number) => x * x, [i], {
+        callback: (tag: string, r: number) => seen.push([tag, r]),
+        callbackArgs: ['sq'],
+        group: 'g1',
+      });
     }
     await server.wait('g1');
     assert.equal(seen.length, 20);
-    assert.deepEqual(seen.map((s) => s[1]).sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i * i).sort((a, b) => a - b));
+    assert.deepEqual(
+      seen.map((s) => s[1]).sort((a, b) => a - b),
+      Array.from({ length: 20 }, (_, i) => i * i).sort((a, b) => a - b),
+    );
     assert.ok(seen.every((s) => s[0] === 'sq'));
   });
 
@@ -159,7 +190,10 @@ describe('Server on local processes', () => {
     const sum = (a: Float64Array, k: number) => a.reduce((s, x) => s + x, 0) * k;
     const expected = big.reduce((s, x) => s + x, 0);
     const got = await Promise.all([1, 2, 3, 4, 5, 6].map((k) => server.submit(sum, [ref, k])));
-    assert.deepEqual(got, [1, 2, 3, 4, 5, 6].map((k) => expected * k));
+    assert.deepEqual(
+      got,
+      [1, 2, 3, 4, 5, 6].map((k) => expected * k),
+    );
     server.release(ref);
     assert.throws(() => server.submit(sum, [ref, 1]), /released/);
   });
@@ -178,7 +212,10 @@ describe('Server on local processes', () => {
     const jobs = Array.from({ length: 200 }, (_, i) =>
       server.submit(work, [i], { callback: (r: number) => deliveries.set(r, (deliveries.get(r) ?? 0) + 1) }),
     );
-    await assert.rejects(jobs[37]!, (e: any) => e instanceof WorkerCrashError && e.exitCode === 7 && /work/.test(e.message));
+    await assert.rejects(
+      jobs[37]!,
+      (e: any) => e instanceof WorkerCrashError && e.exitCode === 7 && /work/.test(e.message),
+    );
     await server.wait();
     for (let i = 0; i < 200; i++) {
       if (i === 37) continue;
@@ -195,7 +232,10 @@ describe('Server on local processes', () => {
     const stuck = server.submit(spin, [], { timeout: 300 });
     const fine = Array.from({ length: 10 }, (_, i) => server.submit((x: number) => x + 1, [i]));
     await assert.rejects(stuck, JobTimeoutError);
-    assert.deepEqual(await Promise.all(fine), Array.from({ length: 10 }, (_, i) => i + 1));
+    assert.deepEqual(
+      await Promise.all(fine),
+      Array.from({ length: 10 }, (_, i) => i + 1),
+    );
   });
 
   test('signal cancels a queued job and a running one', async () => {
@@ -213,7 +253,7 @@ describe('Server on local processes', () => {
     assert.equal(await server.submit((x: number) => x, [2]), 2);
   });
 
-  test('getStats counts every finished job on the local node and printStats prints pp\'s table', async () => {
+  test("getStats counts every finished job on the local node and printStats prints pp's table", async () => {
     const before = server.getStats().totalJobs;
     await Promise.all(Array.from({ length: 10 }, (_, i) => server.submit((x: number) => x, [i])));
     const s = server.getStats();
@@ -222,7 +262,10 @@ describe('Server on local processes', () => {
     assert.equal(s.ncpus, 2);
     let text = '';
     server.printStats((t) => (text = t));
-    assert.match(text, /^Job execution statistics:\n job count \| % of all jobs \| job time sum \| time per job \| job server\n/);
+    assert.match(
+      text,
+      /^Job execution statistics:\n job count \| % of all jobs \| job time sum \| time per job \| job server\n/,
+    );
     assert.match(text, /\| local\n/);
     assert.match(text, /active tasks, 2 cores$/);
   });
@@ -279,6 +322,9 @@ describe('Server on worker threads', () => {
     const bad = server.submit(() => process.exit(3), []);
     const good = Array.from({ length: 20 }, (_, i) => server.submit((x: number) => x, [i]));
     await assert.rejects(bad, WorkerCrashError);
-    assert.deepEqual(await Promise.all(good), Array.from({ length: 20 }, (_, i) => i));
+    assert.deepEqual(
+      await Promise.all(good),
+      Array.from({ length: 20 }, (_, i) => i),
+    );
   });
 });

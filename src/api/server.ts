@@ -10,11 +10,18 @@ import { JobCancelledError, JobSetupError, PPError, ServerClosedError } from '..
 import { type FunctionBundle, getBundle, type ModuleSpec } from '../functions/bundle.ts';
 import type { ComputeNode, DispatchJob, JobOutcome, NodeEvents, RefData } from '../nodes/compute-node.ts';
 import { LocalPool } from '../nodes/local-pool.ts';
+import {
+  NodeRejectedError,
+  parseAddress,
+  RemoteNode,
+  type RemoteNodeListener,
+} from '../nodes/remote-node.ts';
 import type { Isolation } from '../nodes/worker-handle.ts';
 import { type ClassRegistry, decode, encode, makeClassRegistry } from '../protocol/codec.ts';
 import { type FunctionDefinition, JobStatus } from '../protocol/messages.ts';
 import { Fifo } from '../scheduler/fifo.ts';
 import { assignJobs, DurationEstimate } from '../scheduler/policy.ts';
+import { resolveSecret } from '../secret.ts';
 import { Job } from './job.ts';
 import { REF_CLASS, Ref, type RefArgs } from './ref.ts';
 import { formatStats, type NodeStats, type ServerStats } from './stats.ts';
@@ -23,12 +30,17 @@ import { formatStats, type NodeStats, type ServerStats } from './stats.ts';
 export interface ServerOptions {
   /** Local workers; default `os.availableParallelism()`. `0` runs nothing locally. */
   ncpus?: number;
-  /** Remote nodes as `'host'` or `'host:port'` (not available in this version). */
+  /** Remote nodes (`npx pp-node`) as `'host'` or `'host:port'` (default port 60000). */
   ppservers?: readonly string[];
   /** Find nodes on the LAN by mDNS (not available in this version). */
   autodiscover?: boolean;
-  /** Shared secret for remote nodes (not available in this version). */
-  secret?: string;
+  /**
+   * Shared secret of the cluster's nodes. Default: `PP_SECRET`, else the per-user secret
+   * file `~/.config/pp-node/secret` (which `npx pp-node` creates on first run).
+   */
+  secret?: string | Uint8Array;
+  /** Seconds of silence after which a remote node counts as dead (default 2.5). */
+  nodeTimeout?: number;
   /**
    * How local workers are isolated. `'process'` (default): a job that crashes or exhausts
    * memory only loses its own worker. `'thread'`: faster to start and to pass large
@@ -40,7 +52,9 @@ export interface ServerOptions {
 }
 
 /** A function, or `[object, 'method']` to run a method with the object as `this`. */
-export type JobFunction<A extends unknown[] = any[], R = any> = ((...args: A) => R) | readonly [object, string];
+export type JobFunction<A extends unknown[] = any[], R = any> =
+  | ((...args: A) => R)
+  | readonly [object, string];
 
 /** Options of {@link Server.submit}. */
 export interface SubmitOptions<R = unknown> {
@@ -64,10 +78,31 @@ export interface SubmitOptions<R = unknown> {
   readonly __result?: R;
 }
 
-/** Events: 'job-error' (job, error) for failed jobs; 'callback-error' (job, error). */
+/** A node the server uses, as listed by {@link Server.getActiveNodes}. */
+export interface NodeSummary {
+  /** 'local', or the remote node's 'host:port'. */
+  id: string;
+  /** The node's own name (its --name, or hostname). */
+  name: string;
+  ncpus: number;
+  /** Jobs sent to it and not answered yet. */
+  inFlight: number;
+  /** pp-node version of a remote node. */
+  version?: string;
+}
+
+/** Events of {@link Server}. */
 export interface ServerEvents {
+  /** A job failed (emitted for every failed job; without a listener, callback-style failures are printed). */
   'job-error': [job: Job, error: unknown];
+  /** A callback threw. */
   'callback-error': [job: Job, error: unknown];
+  /** A remote node connected (or came back). */
+  'node-up': [node: NodeSummary];
+  /** A remote node went away; its unfinished jobs run elsewhere. */
+  'node-down': [node: NodeSummary, reason: string];
+  /** A remote node cannot be used (unreachable, wrong secret...). Printed when nobody listens. */
+  'node-error': [node: NodeSummary, error: Error];
 }
 
 interface JobRecord {
@@ -122,13 +157,12 @@ export class Server extends EventEmitter<ServerEvents> {
   #closed = false;
   #closing: Promise<void> | null = null;
   #fatal: Error | null = null;
+  #lastRejection: Error | null = null;
 
   constructor(options: ServerOptions = {}) {
     super();
-    if (options.ppservers && options.ppservers.length > 0) {
-      throw new PPError('ppservers: remote nodes are not supported by this version of pp-node yet');
-    }
-    if (options.autodiscover) {
+    const ppservers = options.ppservers ?? [];
+    if (options.autodiscover || ppservers.includes('*')) {
       throw new PPError('autodiscover: LAN discovery is not supported by this version of pp-node yet');
     }
     const ncpus = options.ncpus ?? availableParallelism();
@@ -145,6 +179,27 @@ export class Server extends EventEmitter<ServerEvents> {
     );
     this.#local.onFatal = (error) => this.#onNodeFatal(this.#local, error);
     this.#addNode(this.#local);
+    if (ppservers.length > 0) {
+      const addresses = ppservers.map((spec) => parseAddress(spec));
+      const { secret } = resolveSecret({ secret: options.secret, create: false });
+      const listener: RemoteNodeListener = {
+        onUp: (node) => {
+          this.#scheduleDrain();
+          this.emit('node-up', summarize(node));
+        },
+        onDown: (node, reason) => this.emit('node-down', summarize(node), reason),
+        onProblem: (node, error) => this.#onNodeProblem(node, error),
+      };
+      const deadAfterMs = (options.nodeTimeout ?? 2.5) * 1000;
+      for (const { host, port } of addresses) {
+        this.#addNode(new RemoteNode({ host, port, secret, deadAfterMs }, events, listener));
+      }
+    }
+  }
+
+  /** Nodes that can run jobs right now, with their CPUs (the local pool first). */
+  getActiveNodes(): NodeSummary[] {
+    return this.#nodes.filter((n) => n.ncpus > 0).map(summarize);
   }
 
   /**
@@ -176,7 +231,8 @@ export class Server extends EventEmitter<ServerEvents> {
     for (const arg of args) {
       if (!(arg instanceof Ref)) continue;
       const stored = this.#refs.get(arg.id);
-      if (!stored) throw new PPError(`submit: a Ref argument (${arg.id}) was released or made by another server`);
+      if (!stored)
+        throw new PPError(`submit: a Ref argument (${arg.id}) was released or made by another server`);
       refs.push(stored);
     }
     const timeoutMs = options.timeout;
@@ -224,8 +280,9 @@ export class Server extends EventEmitter<ServerEvents> {
       signal.addEventListener('abort', onAbort, { once: true });
       rec.unlisten = () => signal.removeEventListener('abort', onAbort);
     }
-    if (this.#fatal && this.#nodes.length === 0) {
-      this.#settle(rec, false, this.#fatal);
+    const unusable = this.#whyUnusable();
+    if (unusable) {
+      this.#settle(rec, false, unusable);
       return job;
     }
     this.#queue.push(rec);
@@ -261,10 +318,12 @@ export class Server extends EventEmitter<ServerEvents> {
       return new Promise((resolve) => g!.waiters.push(resolve));
     }
     const groups = [...this.#groups.values()].filter((g) => g.pending > 0);
-    return Promise.all(groups.map((g) => new Promise<void>((resolve) => g.waiters.push(resolve)))).then(() => {
-      // Jobs submitted by callbacks meanwhile count too.
-      if ([...this.#groups.values()].some((g) => g.pending > 0)) return this.wait();
-    });
+    return Promise.all(groups.map((g) => new Promise<void>((resolve) => g.waiters.push(resolve)))).then(
+      () => {
+        // Jobs submitted by callbacks meanwhile count too.
+        if ([...this.#groups.values()].some((g) => g.pending > 0)) return this.wait();
+      },
+    );
   }
 
   /** Number of local workers. */
@@ -414,7 +473,11 @@ export class Server extends EventEmitter<ServerEvents> {
     try {
       value = decode(outcome.blob, rec.registry);
     } catch (error) {
-      this.#settle(rec, false, new JobSetupError(`the outcome of ${rec.bundle.name} could not be decoded`, { cause: error }));
+      this.#settle(
+        rec,
+        false,
+        new JobSetupError(`the outcome of ${rec.bundle.name} could not be decoded`, { cause: error }),
+      );
       return;
     }
     switch (outcome.status) {
@@ -428,7 +491,9 @@ export class Server extends EventEmitter<ServerEvents> {
         this.#settle(
           rec,
           false,
-          new JobSetupError(`${rec.bundle.name} could not start on ${node.id}: ${messageOf(value)}`, { cause: value }),
+          new JobSetupError(`${rec.bundle.name} could not start on ${node.id}: ${messageOf(value)}`, {
+            cause: value,
+          }),
         );
     }
   }
@@ -457,6 +522,25 @@ export class Server extends EventEmitter<ServerEvents> {
     this.#scheduleDrain();
   }
 
+  #onNodeProblem(node: RemoteNode, error: Error): void {
+    if (this.listenerCount('node-error') > 0) this.emit('node-error', summarize(node), error);
+    else console.warn(`pp-node: ${error.message}`);
+    if (!(error instanceof NodeRejectedError)) return;
+    this.#lastRejection = error;
+    // Nothing left that could ever run the queued jobs: fail them rather than wait forever.
+    const unusable = this.#whyUnusable();
+    if (unusable)
+      for (const rec of [...this.#records.values()])
+        if (rec.node === null) this.#settle(rec, false, unusable);
+  }
+
+  /** Why no job can ever run here (every node failed for good), or null. */
+  #whyUnusable(): Error | null {
+    const usable = this.#nodes.some((n) => (n instanceof RemoteNode ? n.state !== 'rejected' : n.ncpus > 0));
+    if (usable) return null;
+    return this.#lastRejection ?? this.#fatal ?? null;
+  }
+
   #onNodeFatal(node: ComputeNode, error: Error): void {
     const i = this.#nodes.indexOf(node);
     if (i >= 0) this.#nodes.splice(i, 1);
@@ -468,7 +552,8 @@ export class Server extends EventEmitter<ServerEvents> {
   #cancel(id: number, reason: unknown): void {
     const rec = this.#records.get(id);
     if (!rec || rec.settled) return;
-    if (rec.node) rec.node.cancel(id); // its outcome, when reported, is dropped
+    if (rec.node)
+      rec.node.cancel(id); // its outcome, when reported, is dropped
     else this.#records.delete(id);
     this.#settle(rec, false, abortError(rec.bundle.name, reason));
   }
@@ -500,6 +585,17 @@ export class Server extends EventEmitter<ServerEvents> {
       for (const w of waiters) w();
     }
   }
+}
+
+function summarize(node: ComputeNode): NodeSummary {
+  const info = node instanceof RemoteNode ? node.info : null;
+  return {
+    id: node.id,
+    name: info?.name ?? node.id,
+    ncpus: node.ncpus,
+    inFlight: node.inFlight,
+    ...(info ? { version: info.version } : {}),
+  };
 }
 
 function checkNcpus(n: number): void {

@@ -31,7 +31,10 @@ export interface ServerStats {
 
 /** Renders stats as pp's table. */
 export function formatStats(stats: ServerStats): string {
-  const lines = ['Job execution statistics:', ' job count | % of all jobs | job time sum | time per job | job server'];
+  const lines = [
+    'Job execution statistics:',
+    ' job count | % of all jobs | job time sum | time per job | job server',
+  ];
   for (const n of stats.nodes) {
     lines.push(
       `${String(n.jobs).padStart(10)} | ${n.percent.toFixed(2).padStart(13)} | ${n.jobTimeSum

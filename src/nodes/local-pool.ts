@@ -109,7 +109,11 @@ export class LocalPool implements ComputeNode {
     while (next < jobs.length && order.length > 0) {
       this.sendBatch(order[i++ % order.length]!, [jobs[next++]!]);
     }
-    if (next < jobs.length) this.events.onRequeue(this, jobs.slice(next).map((j) => j.id));
+    if (next < jobs.length)
+      this.events.onRequeue(
+        this,
+        jobs.slice(next).map((j) => j.id),
+      );
   }
 
   private sendBatch(w: WorkerHandle, batch: DispatchJob[]): void {
@@ -140,7 +144,7 @@ export class LocalPool implements ComputeNode {
     w.send(
       encodeMessage({
         type: 'run',
-        jobs: batch.map((j) => [j.id, j.hash, 0]),
+        jobs: batch.map((j) => [j.id, j.hash, 0, []]),
         blobs: batch.map((j) => j.blob),
       }),
     );
@@ -291,7 +295,6 @@ export class LocalPool implements ComputeNode {
     while (this.workers.length < this.target) this.spawn();
     this.events.onCapacity(this);
   }
-
 }
 
 function describeExit(exit: WorkerExit): string {
@@ -303,7 +306,8 @@ function crashError(w: WorkerHandle, exit: WorkerExit, name: string, jobId: numb
   const kind = w.isolation === 'thread' ? 'worker thread' : `worker process ${w.pid}`;
   let hint = '';
   if (exit.signal === 'SIGABRT' || exit.code === 134 || exit.signal === 'SIGKILL') {
-    hint = ' It probably ran out of memory (see the output above); raise `workerMemoryMb` or use less memory per job.';
+    hint =
+      ' It probably ran out of memory (see the output above); raise `workerMemoryMb` or use less memory per job.';
   } else if (exit.signal === 'SIGSEGV') {
     hint = ' It crashed (segmentation fault), most likely in a native module.';
   } else if (exit.code !== null) {
@@ -315,4 +319,3 @@ function crashError(w: WorkerHandle, exit: WorkerExit, name: string, jobId: numb
     exit.signal,
   );
 }
-

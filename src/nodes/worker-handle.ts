@@ -9,8 +9,8 @@
  * benchmark (`npm run bench`) prints both.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { setPriority } from 'node:os';
 import type { Socket } from 'node:net';
+import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { decodeMessage, type Message } from '../protocol/messages.ts';
@@ -144,8 +144,12 @@ export class WorkerHandle {
     });
     this.thread = thread;
     this.pid = process.pid;
-    thread.on('message', (data: ArrayBuffer) => this.onMessage(this, decodeMessage(Buffer.from(data)) as Message));
-    thread.on('error', (e) => { if (!this.ready) console.error('pp-node: worker thread failed to start:', e); });
+    thread.on('message', (data: ArrayBuffer) =>
+      this.onMessage(this, decodeMessage(Buffer.from(data)) as Message),
+    );
+    thread.on('error', (e) => {
+      if (!this.ready) console.error('pp-node: worker thread failed to start:', e);
+    });
     thread.on('exit', (code) => {
       if (this.exited) return;
       this.exited = true;

@@ -34,8 +34,8 @@ export const JobStatus = {
 } as const;
 export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
 
-/** A job in a run message: id, function hash, and (to remote nodes) its timeout in ms or 0. */
-export type RunEntry = [id: number, hash: string, timeoutMs: number];
+/** A job in a run message: id, function hash, its timeout in ms (0: none) and the Refs it uses. */
+export type RunEntry = [id: number, hash: string, timeoutMs: number, refs: string[]];
 /** A result: job id, status, run time in ms. */
 export type ResultEntry = [id: number, status: JobStatus, durationMs: number];
 
@@ -160,7 +160,11 @@ export function decodeMessage(frame: Uint8Array): Message {
     case 'run':
       return { type, jobs: check(a, isRunEntries, type), blobs: sameLength(blobs, a as unknown[], type) };
     case 'done':
-      return { type, results: check(a, isResultEntries, type), blobs: sameLength(blobs, a as unknown[], type) };
+      return {
+        type,
+        results: check(a, isResultEntries, type),
+        blobs: sameLength(blobs, a as unknown[], type),
+      };
     case 'put':
       return { type, refs: check(a, isStrings, type), blobs: sameLength(blobs, a as unknown[], type) };
     case 'release':
@@ -209,7 +213,8 @@ function check<T>(value: unknown, ok: (v: unknown) => v is T, type: string): T {
 }
 
 function sameLength(blobs: Uint8Array[], items: unknown[], type: string): Uint8Array[] {
-  if (blobs.length !== items.length) throw new MessageError(`'${type}' message has ${items.length} entries but ${blobs.length} blobs`);
+  if (blobs.length !== items.length)
+    throw new MessageError(`'${type}' message has ${items.length} entries but ${blobs.length} blobs`);
   return blobs;
 }
 
@@ -220,7 +225,16 @@ const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every(isS
 const isIds = (v: unknown): v is number[] => Array.isArray(v) && v.every(isCount);
 const isRunEntries = (v: unknown): v is RunEntry[] =>
   Array.isArray(v) &&
-  v.every((e) => Array.isArray(e) && e.length === 3 && isCount(e[0]) && isString(e[1]) && isFiniteNumber(e[2]) && e[2] >= 0);
+  v.every(
+    (e) =>
+      Array.isArray(e) &&
+      e.length === 4 &&
+      isCount(e[0]) &&
+      isString(e[1]) &&
+      isFiniteNumber(e[2]) &&
+      e[2] >= 0 &&
+      isStrings(e[3]),
+  );
 const isResultEntries = (v: unknown): v is ResultEntry[] =>
   Array.isArray(v) &&
   v.every(
@@ -243,7 +257,9 @@ const isDefinitions = (v: unknown): v is FunctionDefinition[] =>
       Array.isArray(d.bindings) &&
       d.bindings.every(isString) &&
       Array.isArray(d.modules) &&
-      d.modules.every((m: unknown) => Array.isArray(m) && m.length === 2 && isString(m[0]) && isString(m[1])) &&
+      d.modules.every(
+        (m: unknown) => Array.isArray(m) && m.length === 2 && isString(m[0]) && isString(m[1]),
+      ) &&
       d.globals !== null &&
       typeof d.globals === 'object',
   );

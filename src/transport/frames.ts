@@ -68,7 +68,9 @@ export class FrameReader {
           this.pending = null;
         }
         if (this.expected > this.maxFrameBytes) {
-          throw new FrameTooLargeError(`frame of ${this.expected} bytes exceeds the limit of ${this.maxFrameBytes}`);
+          throw new FrameTooLargeError(
+            `frame of ${this.expected} bytes exceeds the limit of ${this.maxFrameBytes}`,
+          );
         }
         this.filled = 0;
       }

@@ -5,8 +5,8 @@
  */
 import { Socket } from 'node:net';
 import { isMainThread, parentPort } from 'node:worker_threads';
-import { FrameReader, joinFrame } from '../transport/frames.ts';
 import { encodeMessage } from '../protocol/messages.ts';
+import { FrameReader, joinFrame } from '../transport/frames.ts';
 import { WorkerRuntime } from './runtime.ts';
 
 function reportStray(runtime: WorkerRuntime, kind: string) {

@@ -11,16 +11,10 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type CompiledFunction, compileBundle, moduleExportValue } from '../functions/compile.ts';
 import { REF_CLASS, Ref } from '../api/ref.ts';
+import { type CompiledFunction, compileBundle, moduleExportValue } from '../functions/compile.ts';
 import { type ClassRegistry, decode, encode, makeClassRegistry } from '../protocol/codec.ts';
-import {
-  decodeMessage,
-  encodeMessage,
-  type FunctionDefinition,
-  JobStatus,
-  
-} from '../protocol/messages.ts';
+import { decodeMessage, encodeMessage, type FunctionDefinition, JobStatus } from '../protocol/messages.ts';
 
 /** How the runtime talks to its server: whole messages in, message parts out. */
 export interface WorkerChannel {
@@ -72,7 +66,9 @@ export class WorkerRuntime {
         break;
       case 'put':
         // Copy: the blob is a view into a frame we do not want to keep alive whole.
-        msg.refs.forEach((ref, i) => this.refs.set(ref, { blob: Uint8Array.prototype.slice.call(msg.blobs[i]!), decoded: false }));
+        msg.refs.forEach((ref, i) => {
+          this.refs.set(ref, { blob: Uint8Array.prototype.slice.call(msg.blobs[i]!), decoded: false });
+        });
         break;
       case 'release':
         for (const ref of msg.refs) this.refs.delete(ref);
@@ -136,7 +132,8 @@ export class WorkerRuntime {
     let args: unknown[];
     try {
       [thisArg, args] = decode(blob, entry.registry) as [unknown, unknown[]];
-      for (let i = 0; i < args.length; i++) if (args[i] instanceof Ref) args[i] = this.refValue(args[i] as Ref, entry);
+      for (let i = 0; i < args.length; i++)
+        if (args[i] instanceof Ref) args[i] = this.refValue(args[i] as Ref, entry);
     } catch (error) {
       this.reply(id, JobStatus.SetupFailed, 0, encodeError(error, entry.registry));
       return undefined;
@@ -149,7 +146,11 @@ export class WorkerRuntime {
       this.reply(id, JobStatus.Threw, performance.now() - start, encodeError(error, entry.registry));
       return undefined;
     }
-    if (value === null || typeof value !== 'object' || typeof (value as PromiseLike<unknown>).then !== 'function') {
+    if (
+      value === null ||
+      typeof value !== 'object' ||
+      typeof (value as PromiseLike<unknown>).then !== 'function'
+    ) {
       this.replyValue(id, performance.now() - start, value, entry);
       return undefined;
     }
@@ -173,7 +174,10 @@ export class WorkerRuntime {
 
   private refValue(ref: Ref, entry: Ready): unknown {
     const stored = this.refs.get(ref.id);
-    if (!stored) throw new Error(`${entry.compiled.name} got a Ref (${ref.id}) this worker does not hold: was it released?`);
+    if (!stored)
+      throw new Error(
+        `${entry.compiled.name} got a Ref (${ref.id}) this worker does not hold: was it released?`,
+      );
     if (!stored.decoded) {
       stored.value = decode(stored.blob, entry.registry);
       stored.decoded = true;
@@ -225,7 +229,9 @@ function compileDefinition(def: FunctionDefinition): Ready | Failed | Promise<Re
     }
   };
   if (def.modules.length === 0) return finish({});
-  return Promise.all(def.modules.map(([binding, spec]) => loadModule(spec, def.name).then((v) => [binding, v]))).then(
+  return Promise.all(
+    def.modules.map(([binding, spec]) => loadModule(spec, def.name).then((v) => [binding, v])),
+  ).then(
     (pairs) => finish(Object.fromEntries(pairs)),
     (error: unknown) => ({ error }),
   );

@@ -1,0 +1,102 @@
+/** `pp-node` command line: start a node, or list the nodes on the LAN. */
+import { createLogger } from '../log.ts';
+import { machineId } from '../node/identity.ts';
+import { NodeServer } from '../node/node-server.ts';
+import { resolveSecret, weakSecretWarning } from '../secret.ts';
+import { VERSION } from '../version.ts';
+import { HELP, type NodeConfig, parseCli, UsageError } from './args.ts';
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let cmd: ReturnType<typeof parseCli>;
+  try {
+    cmd = parseCli(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`pp-node: ${error.message}\nTry 'npx pp-node --help'.\n`);
+    return 2;
+  }
+  switch (cmd.command) {
+    case 'help':
+      process.stdout.write(`${HELP}\n`);
+      return 0;
+    case 'version':
+      process.stdout.write(`${VERSION}\n`);
+      return 0;
+    case 'ls':
+      process.stderr.write('pp-node ls: LAN discovery is not available in this version yet\n');
+      return 1;
+    case 'serve':
+      return serve(cmd);
+  }
+}
+
+async function serve(cfg: NodeConfig): Promise<number> {
+  const log = createLogger({ level: cfg.logLevel, format: cfg.logFormat });
+  let resolved: ReturnType<typeof resolveSecret>;
+  try {
+    resolved = resolveSecret({ secretFile: cfg.secretFile, create: true });
+  } catch (error) {
+    log.error((error as Error).message);
+    return 1;
+  }
+  if (resolved.created) {
+    log.info(
+      `created a new secret in ${resolved.source}: copy this file (mode 0600) to every machine of the cluster, ` +
+        'or set PP_SECRET to its content there, so that clients and nodes share it',
+    );
+  }
+  const weak = weakSecretWarning(resolved.secret);
+  if (weak) log.warn(weak);
+
+  let stopRequested: (() => void) | null = null;
+  const id = machineId();
+  const node = new NodeServer({
+    port: cfg.port,
+    host: cfg.bind,
+    workers: cfg.workers,
+    secret: resolved.secret,
+    name: cfg.name,
+    id,
+    logger: log,
+    idleTimeoutS: cfg.idleTimeoutS,
+    onIdle: () => stopRequested?.(),
+  });
+  let port: number;
+  try {
+    port = await node.listen();
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    const hint =
+      e.code === 'EADDRINUSE'
+        ? ` — is another pp-node running? Pick another port with --port.`
+        : e.code === 'EADDRNOTAVAIL'
+          ? ' — --bind must be an address of this machine'
+          : '';
+    log.error(`cannot listen on ${cfg.bind ?? '*'}:${cfg.port}: ${e.message}${hint}`);
+    await node.close(0);
+    return 1;
+  }
+  log.info('pp-node ready', {
+    name: cfg.name,
+    port,
+    workers: cfg.workers,
+    version: VERSION,
+    secret: resolved.source,
+    id,
+  });
+
+  process.on('SIGUSR1', () => process.stderr.write(`${node.statsTable()}\n`));
+  await new Promise<void>((resolve) => {
+    stopRequested = resolve;
+    const onSignal = (sig: string) => {
+      log.info(`${sig}: stopping (queued jobs go back to clients; again to stop at once)`);
+      process.once(sig as NodeJS.Signals, () => process.exit(130));
+      resolve();
+    };
+    process.once('SIGINT', () => onSignal('SIGINT'));
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+  });
+  await node.close();
+  log.info('stopped');
+  return 0;
+}

@@ -1,0 +1,479 @@
+/**
+ * A pp-node: accepts authenticated clients over WebSockets and runs their jobs on this
+ * machine's workers (the same pool and worker runtime as a local Server), sharing the CPUs
+ * fairly between clients.
+ */
+import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { formatStats, type NodeStats } from '../api/stats.ts';
+import type { Logger } from '../log.ts';
+import type { DispatchJob, JobOutcome, RefData } from '../nodes/compute-node.ts';
+import { LocalPool } from '../nodes/local-pool.ts';
+import { encode } from '../protocol/codec.ts';
+import { PROTOCOL_VERSION } from '../protocol/handshake.ts';
+import {
+  decodeMessage,
+  encodeMessage,
+  type FunctionDefinition,
+  JobStatus,
+  type Message,
+  MessageError,
+  type NodeInfo,
+  type ResultEntry,
+} from '../protocol/messages.ts';
+import { FailureLimiter } from '../protocol/rate-limit.ts';
+import { FairQueue } from '../scheduler/fair-queue.ts';
+import { DurationEstimate } from '../scheduler/policy.ts';
+import {
+  CloseCode,
+  type HandshakeFailure,
+  MAX_WS_PAYLOAD,
+  SecureSocket,
+  serverHandshake,
+} from '../transport/secure-socket.ts';
+import { VERSION } from '../version.ts';
+
+export interface NodeServerOptions {
+  /** TCP port; 0 picks a free one. */
+  port: number;
+  /** Address to listen on; default all interfaces. */
+  host?: string;
+  /** Workers (CPUs) to run jobs on. */
+  workers: number;
+  secret: Uint8Array;
+  name: string;
+  /** Stable id of this machine (see nodeIdentity). */
+  id: string;
+  logger: Logger;
+  /** Exit after this many seconds without any client (0: never). */
+  idleTimeoutS?: number;
+  /** Called when the idle timeout passes. */
+  onIdle?: () => void;
+  /** nice value for worker processes (default 10: the desk owner's programs come first). */
+  niceness?: number;
+  /** A client silent for this long is dropped (default 10 s; clients ping every 0.5 s). */
+  clientTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  limiter?: FailureLimiter;
+}
+
+interface NodeJob {
+  session: ClientSession;
+  clientId: number;
+  dispatch: DispatchJob;
+}
+
+let nextInternalId = 1;
+
+export class NodeServer {
+  readonly info: NodeInfo;
+  private readonly pool: LocalPool;
+  private wss: WebSocketServer | null = null;
+  private readonly sessions = new Map<string, ClientSession>();
+  private readonly jobs = new Map<number, NodeJob>();
+  private readonly queue = new FairQueue<number>();
+  private readonly estimates = new Map<string, DurationEstimate>();
+  private readonly stats = new Map<string, { jobs: number; timeMs: number }>();
+  private readonly limiter: FailureLimiter;
+  private readonly created = performance.now();
+  private drainScheduled = false;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private stopping = false;
+  private nextSession = 1;
+
+  constructor(private readonly opts: NodeServerOptions) {
+    this.info = {
+      id: opts.id,
+      name: opts.name,
+      ncpus: opts.workers,
+      version: VERSION,
+      protocol: PROTOCOL_VERSION,
+    };
+    this.limiter = opts.limiter ?? new FailureLimiter();
+    this.pool = new LocalPool(
+      { ncpus: opts.workers, isolation: 'process', niceness: opts.niceness ?? 10 },
+      {
+        onResult: (_n, id, outcome) => this.onResult(id, outcome),
+        onJobFailed: (_n, id, error) => this.onJobFailed(id, error),
+        onRequeue: (_n, ids) => this.onRequeue(ids),
+        onCapacity: () => this.scheduleDrain(),
+      },
+    );
+    this.pool.onFatal = (error) => {
+      opts.logger.error('workers cannot start; stopping the node', { error });
+      void this.close();
+    };
+  }
+
+  /** Starts listening; resolves with the bound port. */
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const wss = new WebSocketServer({
+        port: this.opts.port,
+        host: this.opts.host,
+        maxPayload: MAX_WS_PAYLOAD,
+        perMessageDeflate: false,
+        clientTracking: false,
+      });
+      this.wss = wss;
+      wss.once('error', reject);
+      wss.on('listening', () => {
+        wss.off('error', reject);
+        wss.on('error', (error) => this.opts.logger.error('listener error', { error }));
+        const address = wss.address();
+        resolve(typeof address === 'object' && address ? address.port : this.opts.port);
+        this.armIdleTimer();
+      });
+      wss.on('connection', (ws, req) => void this.onConnection(ws, req));
+    });
+  }
+
+  /** Clients connected right now. */
+  get clients(): number {
+    return this.sessions.size;
+  }
+
+  /** Stops: queued jobs go back to their clients, running ones finish (up to `graceMs`), then all closes. */
+  async close(graceMs = 10_000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    const closing = new Promise<void>((resolve) => (this.wss ? this.wss.close(() => resolve()) : resolve()));
+    for (const s of this.sessions.values()) {
+      const ids = this.queue.removeOwner(s.id).map((id) => this.forget(id)?.clientId);
+      s.send({ type: 'requeue', ids: ids.filter((x): x is number => x !== undefined) });
+    }
+    const deadline = Date.now() + graceMs;
+    while (this.pool.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const s of this.sessions.values()) {
+      const running = [...this.jobs.values()].filter((j) => j.session === s).map((j) => j.clientId);
+      if (running.length > 0) s.send({ type: 'requeue', ids: running });
+      s.send({ type: 'bye', reason: 'node shutting down' });
+      s.socket.close(CloseCode.GoingAway, 'node shutting down');
+    }
+    await this.pool.close();
+    await closing;
+  }
+
+  /** pp's stats table, a row per client address. */
+  statsTable(): string {
+    let total = 0;
+    for (const s of this.stats.values()) total += s.jobs;
+    const rows: NodeStats[] = [...this.stats].map(([peer, s]) => ({
+      node: peer,
+      jobs: s.jobs,
+      percent: total ? (100 * s.jobs) / total : 0,
+      jobTimeSum: s.timeMs / 1000,
+      timePerJob: s.jobs ? s.timeMs / 1000 / s.jobs : 0,
+      ncpus: this.info.ncpus,
+    }));
+    return formatStats({
+      nodes: rows,
+      uptime: (performance.now() - this.created) / 1000,
+      activeJobs: this.jobs.size,
+      ncpus: this.info.ncpus,
+      totalJobs: total,
+    });
+  }
+
+  private async onConnection(ws: WebSocket, req: IncomingMessage): Promise<void> {
+    const ip = req.socket.remoteAddress ?? 'unknown';
+    const peer = `${ip}:${req.socket.remotePort}`;
+    const log = this.opts.logger;
+    if (this.stopping) {
+      ws.close(CloseCode.GoingAway, 'node shutting down');
+      return;
+    }
+    if (!this.limiter.allowed(ip)) {
+      const wait = Math.ceil(this.limiter.retryAfterMs(ip) / 1000);
+      log.warn('refused connection: too many failed handshakes', { peer, retryInS: wait });
+      ws.close(CloseCode.RateLimited, `too many failed handshakes from ${ip}; retry in ${wait} s`);
+      return;
+    }
+    let session: Awaited<ReturnType<typeof serverHandshake>>;
+    try {
+      session = await serverHandshake(ws, this.opts.secret, this.opts.handshakeTimeoutMs ?? 5000);
+    } catch (error) {
+      const f = error as HandshakeFailure;
+      this.limiter.failed(ip);
+      if (f.handshakeCode === 'bad-proof') log.warn('client rejected: wrong secret', { peer });
+      else log.warn('handshake failed', { peer, reason: f.message });
+      return;
+    }
+    this.limiter.succeeded(ip);
+    if (this.stopping) {
+      ws.close(CloseCode.GoingAway, 'node shutting down');
+      return;
+    }
+    const id = `c${this.nextSession++}`;
+    const s = new ClientSession(id, peer, new SecureSocket(ws, session), this);
+    this.sessions.set(id, s);
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    log.info('client connected', { peer, session: session.id, clients: this.sessions.size });
+    s.send({ type: 'welcome', info: this.info });
+  }
+
+  /** @internal */
+  sessionClosed(s: ClientSession, code: number, reason: string): void {
+    if (!this.sessions.delete(s.id)) return;
+    for (const id of this.queue.removeOwner(s.id)) this.jobs.delete(id);
+    // Jobs already in the pool finish; their results are dropped.
+    this.opts.logger.info('client disconnected', { peer: s.peer, code, reason: reason || undefined });
+    this.armIdleTimer();
+  }
+
+  /** @internal A decoded message from an authenticated client. */
+  handle(s: ClientSession, msg: Message): void {
+    switch (msg.type) {
+      case 'define':
+        for (const def of msg.defs) s.defs.set(def.hash, { ...def, hash: contentHash(def) });
+        return;
+      case 'put':
+        msg.refs.forEach((ref, i) => {
+          s.refs.set(ref, { id: ref, blob: Uint8Array.prototype.slice.call(msg.blobs[i]!) });
+        });
+        return;
+      case 'release':
+        for (const ref of msg.refs) s.refs.delete(ref);
+        this.pool.release(msg.refs);
+        return;
+      case 'run':
+        msg.jobs.forEach(([clientId, hash, timeoutMs, refIds], i) => {
+          this.accept(s, clientId, hash, timeoutMs, refIds, msg.blobs[i]!);
+        });
+        this.scheduleDrain();
+        return;
+      case 'cancel':
+        for (const clientId of msg.ids) this.cancel(s, clientId);
+        return;
+      case 'ping':
+        s.send({ type: 'pong', t: msg.t });
+        return;
+      case 'pong':
+        return;
+      case 'bye':
+        s.socket.close(CloseCode.Normal, 'bye');
+        return;
+      default:
+        throw new MessageError(`a client may not send '${msg.type}'`);
+    }
+  }
+
+  private accept(
+    s: ClientSession,
+    clientId: number,
+    hash: string,
+    timeoutMs: number,
+    refIds: string[],
+    blob: Uint8Array,
+  ): void {
+    const def = s.defs.get(hash);
+    const refs: RefData[] = [];
+    for (const r of refIds) {
+      const data = s.refs.get(r);
+      if (data) refs.push(data);
+    }
+    if (!def || refs.length !== refIds.length) {
+      const what = def ? 'a Ref it was never sent' : `function ${hash.slice(0, 12)} it was never sent`;
+      s.sendFailed(clientId, new Error(`protocol error: the node got a job for ${what}`));
+      return;
+    }
+    const id = nextInternalId++;
+    // The blob is a view into the received message: copy it so the message can be freed.
+    const own = Uint8Array.prototype.slice.call(blob);
+    this.jobs.set(id, {
+      session: s,
+      clientId,
+      dispatch: {
+        id,
+        hash: def.hash,
+        name: def.name,
+        blob: own,
+        timeoutMs: timeoutMs > 0 ? timeoutMs : undefined,
+        estimatedMs: this.estimates.get(def.hash)?.value,
+        refs,
+        definition: () => def,
+      },
+    });
+    s.byClientId.set(clientId, id);
+    this.queue.push(s.id, id);
+  }
+
+  private cancel(s: ClientSession, clientId: number): void {
+    const id = s.byClientId.get(clientId);
+    if (id === undefined) return;
+    if (this.queue.remove(s.id, (x) => x === id) !== undefined) {
+      this.forget(id);
+      s.queueResult([clientId, JobStatus.Cancelled, 0], encode(undefined));
+      return;
+    }
+    this.pool.cancel(id);
+  }
+
+  private forget(id: number): NodeJob | undefined {
+    const job = this.jobs.get(id);
+    if (!job) return undefined;
+    this.jobs.delete(id);
+    job.session.byClientId.delete(job.clientId);
+    return job;
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    queueMicrotask(() => {
+      this.drainScheduled = false;
+      this.drain();
+    });
+  }
+
+  private drain(): void {
+    while (this.queue.size > 0) {
+      const next = this.jobs.get(this.queue.peek()!);
+      const free = this.pool.freeSlots(next ? this.estimates.get(next.dispatch.hash)?.value : undefined);
+      if (free <= 0) return;
+      const batch: DispatchJob[] = [];
+      for (const [, id] of this.queue.take(free)) {
+        const job = this.jobs.get(id);
+        if (job) batch.push({ ...job.dispatch, estimatedMs: this.estimates.get(job.dispatch.hash)?.value });
+      }
+      if (batch.length === 0) continue;
+      this.pool.dispatch(batch);
+    }
+  }
+
+  private onResult(id: number, outcome: JobOutcome): void {
+    this.scheduleDrain();
+    const job = this.forget(id);
+    if (!job) return;
+    let est = this.estimates.get(job.dispatch.hash);
+    if (!est) this.estimates.set(job.dispatch.hash, (est = new DurationEstimate()));
+    est.add(outcome.durationMs);
+    const peerIp = job.session.peer.replace(/:\d+$/, '');
+    let st = this.stats.get(peerIp);
+    if (!st) this.stats.set(peerIp, (st = { jobs: 0, timeMs: 0 }));
+    st.jobs++;
+    st.timeMs += outcome.durationMs;
+    if (job.session.open)
+      job.session.queueResult([job.clientId, outcome.status, outcome.durationMs], outcome.blob);
+  }
+
+  private onJobFailed(id: number, error: Error): void {
+    this.scheduleDrain();
+    const job = this.forget(id);
+    if (job?.session.open) job.session.sendFailed(job.clientId, error);
+  }
+
+  private onRequeue(ids: number[]): void {
+    // The pool lost a worker: these jobs never started; they keep their place in line.
+    const byOwner = new Map<string, number[]>();
+    for (const id of ids) {
+      const job = this.jobs.get(id);
+      if (!job?.session.open) {
+        this.forget(id);
+        continue;
+      }
+      const list = byOwner.get(job.session.id) ?? [];
+      list.push(id);
+      byOwner.set(job.session.id, list);
+    }
+    for (const [owner, list] of byOwner) this.queue.unshiftAll(owner, list);
+    this.scheduleDrain();
+  }
+
+  private armIdleTimer(): void {
+    const s = this.opts.idleTimeoutS ?? 0;
+    if (s <= 0 || this.sessions.size > 0 || this.stopping) return;
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.opts.logger.info(`no client for ${s} s: stopping (--idle-timeout)`);
+      this.opts.onIdle?.();
+    }, s * 1000);
+    this.idleTimer.unref();
+  }
+
+  /** @internal */
+  get clientTimeoutMs(): number {
+    return this.opts.clientTimeoutMs ?? 10_000;
+  }
+
+  /** @internal */
+  get logger(): Logger {
+    return this.opts.logger;
+  }
+}
+
+/** One authenticated client connection. */
+class ClientSession {
+  readonly defs = new Map<string, FunctionDefinition>();
+  readonly refs = new Map<string, RefData>();
+  readonly byClientId = new Map<number, number>();
+  open = true;
+  private results: ResultEntry[] = [];
+  private blobs: Uint8Array[] = [];
+  private flushScheduled = false;
+  private lastHeard = Date.now();
+  private readonly watchdog: NodeJS.Timeout;
+
+  constructor(
+    readonly id: string,
+    readonly peer: string,
+    readonly socket: SecureSocket,
+    node: NodeServer,
+  ) {
+    socket.on('message', (data) => {
+      this.lastHeard = Date.now();
+      let msg: Message;
+      try {
+        msg = decodeMessage(data);
+        node.handle(this, msg);
+      } catch (error) {
+        node.logger.warn('closing connection: bad message', { peer, error });
+        socket.close(CloseCode.Protocol, `bad message: ${(error as Error).message}`);
+      }
+    });
+    socket.on('close', (code, reason) => {
+      this.open = false;
+      clearInterval(this.watchdog);
+      node.sessionClosed(this, code, reason);
+    });
+    this.watchdog = setInterval(() => {
+      if (Date.now() - this.lastHeard > node.clientTimeoutMs) {
+        node.logger.warn('client went silent: dropping it', { peer });
+        socket.terminate();
+      }
+    }, 1000);
+    this.watchdog.unref();
+  }
+
+  send(msg: Message): void {
+    if (this.open) this.socket.send(encodeMessage(msg));
+  }
+
+  /** Results are coalesced: one message per turn of the event loop, not one per job. */
+  queueResult(entry: ResultEntry, blob: Uint8Array): void {
+    this.results.push(entry);
+    this.blobs.push(blob);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const results = this.results;
+      const blobs = this.blobs;
+      this.results = [];
+      this.blobs = [];
+      this.send({ type: 'done', results, blobs });
+    });
+  }
+
+  sendFailed(clientId: number, error: Error): void {
+    this.send({ type: 'failed', ids: [clientId], blobs: [encode(error)] });
+  }
+}
+
+/** The node's own key for a definition: a client cannot make another client's jobs run its code. */
+function contentHash(def: FunctionDefinition): string {
+  const bytes = encode([def.name, def.code, def.bindings, def.modules, def.globals]);
+  return createHash('sha256').update(bytes).digest('hex');
+}

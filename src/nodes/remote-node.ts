@@ -1,0 +1,377 @@
+/**
+ * A remote `pp-node` as a compute node of the client's Server: one authenticated, encrypted
+ * WebSocket connection, kept alive by a heartbeat and re-made with backoff when it drops.
+ *
+ * Exactly once: every job sent on a connection is either answered on that connection or, if
+ * the connection is lost, handed back to the scheduler to run elsewhere. Answers arriving on
+ * an old connection are never read, so a node that comes back cannot deliver a second result.
+ */
+import { WebSocket } from 'ws';
+import { PPError } from '../errors.ts';
+import { decode } from '../protocol/codec.ts';
+import {
+  decodeMessage,
+  encodeMessage,
+  type FunctionDefinition,
+  type Message,
+  type NodeInfo,
+} from '../protocol/messages.ts';
+import {
+  CloseCode,
+  clientHandshake,
+  HandshakeFailure,
+  MAX_WS_PAYLOAD,
+  SecureSocket,
+} from '../transport/secure-socket.ts';
+import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
+import { targetDepth } from './local-pool.ts';
+
+export type RemoteState = 'connecting' | 'ready' | 'backoff' | 'rejected' | 'closed';
+
+export interface RemoteNodeOptions {
+  host: string;
+  port: number;
+  secret: Uint8Array;
+  /** Ping period; the node is declared dead after `deadAfterMs` without any message. */
+  heartbeatMs?: number;
+  deadAfterMs?: number;
+  connectTimeoutMs?: number;
+  /** Longest wait between reconnection attempts. */
+  maxBackoffMs?: number;
+}
+
+/** What the Server hears about a remote node's life. */
+export interface RemoteNodeListener {
+  onUp(node: RemoteNode): void;
+  onDown(node: RemoteNode, reason: string): void;
+  /** A problem worth telling the user once (unreachable, wrong secret, version mismatch). */
+  onProblem(node: RemoteNode, error: Error): void;
+}
+
+/** The node refused us for good (wrong secret, no common protocol version): not retried. */
+export class NodeRejectedError extends PPError {}
+
+export class RemoteNode implements ComputeNode {
+  readonly id: string;
+  state: RemoteState = 'connecting';
+  info: NodeInfo | null = null;
+
+  private socket: SecureSocket | null = null;
+  private readonly placed = new Map<number, DispatchJob>();
+  private known = new Set<string>();
+  private knownRefs = new Set<string>();
+  private heartbeat: NodeJS.Timeout | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private backoffMs = 0;
+  private lastHeard = 0;
+  private lastBeat = 0;
+  private reportedUnreachable = false;
+  private readonly heartbeatMs: number;
+  private readonly deadAfterMs: number;
+
+  constructor(
+    private readonly opts: RemoteNodeOptions,
+    private readonly events: NodeEvents,
+    private readonly listener: RemoteNodeListener,
+  ) {
+    this.id = formatAddress(opts.host, opts.port);
+    this.heartbeatMs = opts.heartbeatMs ?? 500;
+    this.deadAfterMs = opts.deadAfterMs ?? 2500;
+    void this.connect();
+  }
+
+  get ncpus(): number {
+    return this.state === 'ready' && this.info ? this.info.ncpus : 0;
+  }
+
+  get inFlight(): number {
+    return this.placed.size;
+  }
+
+  freeSlots(estimatedMs: number | undefined): number {
+    if (this.state !== 'ready') return 0;
+    // One more job per CPU than locally: it hides the network round trip.
+    return Math.max(0, this.ncpus * (targetDepth(estimatedMs) + 1) - this.placed.size);
+  }
+
+  dispatch(jobs: DispatchJob[]): void {
+    const socket = this.socket;
+    if (this.state !== 'ready' || !socket) {
+      this.events.onRequeue(
+        this,
+        jobs.map((j) => j.id),
+      );
+      return;
+    }
+    const defs: FunctionDefinition[] = [];
+    const refs: string[] = [];
+    const refBlobs: Uint8Array[] = [];
+    for (const job of jobs) {
+      if (!this.known.has(job.hash)) {
+        this.known.add(job.hash);
+        defs.push(job.definition());
+      }
+      for (const ref of job.refs) {
+        if (this.knownRefs.has(ref.id)) continue;
+        this.knownRefs.add(ref.id);
+        refs.push(ref.id);
+        refBlobs.push(ref.blob);
+      }
+      this.placed.set(job.id, job);
+    }
+    if (defs.length > 0) socket.send(encodeMessage({ type: 'define', defs }));
+    if (refs.length > 0) socket.send(encodeMessage({ type: 'put', refs, blobs: refBlobs }));
+    socket.send(
+      encodeMessage({
+        type: 'run',
+        jobs: jobs.map((j) => [j.id, j.hash, j.timeoutMs ?? 0, j.refs.map((r) => r.id)]),
+        blobs: jobs.map((j) => j.blob),
+      }),
+    );
+  }
+
+  cancel(jobId: number): void {
+    if (this.placed.has(jobId)) this.send({ type: 'cancel', ids: [jobId] });
+  }
+
+  release(refIds: readonly string[]): void {
+    const known = refIds.filter((id) => this.knownRefs.delete(id));
+    if (known.length > 0) this.send({ type: 'release', refs: known });
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    const socket = this.socket;
+    this.state = 'closed';
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.stopHeartbeat();
+    this.socket = null;
+    if (socket) {
+      socket.send(encodeMessage({ type: 'bye', reason: 'client closing' }));
+      await new Promise<void>((resolve) => {
+        socket.once('close', () => resolve());
+        socket.close(CloseCode.Normal, 'client closing');
+        setTimeout(resolve, 1000).unref();
+      });
+    }
+    this.handBack();
+  }
+
+  private send(msg: Message): void {
+    this.socket?.send(encodeMessage(msg));
+  }
+
+  private async connect(): Promise<void> {
+    if (this.state === 'closed' || this.state === 'rejected') return;
+    this.state = 'connecting';
+    const ws = new WebSocket(`ws://${this.id}/`, {
+      maxPayload: MAX_WS_PAYLOAD,
+      perMessageDeflate: false,
+      handshakeTimeout: this.opts.connectTimeoutMs ?? 5000,
+    });
+    ws.on('error', () => {}); // reported through 'close' / the handshake
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', resolve);
+        ws.once('error', reject);
+        ws.once('close', () => reject(new Error('connection closed')));
+      });
+      const session = await clientHandshake(ws, this.opts.secret, this.opts.connectTimeoutMs ?? 5000);
+      if ((this.state as RemoteState) === 'closed') {
+        ws.close();
+        return;
+      }
+      const socket = new SecureSocket(ws, session);
+      this.attach(socket);
+    } catch (error) {
+      ws.terminate();
+      this.connectFailed(error as Error);
+    }
+  }
+
+  private connectFailed(error: Error): void {
+    if (this.state === 'closed') return;
+    if (
+      error instanceof HandshakeFailure &&
+      ['rejected', 'bad-proof', 'version'].includes(error.handshakeCode)
+    ) {
+      this.state = 'rejected';
+      const why =
+        error.handshakeCode === 'version'
+          ? `node ${this.id} speaks another protocol version: ${error.message}. Run the same pp-node version on both sides.`
+          : `node ${this.id}: ${error.message}`;
+      this.listener.onProblem(this, new NodeRejectedError(why));
+      return;
+    }
+    if (!this.reportedUnreachable) {
+      this.reportedUnreachable = true;
+      const hint =
+        error instanceof HandshakeFailure && error.code === CloseCode.RateLimited
+          ? ''
+          : ' Is `npx pp-node` running there, and is the port open in its firewall?';
+      this.listener.onProblem(
+        this,
+        new PPError(`cannot reach node ${this.id}: ${error.message}.${hint} Retrying with backoff.`),
+      );
+    }
+    this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    if (this.state === 'closed' || this.state === 'rejected') return;
+    this.state = 'backoff';
+    const max = this.opts.maxBackoffMs ?? 30_000;
+    this.backoffMs = Math.min(max, this.backoffMs ? this.backoffMs * 2 : 250);
+    const delay = this.backoffMs * (0.75 + Math.random() * 0.5);
+    this.retryTimer = setTimeout(() => void this.connect(), delay);
+    this.retryTimer.unref();
+  }
+
+  private attach(socket: SecureSocket): void {
+    this.socket = socket;
+    this.lastHeard = Date.now();
+    socket.on('message', (data) => {
+      if (this.socket !== socket) return;
+      this.lastHeard = Date.now();
+      let msg: Message;
+      try {
+        msg = decodeMessage(data);
+        this.handle(msg);
+      } catch (error) {
+        socket.close(CloseCode.Protocol, `bad message: ${(error as Error).message}`);
+        this.lost(socket, `bad message from the node: ${(error as Error).message}`);
+      }
+    });
+    socket.on('close', (code, reason) => {
+      if (code === CloseCode.AuthFailed) this.state = 'rejected';
+      this.lost(socket, reason || `connection closed (${code})`);
+    });
+    this.startHeartbeat(socket);
+  }
+
+  private handle(msg: Message): void {
+    switch (msg.type) {
+      case 'welcome': {
+        this.info = msg.info;
+        this.state = 'ready';
+        this.backoffMs = 0;
+        this.reportedUnreachable = false;
+        this.listener.onUp(this);
+        this.events.onCapacity(this);
+        return;
+      }
+      case 'done':
+        msg.results.forEach(([id, status, durationMs], i) => {
+          if (!this.placed.delete(id)) return;
+          this.events.onResult(this, id, { status, durationMs, blob: msg.blobs[i]! });
+        });
+        this.events.onCapacity(this);
+        return;
+      case 'failed':
+        msg.ids.forEach((id, i) => {
+          if (!this.placed.delete(id)) return;
+          let error: Error;
+          try {
+            error = decode(msg.blobs[i]!) as Error;
+          } catch {
+            error = new PPError(`job ${id} failed on node ${this.id}`);
+          }
+          this.events.onJobFailed(this, id, error);
+        });
+        this.events.onCapacity(this);
+        return;
+      case 'requeue': {
+        const ids = msg.ids.filter((id) => this.placed.delete(id));
+        if (ids.length > 0) this.events.onRequeue(this, ids);
+        return;
+      }
+      case 'ping':
+        this.send({ type: 'pong', t: msg.t });
+        return;
+      case 'pong':
+      case 'bye':
+        return;
+      default:
+        throw new Error(`a node may not send '${msg.type}'`);
+    }
+  }
+
+  private startHeartbeat(socket: SecureSocket): void {
+    this.stopHeartbeat();
+    this.lastBeat = Date.now();
+    this.heartbeat = setInterval(() => {
+      const now = Date.now();
+      // Our own event loop was blocked: the node's pongs may be waiting unread. Don't judge.
+      if (now - this.lastBeat > 2 * this.heartbeatMs) this.lastHeard = now;
+      this.lastBeat = now;
+      if (now - this.lastHeard > this.deadAfterMs) {
+        socket.terminate();
+        this.lost(socket, `no heartbeat for ${now - this.lastHeard} ms`);
+        return;
+      }
+      socket.send(encodeMessage({ type: 'ping', t: now }));
+    }, this.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+
+  /** The connection is gone: everything it carried runs elsewhere; try again later. */
+  private lost(socket: SecureSocket, reason: string): void {
+    if (this.socket !== socket) return;
+    this.socket = null;
+    this.stopHeartbeat();
+    const wasReady = this.state === 'ready';
+    this.known = new Set();
+    this.knownRefs = new Set();
+    this.handBack();
+    if (this.state === 'closed') return;
+    if (this.state === 'rejected') {
+      this.listener.onProblem(
+        this,
+        new NodeRejectedError(`node ${this.id} closed the connection: ${reason}`),
+      );
+    } else {
+      this.state = 'backoff';
+    }
+    if (wasReady) this.listener.onDown(this, reason);
+    this.scheduleRetry();
+  }
+
+  private handBack(): void {
+    if (this.placed.size === 0) return;
+    const ids = [...this.placed.keys()];
+    this.placed.clear();
+    this.events.onRequeue(this, ids);
+  }
+}
+
+/** `host:port`, with brackets around IPv6 addresses. */
+export function formatAddress(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Parses `'host'`, `'host:port'`, `'[v6]:port'` (default port 60000). */
+export function parseAddress(spec: string, defaultPort = 60000): { host: string; port: number } {
+  const s = spec.trim();
+  let host = s;
+  let port = defaultPort;
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
+  if (v6) {
+    host = v6[1]!;
+    if (v6[2]) port = Number(v6[2]);
+  } else if (/^[^:]+:\d+$/.test(s)) {
+    const i = s.lastIndexOf(':');
+    host = s.slice(0, i);
+    port = Number(s.slice(i + 1));
+  } else if (s.includes(':') && !/^[0-9a-fA-F:]+$/.test(s)) {
+    throw new PPError(`bad node address '${spec}': use 'host', 'host:port' or '[ipv6]:port'`);
+  }
+  if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new PPError(`bad node address '${spec}': use 'host', 'host:port' or '[ipv6]:port' (port 1-65535)`);
+  }
+  return { host, port };
+}

@@ -1,0 +1,253 @@
+/**
+ * Where the cluster secret comes from. There is no built-in default: without a secret, pp-node refuses
+ * to run. Sources, first match wins: the `secret` option, the `secretFile` option, the PP_SECRET
+ * environment variable, then the default file ($XDG_CONFIG_HOME/pp-node/secret or
+ * ~/.config/pp-node/secret), which `create: true` makes when it is absent (256 random bits as 64 hex
+ * characters). The secret is the text's UTF-8 bytes with trailing whitespace removed (wherever it comes
+ * from, so a file copied into PP_SECRET or read into the option gives the same bytes).
+ */
+
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  fchmodSync,
+  fstatSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { PPError } from './errors.ts';
+
+/** The secret is missing, empty, unreadable or too widely readable; the message says how to fix it. */
+export class SecretError extends PPError {}
+
+export interface ResolvedSecret {
+  secret: Uint8Array;
+  /** 'option', 'PP_SECRET', or the path of the file it was read from. */
+  source: string;
+  /** True when this call created the default secret file. */
+  created: boolean;
+}
+
+/** Secrets shorter than this many bytes are accepted but reported by weakSecretWarning. */
+const WEAK_BELOW = 16;
+/** A secret file is a line of text; anything bigger is a wrong path, not a secret. */
+const MAX_SECRET_FILE = 64 * 1024;
+
+export function defaultSecretPath(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_CONFIG_HOME;
+  // The XDG spec says relative values are invalid and must be ignored.
+  if (xdg && isAbsolute(xdg)) return join(xdg, 'pp-node', 'secret');
+  const home = env.HOME || env.USERPROFILE || homedir();
+  return join(home, '.config', 'pp-node', 'secret');
+}
+
+function howToGetOne(path: string): string {
+  return `run \`npx pp-node\` once on this machine to create ${path}, then copy that file to every machine of the cluster (keep it mode 600), or set PP_SECRET`;
+}
+
+function isSpace(b: number): boolean {
+  return b === 0x20 || (b >= 0x09 && b <= 0x0d);
+}
+
+/** A copy of bytes without trailing whitespace; null when nothing but whitespace is left. */
+function clean(bytes: Uint8Array): Uint8Array | null {
+  let end = bytes.length;
+  while (end > 0 && isSpace(bytes[end - 1]!)) end--;
+  return end === 0 ? null : Uint8Array.prototype.slice.call(bytes, 0, end);
+}
+
+function errorCode(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException | null)?.code;
+}
+
+type FileRead = { kind: 'missing' } | { kind: 'empty' } | { kind: 'ok'; secret: Uint8Array };
+
+/** Reads and cleans a secret file, refusing non-files, loose permissions and oversized files. */
+function readSecretFile(path: string, fix: string): FileRead {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    if (errorCode(e) === 'ENOENT') return { kind: 'missing' };
+    throw new SecretError(`cannot open secret file ${path} (${errorCode(e) ?? e}): ${fix}`, { cause: e });
+  }
+  try {
+    // fstat the open file, not the path, so the checks apply to what we actually read.
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new SecretError(`secret file ${path} is not a regular file: ${fix}`);
+    if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
+      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+      throw new SecretError(
+        `secret file ${path} is accessible by group or others (mode ${mode}): run \`chmod 600 ${path}\``,
+      );
+    }
+    const buf = Buffer.alloc(MAX_SECRET_FILE + 1);
+    let n = 0;
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n > MAX_SECRET_FILE) {
+        throw new SecretError(
+          `secret file ${path} is larger than ${MAX_SECRET_FILE} bytes: is it the right file? ${fix}`,
+        );
+      }
+    }
+    const secret = clean(buf.subarray(0, n));
+    buf.fill(0);
+    return secret ? { kind: 'ok', secret } : { kind: 'empty' };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function emptyFileError(path: string): SecretError {
+  return new SecretError(
+    `secret file ${path} is empty or only whitespace: write the cluster's secret into it, or delete it and ${howToGetOne(path)}`,
+  );
+}
+
+function fromText(value: string | Uint8Array, what: string, env: NodeJS.ProcessEnv): Uint8Array {
+  const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+  const secret = clean(bytes);
+  if (!secret) {
+    throw new SecretError(
+      `${what} is empty or only whitespace: pp-node never runs without a secret. Pass the cluster's secret, or ${howToGetOne(defaultSecretPath(env))}`,
+    );
+  }
+  return secret;
+}
+
+/** Blocks the thread for ms (only used while another process finishes writing the secret file). */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
+ * Creates the default secret file so that concurrent creators agree: the secret is written and synced
+ * to a private temporary file (O_EXCL, 0600), then hard-linked to its final name, which fails with
+ * EEXIST if another process got there first; the loser then reads the winner's complete file.
+ */
+function createSecretFile(path: string): ResolvedSecret {
+  const dir = dirname(path);
+  const fix = howToGetOne(path);
+  try {
+    mkdirSync(dirname(dir), { recursive: true });
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if (errorCode(e) !== 'EEXIST') {
+      throw new SecretError(`cannot create directory ${dir} for the secret (${errorCode(e) ?? e})`, {
+        cause: e,
+      });
+    }
+  }
+  const text = Buffer.from(`${randomBytes(32).toString('hex')}\n`);
+  let created = false;
+  const tmp = join(dir, `.secret.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    writeNewFile(tmp, text);
+    try {
+      linkSync(tmp, path);
+      created = true;
+    } catch (e) {
+      const code = errorCode(e);
+      if (code === 'EEXIST') {
+        // Another process created it first: use theirs.
+      } else if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOSYS') {
+        // A filesystem without hard links: create the final file exclusively and write it in place.
+        try {
+          writeNewFile(path, text);
+          created = true;
+        } catch (e2) {
+          if (errorCode(e2) !== 'EEXIST') throw e2;
+        }
+      } else {
+        throw e;
+      }
+    }
+  } catch (e) {
+    if (e instanceof SecretError) throw e;
+    throw new SecretError(`cannot create secret file ${path} (${errorCode(e) ?? e})`, { cause: e });
+  } finally {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // Already gone (or never created).
+    }
+    text.fill(0);
+  }
+  // Read back what is on disk: ours, or the race winner's. Only the no-hard-link fallback can show a
+  // file that exists but is not written yet, so give a racing writer a moment.
+  for (let attempt = 0; ; attempt++) {
+    const read = readSecretFile(path, fix);
+    if (read.kind === 'ok') return { secret: read.secret, source: path, created };
+    if (read.kind === 'missing')
+      throw new SecretError(`secret file ${path} vanished while being created: ${fix}`);
+    if (created || attempt >= 40) throw emptyFileError(path);
+    sleepSync(50);
+  }
+}
+
+function writeNewFile(path: string, data: Buffer): void {
+  const fd = openSync(path, 'wx', 0o600);
+  try {
+    fchmodSync(fd, 0o600); // the umask can only remove bits, but be explicit
+    let off = 0;
+    while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Finds the cluster secret. Order: `secret` option, `secretFile`, PP_SECRET, default file (created when
+ * `create` is true and it does not exist). Throws SecretError (a PPError) saying what to do when there
+ * is none, or when it is empty or readable by others.
+ */
+export function resolveSecret(opts: {
+  secret?: string | Uint8Array;
+  secretFile?: string;
+  env?: NodeJS.ProcessEnv;
+  create?: boolean;
+}): ResolvedSecret {
+  const env = opts.env ?? process.env;
+  if (opts.secret !== undefined) {
+    return { secret: fromText(opts.secret, 'the `secret` option', env), source: 'option', created: false };
+  }
+  if (opts.secretFile !== undefined) {
+    if (opts.secretFile === '') throw new SecretError('the `secretFile` option is an empty path');
+    const path = resolve(opts.secretFile);
+    const fix = `point secretFile at the cluster's secret file, or ${howToGetOne(defaultSecretPath(env))}`;
+    const read = readSecretFile(path, fix);
+    if (read.kind === 'missing') throw new SecretError(`secret file ${path} does not exist: ${fix}`);
+    if (read.kind === 'empty') throw emptyFileError(path);
+    return { secret: read.secret, source: path, created: false };
+  }
+  if (env.PP_SECRET !== undefined) {
+    return { secret: fromText(env.PP_SECRET, 'PP_SECRET', env), source: 'PP_SECRET', created: false };
+  }
+  const path = defaultSecretPath(env);
+  const existing = readSecretFile(path, howToGetOne(path));
+  if (existing.kind === 'ok') return { secret: existing.secret, source: path, created: false };
+  if (existing.kind === 'empty') throw emptyFileError(path);
+  if (!opts.create) throw new SecretError(`no secret: ${howToGetOne(path)}`);
+  return createSecretFile(path);
+}
+
+/** A warning to log when the secret is short enough to guess, else null. */
+export function weakSecretWarning(secret: Uint8Array): string | null {
+  if (secret.length >= WEAK_BELOW) return null;
+  return (
+    `the pp-node secret is only ${secret.length} bytes long: anyone who records a handshake or poses as a node ` +
+    `can try to guess it offline. Use at least ${WEAK_BELOW} random bytes, e.g. the 64-hex-char file that ` +
+    '`npx pp-node` creates'
+  );
+}

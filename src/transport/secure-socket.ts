@@ -1,0 +1,235 @@
+/**
+ * The job protocol over a WebSocket: the handshake first (small, fixed-size messages), then
+ * every message encrypted and authenticated by the session.
+ *
+ * Messages larger than a chunk are split into several sealed chunks, so the WebSocket's
+ * `maxPayload` can stay small on every connection: a peer that has not authenticated can
+ * make us buffer at most one chunk, never a huge frame.
+ */
+import { EventEmitter } from 'node:events';
+import type { WebSocket } from 'ws';
+import {
+  ClientHandshake,
+  type HandshakeError,
+  type HandshakeStep,
+  MAX_HANDSHAKE_MESSAGE,
+  ServerHandshake,
+} from '../protocol/handshake.ts';
+import type { Session } from '../protocol/secure-channel.ts';
+
+/** Plaintext bytes per sealed chunk. */
+export const CHUNK_BYTES = 1 << 20;
+/** Per WebSocket message: a chunk, its flag byte and the AEAD tag, with room to spare. */
+export const MAX_WS_PAYLOAD = CHUNK_BYTES + 1024;
+/** Largest message (all chunks together) a peer may send after authentication. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 1 << 30;
+
+const LAST = 1;
+const MORE = 0;
+
+/** WebSocket close codes of the protocol (4000-4999 are for applications). */
+export const CloseCode = {
+  Normal: 1000,
+  GoingAway: 1001,
+  /** The peer's proof of the secret failed. */
+  AuthFailed: 4001,
+  /** No protocol version in common. */
+  Version: 4002,
+  /** Bytes that are not the protocol: malformed, tampered, replayed. */
+  Protocol: 4003,
+  /** Too many failed handshakes from this address. */
+  RateLimited: 4004,
+  /** Handshake or heartbeat timed out. */
+  Timeout: 4005,
+} as const;
+
+export class SecureSocket extends EventEmitter<{ message: [Buffer]; close: [code: number, reason: string] }> {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private closed = false;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly session: Session,
+    private readonly maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
+  ) {
+    super();
+    ws.on('message', (data, isBinary) => this.onData(data as Buffer, isBinary));
+    ws.on('close', (code, reason) => this.onClosed(code, reason.toString()));
+    ws.on('error', () => {}); // followed by 'close'
+  }
+
+  /** Bytes queued in the socket, for back-pressure. */
+  get bufferedAmount(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  /** Encrypts and sends one message given as parts (not concatenated first). */
+  send(parts: readonly Uint8Array[]): void {
+    if (this.closed) return;
+    let total = 0;
+    for (const p of parts) total += p.byteLength;
+    if (total <= CHUNK_BYTES) {
+      this.ws.send(this.session.seal([FLAG[LAST], ...parts]), { binary: true });
+      return;
+    }
+    let chunk: Uint8Array[] = [];
+    let room = CHUNK_BYTES;
+    let left = total;
+    for (const part of parts) {
+      let offset = 0;
+      while (offset < part.byteLength) {
+        const take = Math.min(room, part.byteLength - offset);
+        chunk.push(part.subarray(offset, offset + take));
+        offset += take;
+        room -= take;
+        left -= take;
+        if (room === 0 || left === 0) {
+          this.ws.send(this.session.seal([FLAG[left === 0 ? LAST : MORE], ...chunk]), { binary: true });
+          chunk = [];
+          room = CHUNK_BYTES;
+        }
+      }
+    }
+  }
+
+  close(code: number = CloseCode.Normal, reason = ''): void {
+    if (this.closed) return;
+    this.ws.close(code, reason.slice(0, 120));
+    // A peer that never answers the close must not keep us waiting.
+    setTimeout(() => this.ws.terminate(), 2000).unref();
+  }
+
+  /** Drops the connection at once (no close handshake), e.g. when the peer went silent. */
+  terminate(): void {
+    this.ws.terminate();
+  }
+
+  private onData(data: Buffer, isBinary: boolean): void {
+    if (this.closed) return;
+    if (!isBinary) {
+      this.fail('text frame on a binary protocol');
+      return;
+    }
+    let plain: Buffer;
+    try {
+      plain = this.session.open(data);
+    } catch (error) {
+      this.fail(`frame failed authentication (${(error as Error).message})`);
+      return;
+    }
+    if (plain.length < 1 || (plain[0] !== LAST && plain[0] !== MORE)) {
+      this.fail('bad chunk flag');
+      return;
+    }
+    const body = plain.subarray(1);
+    if (plain[0] === LAST && this.pending.length === 0) {
+      this.emit('message', body);
+      return;
+    }
+    this.pendingBytes += body.length;
+    if (this.pendingBytes > this.maxMessageBytes) {
+      this.fail(`message larger than the limit of ${this.maxMessageBytes} bytes`);
+      return;
+    }
+    this.pending.push(body);
+    if (plain[0] === LAST) {
+      const whole = Buffer.concat(this.pending, this.pendingBytes);
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.emit('message', whole);
+    }
+  }
+
+  private fail(why: string): void {
+    this.close(CloseCode.Protocol, why);
+    this.onClosed(CloseCode.Protocol, why);
+  }
+
+  private onClosed(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.pending = [];
+    this.emit('close', code, reason);
+  }
+}
+
+const FLAG = [Buffer.from([MORE]), Buffer.from([LAST])];
+
+/** Outcome of a failed handshake, for logs and error messages. */
+export class HandshakeFailure extends Error {
+  constructor(
+    message: string,
+    readonly code: number,
+    readonly handshakeCode: HandshakeError['code'] | 'timeout' | 'closed',
+  ) {
+    super(message);
+    this.name = 'HandshakeFailure';
+  }
+}
+
+const closeCodeOf = (e: HandshakeError) =>
+  e.code === 'bad-proof' || e.code === 'rejected'
+    ? CloseCode.AuthFailed
+    : e.code === 'version'
+      ? CloseCode.Version
+      : CloseCode.Protocol;
+
+/**
+ * Runs the handshake over a fresh WebSocket. Resolves with the session; rejects with a
+ * HandshakeFailure after closing the socket with a code that tells the peer why.
+ */
+function runHandshake(
+  ws: WebSocket,
+  step: (msg: Uint8Array) => HandshakeStep,
+  first: Uint8Array | null,
+  timeoutMs: number,
+): Promise<Session> {
+  return new Promise<Session>((resolve, reject) => {
+    let done = false;
+    const finish = (error: HandshakeFailure | null, session?: Session) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      ws.off('message', onMessage);
+      ws.off('close', onClose);
+      if (error) {
+        if (ws.readyState === ws.OPEN) ws.close(error.code, error.message.slice(0, 120));
+        setTimeout(() => ws.terminate(), 1000).unref();
+        reject(error);
+      } else resolve(session!);
+    };
+    const timer = setTimeout(
+      () => finish(new HandshakeFailure('handshake timed out', CloseCode.Timeout, 'timeout')),
+      timeoutMs,
+    );
+    const onMessage = (data: Buffer, isBinary: boolean) => {
+      if (!isBinary || data.length > MAX_HANDSHAKE_MESSAGE) {
+        finish(new HandshakeFailure('malformed handshake message', CloseCode.Protocol, 'malformed'));
+        return;
+      }
+      const out = step(data);
+      if (out.send) ws.send(out.send, { binary: true });
+      if (out.error) finish(new HandshakeFailure(out.error.message, closeCodeOf(out.error), out.error.code));
+      else if (out.session) finish(null, out.session);
+    };
+    const onClose = (code: number, reason: Buffer) => {
+      const why = reason.toString() || 'connection closed';
+      finish(new HandshakeFailure(`closed during the handshake: ${why}`, code, 'closed'));
+    };
+    ws.on('message', onMessage);
+    ws.on('close', onClose);
+    ws.on('error', () => {});
+    if (first) ws.send(first, { binary: true });
+  });
+}
+
+export function clientHandshake(ws: WebSocket, secret: Uint8Array, timeoutMs = 5000): Promise<Session> {
+  const hs = new ClientHandshake(secret);
+  return runHandshake(ws, (m) => hs.receive(m), hs.start(), timeoutMs);
+}
+
+export function serverHandshake(ws: WebSocket, secret: Uint8Array, timeoutMs = 5000): Promise<Session> {
+  const hs = new ServerHandshake(secret);
+  return runHandshake(ws, (m) => hs.receive(m), null, timeoutMs);
+}

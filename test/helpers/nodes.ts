@@ -1,0 +1,99 @@
+/** Starts real `pp-node` processes (the built CLI) on 127.0.0.1 for tests, and reads their JSON logs. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const BIN = fileURLToPath(new URL('../../bin/pp-node.js', import.meta.url));
+
+export interface NodeProcess {
+  child: ChildProcess;
+  port: number;
+  logs: Array<Record<string, unknown>>;
+  /** Resolves with the first log line matching `pred` (already seen or future). */
+  waitLog(pred: (l: Record<string, unknown>) => boolean, ms?: number): Promise<Record<string, unknown>>;
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export async function startNode(opts: {
+  secret: string;
+  port?: number;
+  workers?: number;
+  args?: string[];
+}): Promise<NodeProcess> {
+  const child = spawn(
+    process.execPath,
+    [
+      BIN,
+      '--port',
+      String(opts.port ?? 0),
+      '--bind',
+      '127.0.0.1',
+      '--workers',
+      String(opts.workers ?? 2),
+      '--log-format',
+      'json',
+      '--log-level',
+      'debug',
+      '--no-announce',
+      ...(opts.args ?? []),
+    ],
+    { stdio: ['ignore', 'inherit', 'pipe'], env: { ...process.env, PP_SECRET: opts.secret } },
+  );
+  const logs: Array<Record<string, unknown>> = [];
+  const waiters: Array<{
+    pred: (l: Record<string, unknown>) => boolean;
+    resolve: (l: Record<string, unknown>) => void;
+  }> = [];
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    let entry: Record<string, unknown>;
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      process.stderr.write(`[node] ${line}\n`);
+      return;
+    }
+    logs.push(entry);
+    for (const w of [...waiters]) {
+      if (w.pred(entry)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(entry);
+      }
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const waitLog = (pred: (l: Record<string, unknown>) => boolean, ms = 10_000) => {
+    const seen = logs.find(pred);
+    if (seen) return Promise.resolve(seen);
+    return new Promise<Record<string, unknown>>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no matching node log within ${ms} ms; logs: ${JSON.stringify(logs)}`)),
+        ms,
+      );
+      waiters.push({
+        pred,
+        resolve: (l) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+      });
+    });
+  };
+  const ready = await Promise.race([
+    waitLog((l) => l.msg === 'pp-node ready'),
+    exited.then((code) => {
+      throw new Error(`pp-node exited with ${code} before it was ready: ${JSON.stringify(logs)}`);
+    }),
+  ]);
+  return {
+    child,
+    port: ready.port as number,
+    logs,
+    waitLog,
+    exited,
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}

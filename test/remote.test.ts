@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+import { WebSocket } from 'ws';
+import { type NodeSummary, Server } from '../src/index.ts';
+import { ClientHandshake } from '../src/protocol/handshake.ts';
+import { encodeMessage } from '../src/protocol/messages.ts';
+import { type NodeProcess, startNode } from './helpers/nodes.ts';
+
+const SECRET = 'test-secret-0123456789abcdef0123456789';
+const nodes: NodeProcess[] = [];
+after(async () => {
+  await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+});
+async function node(opts: Parameters<typeof startNode>[0]): Promise<NodeProcess> {
+  const n = await startNode(opts);
+  nodes.push(n);
+  return n;
+}
+
+function square(x: number): number {
+  const end = Date.now() + 2;
+  while (Date.now() < end);
+  return x * x;
+}
+
+const waitFor = async (cond: () => boolean, ms: number, what: string) => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+describe('remote nodes on 127.0.0.1', () => {
+  test('jobs run on two nodes; one killed with SIGKILL mid-run loses nothing and nothing arrives twice', async () => {
+    const a = await node({ secret: SECRET });
+    const b = await node({ secret: SECRET });
+    const server = new Server({
+      ncpus: 0,
+      ppservers: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`],
+      secret: SECRET,
+    });
+    try {
+      const up: NodeSummary[] = [];
+      server.on('node-up', (n) => up.push(n));
+      await waitFor(() => server.getActiveNodes().length === 2, 15_000, 'both nodes');
+      assert.deepEqual(
+        server.getActiveNodes().map((n) => n.ncpus),
+        [2, 2],
+      );
+      const deliveries = new Map<number, number>();
+      const jobs = Array.from({ length: 1000 }, (_, i) =>
+        server.submit(square, [i], {
+          callback: (r: number) => deliveries.set(r, (deliveries.get(r) ?? 0) + 1),
+        }),
+      );
+      await waitFor(() => jobs.filter((j) => j.finished).length >= 200, 20_000, '200 results');
+      const t0 = Date.now();
+      a.child.kill('SIGKILL');
+      const down = new Promise<number>((resolve) => server.once('node-down', () => resolve(Date.now() - t0)));
+      const results = await Promise.all(jobs);
+      assert.deepEqual(
+        results,
+        Array.from({ length: 1000 }, (_, i) => i * i),
+      );
+      for (let i = 0; i < 1000; i++) assert.equal(deliveries.get(i * i), 1, `job ${i} delivered once`);
+      assert.ok((await down) < 3000, 'the dead node is noticed within 3 s');
+      const stats = server.getStats();
+      assert.equal(stats.totalJobs >= 1000, true);
+      const rows = Object.fromEntries(stats.nodes.map((n) => [n.node, n.jobs]));
+      assert.ok(rows[`127.0.0.1:${a.port}`]! > 0 && rows[`127.0.0.1:${b.port}`]! > 0, JSON.stringify(rows));
+
+      // Restarted on its port, the node is used again.
+      const a2 = await node({ secret: SECRET, port: a.port });
+      await waitFor(() => server.getActiveNodes().length === 2, 40_000, 'the restarted node');
+      const before = rows[`127.0.0.1:${a2.port}`]!;
+      await Promise.all(Array.from({ length: 200 }, (_, i) => server.submit(square, [i])));
+      const after = server.getStats().nodes.find((n) => n.node === `127.0.0.1:${a2.port}`)!.jobs;
+      assert.ok(after > before, 'the restarted node ran jobs');
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a node that goes silent (SIGSTOP) is dropped within 3 s; its late results are never delivered', async () => {
+    const a = await node({ secret: SECRET });
+    const b = await node({ secret: SECRET });
+    const server = new Server({
+      ncpus: 0,
+      ppservers: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`],
+      secret: SECRET,
+    });
+    try {
+      await waitFor(() => server.getActiveNodes().length === 2, 15_000, 'both nodes');
+      const deliveries = new Map<number, number>();
+      const jobs = Array.from({ length: 300 }, (_, i) =>
+        server.submit(square, [i], {
+          callback: (r: number) => deliveries.set(r, (deliveries.get(r) ?? 0) + 1),
+        }),
+      );
+      await waitFor(() => jobs.filter((j) => j.finished).length >= 50, 20_000, '50 results');
+      a.child.kill('SIGSTOP');
+      const t0 = Date.now();
+      const downAfter = await new Promise<number>((resolve) =>
+        server.once('node-down', () => resolve(Date.now() - t0)),
+      );
+      assert.ok(downAfter < 3000, `silent node dropped after ${downAfter} ms`);
+      a.child.kill('SIGCONT');
+      await Promise.all(jobs);
+      await new Promise((r) => setTimeout(r, 500));
+      for (let i = 0; i < 300; i++) assert.equal(deliveries.get(i * i), 1, `job ${i} delivered once`);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('a wrong secret is a clear error on both sides, and is not retried in a loop', async () => {
+    const a = await node({ secret: SECRET });
+    const server = new Server({
+      ncpus: 0,
+      ppservers: [`127.0.0.1:${a.port}`],
+      secret: 'another-secret-entirely-0000000',
+    });
+    try {
+      const error = await new Promise<Error>((resolve) => server.once('node-error', (_n, e) => resolve(e)));
+      assert.match(error.message, /rejected our secret/);
+      assert.match(error.message, new RegExp(`127.0.0.1:${a.port}`));
+      await a.waitLog((l) => l.msg === 'client rejected: wrong secret' && typeof l.peer === 'string');
+      // Queued jobs fail: nothing can run them.
+      await assert.rejects(server.submit((x: number) => x, [1]).result(), /rejected our secret/);
+      await new Promise((r) => setTimeout(r, 1500));
+      const attempts = a.logs.filter((l) => l.msg === 'client rejected: wrong secret').length;
+      assert.equal(attempts, 1, 'no retry after a rejection');
+    } finally {
+      await server.close();
+    }
+  });
+
+  test('two clients share one node fairly', async () => {
+    const a = await node({ secret: SECRET, workers: 2 });
+    const big = new Server({ ncpus: 0, ppservers: [`127.0.0.1:${a.port}`], secret: SECRET });
+    const small = new Server({ ncpus: 0, ppservers: [`127.0.0.1:${a.port}`], secret: SECRET });
+    try {
+      await waitFor(
+        () => big.getActiveNodes().length === 1 && small.getActiveNodes().length === 1,
+        15_000,
+        'connections',
+      );
+      const slow = (x: number) => {
+        const end = Date.now() + 5;
+        while (Date.now() < end);
+        return x;
+      };
+      const many = Array.from({ length: 2000 }, (_, i) => big.submit(slow, [i]));
+      await waitFor(() => many.some((j) => j.finished), 5000, 'first big result');
+      const few = await Promise.all(Array.from({ length: 10 }, (_, i) => small.submit(slow, [i])));
+      assert.deepEqual(few, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      const doneBig = many.filter((j) => j.finished).length;
+      assert.ok(
+        doneBig < 1000,
+        `the small client finished while the big one had done only ${doneBig} of 2000`,
+      );
+      await Promise.all(many);
+    } finally {
+      await Promise.all([big.close(), small.close()]);
+    }
+  });
+
+  test('a tampered frame and a malformed handshake close the connection; the node keeps serving', async () => {
+    const a = await node({ secret: SECRET });
+    // Malformed handshake: garbage instead of a hello.
+    const junk = new WebSocket(`ws://127.0.0.1:${a.port}/`);
+    await new Promise((r) => junk.once('open', r));
+    junk.send(Buffer.from('hello, is this the node?'));
+    const junkClose = await new Promise<number>((r) => junk.once('close', (code) => r(code)));
+    assert.ok(junkClose >= 4000, `closed with protocol code ${junkClose}`);
+
+    // Proper handshake, then one tampered encrypted frame.
+    const ws = new WebSocket(`ws://127.0.0.1:${a.port}/`);
+    await new Promise((r) => ws.once('open', r));
+    const hs = new ClientHandshake(new TextEncoder().encode(SECRET));
+    const session = await new Promise<any>((resolve, reject) => {
+      ws.on('message', (data: Buffer) => {
+        const step = hs.receive(data);
+        if (step.send) ws.send(step.send);
+        if (step.error) reject(step.error);
+        if (step.session) resolve(step.session);
+      });
+      ws.send(hs.start());
+    });
+    ws.removeAllListeners('message');
+    const frame = session.seal([Buffer.from([1]), ...encodeMessage({ type: 'ping', t: 1 })]);
+    frame[frame.length - 3] ^= 0x55;
+    ws.send(frame);
+    const code = await new Promise<number>((r) => ws.once('close', (c) => r(c)));
+    assert.equal(code, 4003);
+    await a.waitLog((l) => /bad|authentication/.test(String(l.msg) + String(l.reason ?? '')));
+
+    const server = new Server({ ncpus: 0, ppservers: [`127.0.0.1:${a.port}`], secret: SECRET });
+    try {
+      assert.equal(await server.submit((x: number) => x * 2, [21]), 42);
+    } finally {
+      await server.close();
+    }
+  });
+});

@@ -1,0 +1,251 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import {
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { PPError } from '../src/errors.ts';
+import { defaultSecretPath, resolveSecret, SecretError, weakSecretWarning } from '../src/secret.ts';
+
+// Every test works in its own temporary HOME and passes `env` explicitly: the real ~/.config and
+// process.env are never read or written.
+const root = mkdtempSync(join(tmpdir(), 'pp-node-secret-test-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let n = 0;
+function home(): { dir: string; env: NodeJS.ProcessEnv; path: string } {
+  const dir = join(root, `home-${n++}`);
+  mkdirSync(dir);
+  const env = { HOME: dir };
+  return { dir, env, path: join(dir, '.config', 'pp-node', 'secret') };
+}
+
+function writeSecret(path: string, text: string, mode = 0o600): void {
+  mkdirSync(join(path, '..'), { recursive: true });
+  writeFileSync(path, text, { mode });
+  chmodSync(path, mode);
+}
+
+const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
+
+describe('secret', () => {
+  it('default path: XDG_CONFIG_HOME when absolute, else ~/.config', () => {
+    assert.equal(defaultSecretPath({ HOME: '/home/ann' }), '/home/ann/.config/pp-node/secret');
+    assert.equal(
+      defaultSecretPath({ HOME: '/home/ann', XDG_CONFIG_HOME: '/xdg/conf' }),
+      '/xdg/conf/pp-node/secret',
+    );
+    assert.equal(
+      defaultSecretPath({ HOME: '/home/ann', XDG_CONFIG_HOME: 'relative/conf' }),
+      '/home/ann/.config/pp-node/secret',
+    );
+    assert.equal(
+      defaultSecretPath({ HOME: '/home/ann', XDG_CONFIG_HOME: '' }),
+      '/home/ann/.config/pp-node/secret',
+    );
+  });
+
+  it('sources in order: option, secretFile, PP_SECRET, default file', () => {
+    const h = home();
+    writeSecret(h.path, 'from-default-file\n');
+    const file = join(h.dir, 'custom-secret');
+    writeSecret(file, 'from-secret-file\n');
+    const env = { ...h.env, PP_SECRET: 'from-env' };
+
+    let r = resolveSecret({ secret: 'from-option', secretFile: file, env });
+    assert.deepEqual([text(r.secret), r.source, r.created], ['from-option', 'option', false]);
+    r = resolveSecret({ secretFile: file, env });
+    assert.deepEqual([text(r.secret), r.source], ['from-secret-file', file]);
+    r = resolveSecret({ env });
+    assert.deepEqual([text(r.secret), r.source], ['from-env', 'PP_SECRET']);
+    r = resolveSecret({ env: h.env });
+    assert.deepEqual([text(r.secret), r.source, r.created], ['from-default-file', h.path, false]);
+    r = resolveSecret({ secret: new Uint8Array([1, 2, 3, 0x0a]), env });
+    assert.deepEqual([...r.secret], [1, 2, 3]);
+  });
+
+  it('gives the same bytes for a file and the same text in PP_SECRET or the option', () => {
+    const h = home();
+    writeSecret(h.path, 'shared secret value\r\n');
+    const fromFile = resolveSecret({ env: h.env }).secret;
+    assert.deepEqual(resolveSecret({ env: { ...h.env, PP_SECRET: 'shared secret value' } }).secret, fromFile);
+    assert.deepEqual(resolveSecret({ secret: 'shared secret value\n' }).secret, fromFile);
+    assert.deepEqual(resolveSecret({ secret: readFileSync(h.path) }).secret, fromFile);
+  });
+
+  it('refuses empty and whitespace-only secrets from every source, saying what to do', () => {
+    const h = home();
+    for (const secret of ['', ' ', '\n', ' \t\r\n', new Uint8Array(0), Buffer.from(' \n')]) {
+      assert.throws(
+        () => resolveSecret({ secret, env: h.env }),
+        (e: Error) => {
+          assert.ok(e instanceof PPError && e instanceof SecretError);
+          assert.match(e.message, /`secret` option is empty/);
+          assert.match(e.message, /npx pp-node/);
+          return true;
+        },
+      );
+    }
+    for (const value of ['', '  \n']) {
+      assert.throws(() => resolveSecret({ env: { ...h.env, PP_SECRET: value } }), /PP_SECRET is empty/);
+    }
+    for (const content of ['', '\n', '   \n\n']) {
+      writeSecret(h.path, content);
+      assert.throws(
+        () => resolveSecret({ env: h.env }),
+        (e: Error) => {
+          assert.ok(e instanceof SecretError);
+          assert.ok(e.message.includes(h.path));
+          assert.match(e.message, /empty/);
+          return true;
+        },
+      );
+      assert.throws(() => resolveSecret({ secretFile: h.path, env: h.env }), /empty/);
+      // An existing empty default file is never silently replaced.
+      assert.throws(() => resolveSecret({ env: h.env, create: true }), /empty/);
+    }
+  });
+
+  it('refuses a secret file readable or writable by group or others', () => {
+    const h = home();
+    for (const mode of [0o644, 0o640, 0o604, 0o660, 0o602]) {
+      writeSecret(h.path, 'a fine secret\n', mode);
+      assert.throws(
+        () => resolveSecret({ env: h.env }),
+        (e: Error) => {
+          assert.ok(e instanceof SecretError);
+          assert.ok(e.message.includes(`chmod 600 ${h.path}`), e.message);
+          return true;
+        },
+      );
+      assert.throws(() => resolveSecret({ secretFile: h.path, env: h.env }), /chmod 600/);
+    }
+    chmodSync(h.path, 0o400);
+    assert.equal(text(resolveSecret({ env: h.env }).secret), 'a fine secret');
+  });
+
+  it('refuses a missing secretFile, a directory, and a huge file, naming the path', () => {
+    const h = home();
+    const missing = join(h.dir, 'nope');
+    assert.throws(
+      () => resolveSecret({ secretFile: missing, env: h.env }),
+      (e: Error) => {
+        assert.ok(e instanceof SecretError);
+        assert.ok(e.message.includes(missing));
+        assert.match(e.message, /does not exist/);
+        return true;
+      },
+    );
+    const dir = join(h.dir, 'a-dir');
+    mkdirSync(dir, { mode: 0o700 });
+    assert.throws(() => resolveSecret({ secretFile: dir, env: h.env }), /not a regular file/);
+    const big = join(h.dir, 'big');
+    writeSecret(big, 'x'.repeat(100_000));
+    assert.throws(() => resolveSecret({ secretFile: big, env: h.env }), /larger than/);
+  });
+
+  it('without any secret and without create, says how to get one', () => {
+    const h = home();
+    assert.throws(
+      () => resolveSecret({ env: h.env }),
+      (e: Error) => {
+        assert.ok(e instanceof SecretError);
+        assert.equal(
+          e.message,
+          `no secret: run \`npx pp-node\` once on this machine to create ${h.path}, then copy that file to every machine of the cluster (keep it mode 600), or set PP_SECRET`,
+        );
+        return true;
+      },
+    );
+    assert.throws(() => statSync(h.path), /ENOENT/);
+  });
+
+  it('creates the default file: 0700 directory, 0600 file, 64 hex chars and a newline', () => {
+    const h = home();
+    const r = resolveSecret({ env: h.env, create: true });
+    assert.equal(r.created, true);
+    assert.equal(r.source, h.path);
+    const content = readFileSync(h.path, 'utf8');
+    assert.match(content, /^[0-9a-f]{64}\n$/);
+    assert.equal(text(r.secret), content.trim());
+    assert.equal(r.secret.length, 64);
+    assert.equal(statSync(h.path).mode & 0o777, 0o600);
+    assert.equal(statSync(join(h.path, '..')).mode & 0o777, 0o700);
+    assert.equal(weakSecretWarning(r.secret), null);
+    // Only the secret is left in the directory (no temporary files).
+    assert.deepEqual(readdirSync(join(h.path, '..')), ['secret']);
+    const again = resolveSecret({ env: h.env, create: true });
+    assert.equal(again.created, false);
+    assert.deepEqual(again.secret, r.secret);
+  });
+
+  it('creates under XDG_CONFIG_HOME when set', () => {
+    const h = home();
+    const xdg = join(h.dir, 'xdg');
+    const r = resolveSecret({ env: { ...h.env, XDG_CONFIG_HOME: xdg }, create: true });
+    assert.equal(r.source, join(xdg, 'pp-node', 'secret'));
+    assert.equal(r.created, true);
+    assert.throws(() => statSync(h.path), /ENOENT/);
+  });
+
+  it('create does not override a secret from another source', () => {
+    const h = home();
+    const r = resolveSecret({ env: { ...h.env, PP_SECRET: 'env secret' }, create: true });
+    assert.equal(r.source, 'PP_SECRET');
+    assert.throws(() => statSync(h.path), /ENOENT/);
+  });
+
+  it('processes racing to create the file all end up with the same secret', async () => {
+    const moduleUrl = new URL('../src/secret.ts', import.meta.url).href;
+    for (let round = 0; round < 3; round++) {
+      const h = home();
+      const startAt = Date.now() + 2000;
+      // Each child spins until the same instant, then creates: as close to a real race as we can get.
+      const code = `
+        import { resolveSecret } from ${JSON.stringify(moduleUrl)};
+        while (Date.now() < ${startAt}) {}
+        const r = resolveSecret({ env: { HOME: ${JSON.stringify(h.dir)} }, create: true });
+        console.log(JSON.stringify({ secret: Buffer.from(r.secret).toString(), created: r.created }));
+      `;
+      const runs = await Promise.all(
+        Array.from(
+          { length: 4 },
+          () =>
+            new Promise<{ secret: string; created: boolean }>((resolve, reject) => {
+              const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+                stdio: ['ignore', 'pipe', 'inherit'],
+              });
+              let out = '';
+              child.stdout.on('data', (d) => {
+                out += d;
+              });
+              child.on('error', reject);
+              child.on('exit', (status) => {
+                if (status === 0) resolve(JSON.parse(out));
+                else reject(new Error(`child exited with ${status}`));
+              });
+            }),
+        ),
+      );
+      const secrets = new Set(runs.map((r) => r.secret));
+      assert.equal(secrets.size, 1, `round ${round}: different secrets ${[...secrets]}`);
+      assert.equal(runs.filter((r) => r.created).length, 1, `round ${round}: exactly one creator`);
+      assert.equal(readFileSync(h.path, 'utf8'), `${[...secrets][0]}\n`);
+    }
+  });
+
+  it('weakSecretWarning flags secrets under 16 bytes', () => {
+    assert.match(weakSecretWarning(Buffer.from('hunter2'))!, /only 7 bytes/);
+    assert.equal(weakSecretWarning(Buffer.from('0123456789abcdef')), null);
+    const r = resolveSecret({ secret: 'short' });
+    assert.ok(weakSecretWarning(r.secret));
+  });
+});
