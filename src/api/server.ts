@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
+import { type DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
 import { JobCancelledError, JobSetupError, PPError, ServerClosedError } from '../errors.ts';
 import { type FunctionBundle, getBundle, type ModuleSpec } from '../functions/bundle.ts';
 import type { ComputeNode, DispatchJob, JobOutcome, NodeEvents, RefData } from '../nodes/compute-node.ts';
@@ -32,8 +33,13 @@ export interface ServerOptions {
   ncpus?: number;
   /** Remote nodes (`npx pp-node`) as `'host'` or `'host:port'` (default port 60000). */
   ppservers?: readonly string[];
-  /** Find nodes on the LAN by mDNS (not available in this version). */
+  /**
+   * Find every `pp-node` on the LAN by mDNS and use it as it comes and goes (pp's
+   * `ppservers: ['*']` means the same).
+   */
   autodiscover?: boolean;
+  /** Network interface name (eth0) or address to discover nodes on; default: the system's multicast route. */
+  interface?: string;
   /**
    * Shared secret of the cluster's nodes. Default: `PP_SECRET`, else the per-user secret
    * file `~/.config/pp-node/secret` (which `npx pp-node` creates on first run).
@@ -103,6 +109,8 @@ export interface ServerEvents {
   'node-down': [node: NodeSummary, reason: string];
   /** A remote node cannot be used (unreachable, wrong secret...). Printed when nobody listens. */
   'node-error': [node: NodeSummary, error: Error];
+  /** LAN discovery hit a network problem (it keeps trying). Printed when nobody listens. */
+  'discovery-error': [error: Error];
 }
 
 interface JobRecord {
@@ -157,14 +165,20 @@ export class Server extends EventEmitter<ServerEvents> {
   #closed = false;
   #closing: Promise<void> | null = null;
   #fatal: Error | null = null;
+  #browser: NodeBrowser | null = null;
+  readonly #discovered = new Map<string, RemoteNode>();
+  #remote: {
+    secret: Uint8Array;
+    events: NodeEvents;
+    listener: RemoteNodeListener;
+    deadAfterMs: number;
+  } | null = null;
   #lastRejection: Error | null = null;
 
   constructor(options: ServerOptions = {}) {
     super();
-    const ppservers = options.ppservers ?? [];
-    if (options.autodiscover || ppservers.includes('*')) {
-      throw new PPError('autodiscover: LAN discovery is not supported by this version of pp-node yet');
-    }
+    const ppservers = (options.ppservers ?? []).filter((p) => p !== '*');
+    const autodiscover = Boolean(options.autodiscover) || (options.ppservers ?? []).includes('*');
     const ncpus = options.ncpus ?? availableParallelism();
     checkNcpus(ncpus);
     const events: NodeEvents = {
@@ -179,7 +193,7 @@ export class Server extends EventEmitter<ServerEvents> {
     );
     this.#local.onFatal = (error) => this.#onNodeFatal(this.#local, error);
     this.#addNode(this.#local);
-    if (ppservers.length > 0) {
+    if (ppservers.length > 0 || autodiscover) {
       const addresses = ppservers.map((spec) => parseAddress(spec));
       const { secret } = resolveSecret({ secret: options.secret, create: false });
       const listener: RemoteNodeListener = {
@@ -191,10 +205,48 @@ export class Server extends EventEmitter<ServerEvents> {
         onProblem: (node, error) => this.#onNodeProblem(node, error),
       };
       const deadAfterMs = (options.nodeTimeout ?? 2.5) * 1000;
+      this.#remote = { secret, events, listener, deadAfterMs };
       for (const { host, port } of addresses) {
         this.#addNode(new RemoteNode({ host, port, secret, deadAfterMs }, events, listener));
       }
+      if (autodiscover) this.#startDiscovery(options.interface);
     }
+  }
+
+  #startDiscovery(iface: string | undefined): void {
+    const browser = new NodeBrowser({ interface: iface });
+    this.#browser = browser;
+    let reported = false;
+    browser.on('up', (found) => this.#onDiscovered(found));
+    browser.on('error', (error) => {
+      if (this.listenerCount('discovery-error') > 0) this.emit('discovery-error', error);
+      else if (!reported) {
+        reported = true;
+        console.warn(`pp-node: LAN discovery: ${error.message} (still trying)`);
+      }
+    });
+    browser.start();
+  }
+
+  /** A node announced itself (first time, or again): connect if not connected. */
+  #onDiscovered(found: DiscoveredNode): void {
+    if (this.#closed || !this.#remote || found.addresses.length === 0) return;
+    const key = `${found.id}:${found.port}`;
+    const known = this.#discovered.get(key);
+    if (known) {
+      known.rediscovered(found.addresses);
+      return;
+    }
+    const { secret, events, listener, deadAfterMs } = this.#remote;
+    const [host, ...alternates] = found.addresses;
+    const label = `${found.host.replace(/\.local\.?$/, '')}:${found.port}`;
+    const node = new RemoteNode(
+      { host: host!, alternates, port: found.port, label, secret, deadAfterMs },
+      events,
+      listener,
+    );
+    this.#discovered.set(key, node);
+    this.#addNode(node);
   }
 
   /** Nodes that can run jobs right now, with their CPUs (the local pool first). */
@@ -378,7 +430,11 @@ export class Server extends EventEmitter<ServerEvents> {
     const error = new ServerClosedError('the server was closed before this job finished');
     for (const rec of [...this.#records.values()]) this.#settle(rec, false, error);
     this.#queue.clear();
-    this.#closing = Promise.all(this.#nodes.map((n) => n.close())).then(() => undefined);
+    const browser = this.#browser;
+    this.#browser = null;
+    this.#closing = Promise.all([...this.#nodes.map((n) => n.close()), browser?.stop()]).then(
+      () => undefined,
+    );
     return this.#closing;
   }
 
@@ -536,6 +592,7 @@ export class Server extends EventEmitter<ServerEvents> {
 
   /** Why no job can ever run here (every node failed for good), or null. */
   #whyUnusable(): Error | null {
+    if (this.#browser) return null; // nodes may still appear
     const usable = this.#nodes.some((n) => (n instanceof RemoteNode ? n.state !== 'rejected' : n.ncpus > 0));
     if (usable) return null;
     return this.#lastRejection ?? this.#fatal ?? null;

@@ -2,6 +2,7 @@
 import { createLogger } from '../log.ts';
 import { machineId } from '../node/identity.ts';
 import { NodeServer } from '../node/node-server.ts';
+import { PROTOCOL_VERSION } from '../protocol/handshake.ts';
 import { resolveSecret, weakSecretWarning } from '../secret.ts';
 import { VERSION } from '../version.ts';
 import { HELP, type NodeConfig, parseCli, UsageError } from './args.ts';
@@ -22,9 +23,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     case 'version':
       process.stdout.write(`${VERSION}\n`);
       return 0;
-    case 'ls':
-      process.stderr.write('pp-node ls: LAN discovery is not available in this version yet\n');
-      return 1;
+    case 'ls': {
+      const { listNodes } = await import('./ls.ts');
+      return listNodes(cmd);
+    }
     case 'serve':
       return serve(cmd);
   }
@@ -85,6 +87,25 @@ async function serve(cfg: NodeConfig): Promise<number> {
     id,
   });
 
+  let announcer: { stop(): Promise<void> } | null = null;
+  if (cfg.announce) {
+    const { announce } = await import('../discovery/index.ts');
+    let reported = false;
+    const a = announce(
+      { name: cfg.name, port, id, ncpus: cfg.workers, version: VERSION, protocol: PROTOCOL_VERSION },
+      {
+        interface: cfg.interface,
+        onError: (error) => {
+          // Network trouble never stops the node: clients can still use ppservers.
+          log[reported ? 'debug' : 'warn']('LAN announcement trouble (still trying)', { error });
+          reported = true;
+        },
+      },
+    );
+    announcer = a;
+    log.info('announced on the LAN', { instance: a.instanceName, interface: cfg.interface ?? 'default' });
+  }
+
   process.on('SIGUSR1', () => process.stderr.write(`${node.statsTable()}\n`));
   await new Promise<void>((resolve) => {
     stopRequested = resolve;
@@ -96,6 +117,7 @@ async function serve(cfg: NodeConfig): Promise<number> {
     process.once('SIGINT', () => onSignal('SIGINT'));
     process.once('SIGTERM', () => onSignal('SIGTERM'));
   });
+  await announcer?.stop().catch(() => {});
   await node.close();
   log.info('stopped');
   return 0;

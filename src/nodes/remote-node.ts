@@ -31,6 +31,10 @@ export type RemoteState = 'connecting' | 'ready' | 'backoff' | 'rejected' | 'clo
 export interface RemoteNodeOptions {
   host: string;
   port: number;
+  /** More addresses of the same node, tried in order after `host` (a discovered node's addresses). */
+  alternates?: readonly string[];
+  /** Label for stats and messages; default `host:port`. */
+  label?: string;
   secret: Uint8Array;
   /** Ping period; the node is declared dead after `deadAfterMs` without any message. */
   heartbeatMs?: number;
@@ -66,6 +70,7 @@ export class RemoteNode implements ComputeNode {
   private lastHeard = 0;
   private lastBeat = 0;
   private reportedUnreachable = false;
+  private addresses: string[];
   private readonly heartbeatMs: number;
   private readonly deadAfterMs: number;
 
@@ -74,7 +79,8 @@ export class RemoteNode implements ComputeNode {
     private readonly events: NodeEvents,
     private readonly listener: RemoteNodeListener,
   ) {
-    this.id = formatAddress(opts.host, opts.port);
+    this.id = opts.label ?? formatAddress(opts.host, opts.port);
+    this.addresses = [opts.host, ...(opts.alternates ?? [])];
     this.heartbeatMs = opts.heartbeatMs ?? 500;
     this.deadAfterMs = opts.deadAfterMs ?? 2500;
     void this.connect();
@@ -157,6 +163,16 @@ export class RemoteNode implements ComputeNode {
     this.handBack();
   }
 
+  /** New addresses for the node (it was announced again); reconnects now if it was waiting. */
+  rediscovered(addresses: readonly string[]): void {
+    if (addresses.length > 0) this.addresses = [...addresses];
+    if (this.state === 'backoff') {
+      if (this.retryTimer) clearTimeout(this.retryTimer);
+      this.backoffMs = 0;
+      void this.connect();
+    }
+  }
+
   private send(msg: Message): void {
     this.socket?.send(encodeMessage(msg));
   }
@@ -164,18 +180,9 @@ export class RemoteNode implements ComputeNode {
   private async connect(): Promise<void> {
     if (this.state === 'closed' || this.state === 'rejected') return;
     this.state = 'connecting';
-    const ws = new WebSocket(`ws://${this.id}/`, {
-      maxPayload: MAX_WS_PAYLOAD,
-      perMessageDeflate: false,
-      handshakeTimeout: this.opts.connectTimeoutMs ?? 5000,
-    });
-    ws.on('error', () => {}); // reported through 'close' / the handshake
+    let ws: WebSocket | null = null;
     try {
-      await new Promise<void>((resolve, reject) => {
-        ws.once('open', resolve);
-        ws.once('error', reject);
-        ws.once('close', () => reject(new Error('connection closed')));
-      });
+      ws = await this.open();
       const session = await clientHandshake(ws, this.opts.secret, this.opts.connectTimeoutMs ?? 5000);
       if ((this.state as RemoteState) === 'closed') {
         ws.close();
@@ -184,9 +191,34 @@ export class RemoteNode implements ComputeNode {
       const socket = new SecureSocket(ws, session);
       this.attach(socket);
     } catch (error) {
-      ws.terminate();
+      ws?.terminate();
       this.connectFailed(error as Error);
     }
+  }
+
+  /** Opens a WebSocket to the first of the node's addresses that answers. */
+  private async open(): Promise<WebSocket> {
+    let lastError: Error = new Error('no address');
+    for (const host of this.addresses) {
+      const ws = new WebSocket(`ws://${formatAddress(host, this.opts.port)}/`, {
+        maxPayload: MAX_WS_PAYLOAD,
+        perMessageDeflate: false,
+        handshakeTimeout: this.opts.connectTimeoutMs ?? 5000,
+      });
+      ws.on('error', () => {}); // reported through 'close' / the handshake
+      try {
+        await new Promise<void>((resolve, reject) => {
+          ws.once('open', resolve);
+          ws.once('error', reject);
+          ws.once('close', () => reject(new Error('connection closed')));
+        });
+        return ws;
+      } catch (error) {
+        ws.terminate();
+        lastError = error as Error;
+      }
+    }
+    throw lastError;
   }
 
   private connectFailed(error: Error): void {
@@ -349,9 +381,9 @@ export class RemoteNode implements ComputeNode {
   }
 }
 
-/** `host:port`, with brackets around IPv6 addresses. */
+/** `host:port`, with brackets around IPv6 addresses (a scope id's `%` escaped for URLs). */
 export function formatAddress(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return host.includes(':') ? `[${host.replace('%', '%25')}]:${port}` : `${host}:${port}`;
 }
 
 /** Parses `'host'`, `'host:port'`, `'[v6]:port'` (default port 60000). */

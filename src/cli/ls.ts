@@ -1,0 +1,118 @@
+/**
+ * `pp-node ls`: the nodes on the LAN, and whether each accepts this machine's secret.
+ * Browses for a few seconds, then tries the handshake with every node found.
+ */
+import { WebSocket } from 'ws';
+import { type DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
+import { formatAddress } from '../nodes/remote-node.ts';
+import { resolveSecret } from '../secret.ts';
+import { clientHandshake, MAX_WS_PAYLOAD } from '../transport/secure-socket.ts';
+import type { LsConfig } from './args.ts';
+
+interface Row {
+  name: string;
+  instance: string;
+  address: string;
+  port: number;
+  cpus: number;
+  version: string;
+  id: string;
+  /** 'yes', 'no (rejected)', or why it could not be checked. */
+  secret: string;
+  accepted: boolean | null;
+}
+
+export async function listNodes(cfg: LsConfig): Promise<number> {
+  let secret: Uint8Array | null = null;
+  let secretProblem = '';
+  try {
+    secret = resolveSecret({ secretFile: cfg.secretFile, create: false }).secret;
+  } catch (error) {
+    secretProblem = (error as Error).message;
+  }
+  const found = new Map<string, DiscoveredNode>();
+  const browser = new NodeBrowser({ interface: cfg.interface, requeryMs: 500 });
+  browser.on('up', (n) => found.set(n.instance, n));
+  browser.on('error', (e) => process.stderr.write(`pp-node ls: discovery: ${e.message}\n`));
+  browser.start();
+  await new Promise((r) => setTimeout(r, cfg.timeoutS * 1000));
+  await browser.stop();
+
+  const rows = await Promise.all(
+    [...found.values()].map(async (n): Promise<Row> => {
+      const base = {
+        name: n.instance.replace(/ \([0-9a-f]{8}:\d+\)$/, ''),
+        instance: n.instance,
+        address: n.addresses[0] ?? '',
+        port: n.port,
+        cpus: n.ncpus,
+        version: n.version,
+        id: n.id,
+      };
+      if (!secret) return { ...base, secret: 'no secret here', accepted: null };
+      const verdict = await trySecret(n, secret);
+      return { ...base, ...verdict };
+    }),
+  );
+  rows.sort((a, b) => a.name.localeCompare(b.name) || a.port - b.port);
+  if (cfg.json) {
+    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+  } else if (rows.length === 0) {
+    process.stdout.write(
+      `no pp-node found on the LAN within ${cfg.timeoutS} s. Is one running (npx pp-node)? ` +
+        'See "Troubleshooting" in the README: firewalls (UDP 5353), Wi-Fi client isolation, --interface.\n',
+    );
+  } else {
+    const header = ['NAME', 'ADDRESS', 'CPUS', 'VERSION', 'SECRET'];
+    const lines = rows.map((r) => [
+      r.name,
+      formatAddress(r.address, r.port),
+      String(r.cpus),
+      r.version,
+      r.secret,
+    ]);
+    const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+    for (const l of [header, ...lines])
+      process.stdout.write(`${l.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
+  }
+  if (secretProblem) process.stderr.write(`pp-node ls: cannot check secrets: ${secretProblem}\n`);
+  return 0;
+}
+
+async function trySecret(
+  n: DiscoveredNode,
+  secret: Uint8Array,
+): Promise<{ secret: string; accepted: boolean | null }> {
+  let last = 'unreachable';
+  for (const host of n.addresses) {
+    const ws = new WebSocket(`ws://${formatAddress(host, n.port)}/`, {
+      maxPayload: MAX_WS_PAYLOAD,
+      perMessageDeflate: false,
+      handshakeTimeout: 3000,
+    });
+    ws.on('error', () => {});
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', resolve);
+        ws.once('error', reject);
+        ws.once('close', () => reject(new Error('closed')));
+      });
+    } catch (error) {
+      last = `unreachable (${(error as Error).message})`;
+      ws.terminate();
+      continue;
+    }
+    try {
+      await clientHandshake(ws, secret, 3000);
+      ws.close(1000, 'pp-node ls');
+      return { secret: 'yes', accepted: true };
+    } catch (error) {
+      ws.terminate();
+      const code = (error as { handshakeCode?: string }).handshakeCode;
+      if (code === 'rejected' || code === 'bad-proof') return { secret: 'no (rejected)', accepted: false };
+      if (code === 'version') return { secret: 'other protocol version', accepted: null };
+      return { secret: `unknown (${(error as Error).message})`, accepted: null };
+    }
+  }
+  return { secret: last, accepted: null };
+}
