@@ -10,7 +10,15 @@
 import crypto from 'node:crypto';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { type Call, piscina, ppNode, type System, type Workload, workerpool } from './systems.ts';
+import {
+  type Call,
+  piscina,
+  ppNode,
+  ppNodeRemote,
+  type System,
+  type Workload,
+  workerpool,
+} from './systems.ts';
 import { md5test, sum_primes } from './tasks.ts';
 
 // ---- CLI ----------------------------------------------------------------------------------------
@@ -182,6 +190,7 @@ function check(ok: boolean, message: string): void {
 const ALL_SYSTEMS: System[] = [
   ppNode('pp-node'),
   ppNode('pp-node (thread)', { isolation: 'thread' }),
+  ppNodeRemote('pp-node remote'),
   piscina('piscina (default)'),
   piscina('piscina (cTPW=16)', { concurrentTasksPerWorker: 16 }),
   workerpool('workerpool'),
@@ -375,16 +384,28 @@ if (ppRows.length > 0) {
       const b = cell(base, w);
       return typeof a === 'number' && typeof b === 'number' ? a / b : 'n/a';
     };
+    const remote = p.label.includes('remote');
+    const local = cell('pp-node', 'W2x');
     for (const w of workloads) {
-      if (w.id === 'W1') {
+      if (w.id === 'W1' && remote) {
+        const v = cell(p.label, 'W1');
+        lines.push(`W1 remote >= 20,000 jobs/s: ${show(v, 'jobs/s')} ${verdict(v, 20_000)}`);
+      } else if (w.id === 'W1') {
         const r = ratio('W1');
         lines.push(`W1 >= 3x ${base}: ${show(r, 'speedup')} ${verdict(r, 3)}`);
+      } else if (w.id === 'W2x' && remote) {
+        const v = cell(p.label, 'W2x');
+        const r: Cell = typeof v === 'number' && typeof local === 'number' ? v / local : 'n/a';
+        lines.push(`W2x remote within 5% of local: ${show(r, 'speedup')} of local ${verdict(r, 0.95)}`);
       } else if (w.id === 'W2x') {
         const v = cell(p.label, 'W2x');
         lines.push(`W2x speedup >= 1.95: ${show(v, 'speedup')} ${verdict(v, 1.95)}`);
-      } else if (w.id === 'W3') {
+      } else if (w.id === 'W3' && !remote) {
         const v = cell(p.label, 'W3');
         lines.push(`W3 speedup >= 1.9: ${show(v, 'speedup')} ${verdict(v, 1.9)}`);
+      } else if (w.id === 'W4' && remote) {
+        const v = cell(p.label, 'W4');
+        lines.push(`W4 remote (encrypted) >= 300 MiB/s: ${show(v, 'MiB/s')} ${verdict(v, 300)}`);
       } else if (w.id === 'W4') {
         const r = ratio('W4');
         lines.push(`W4 >= 1.0x ${base}: ${show(r, 'speedup')} ${verdict(r, 1.0)}`);

@@ -1,6 +1,7 @@
 // The systems the benchmark compares. Each one is a pool of `n` workers behind the same small
 // interface, so later rows (e.g. "pp-node remote") only have to add an entry here.
 
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { inc, isprime, md5test, sum_primes, sumArray } from './tasks.ts';
 
@@ -33,7 +34,10 @@ const peerFile = (name: string): string => fileURLToPath(new URL(`./peers/${name
 type PpServer = import('pp-node').Server;
 
 /** pp-node's local job server, with the jobs written as a pp-node user writes them. */
-export function ppNode(label: string, extra: Record<string, unknown> = {}): System {
+export function ppNode(
+  label: string,
+  extra: Record<string, unknown> = {},
+): System & { startWith(opts: Record<string, unknown>): Promise<void> } {
   let server: PpServer | undefined;
   const call: Call = (task, args) => {
     const s = server!;
@@ -54,11 +58,73 @@ export function ppNode(label: string, extra: Record<string, unknown> = {}): Syst
       const { Server } = await import('pp-node');
       server = new Server({ ncpus: n, ppservers: [], ...extra } as ConstructorParameters<typeof Server>[0]);
     },
+    /** A server with these options, used once it has CPUs (remote nodes connect first). */
+    async startWith(opts) {
+      const { Server } = await import('pp-node');
+      const s = new Server(opts as ConstructorParameters<typeof Server>[0]);
+      server = s;
+      const until = Date.now() + 10_000;
+      while (s.getActiveNodes().length === 0) {
+        if (Date.now() > until) throw new Error('the remote node did not connect');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
     run: (workload) => workload.execute(call),
     async stop() {
       const s = server;
       server = undefined;
       await s?.close();
+    },
+  };
+}
+
+/**
+ * pp-node through a remote node: a `pp-node` process on 127.0.0.1 with n workers, and a
+ * client Server with `ncpus: 0`, so every job crosses the encrypted WebSocket.
+ */
+export function ppNodeRemote(label: string): System {
+  const inner = ppNode(label);
+  let node: import('node:child_process').ChildProcess | undefined;
+  let port = 0;
+  const secret = randomBytes(32).toString('hex');
+  return {
+    label,
+    async start(n) {
+      const { spawn } = await import('node:child_process');
+      const bin = fileURLToPath(new URL('../bin/pp-node.js', import.meta.url));
+      const child = spawn(
+        process.execPath,
+        [
+          bin,
+          '--port',
+          '0',
+          '--bind',
+          '127.0.0.1',
+          '--workers',
+          String(n),
+          '--no-announce',
+          '--log-format',
+          'json',
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PP_SECRET: secret } },
+      );
+      node = child;
+      port = await new Promise<number>((resolve, reject) => {
+        let buf = '';
+        child.stderr!.on('data', (d: Buffer) => {
+          buf += d.toString();
+          const m = /"msg":"pp-node ready".*?"port":(\d+)/.exec(buf);
+          if (m) resolve(Number(m[1]));
+        });
+        child.once('exit', (code) => reject(new Error(`pp-node exited (${code}): ${buf}`)));
+      });
+      await inner.startWith({ ncpus: 0, ppservers: [`127.0.0.1:${port}`], secret });
+    },
+    run: (workload) => inner.run(workload),
+    async stop() {
+      await inner.stop();
+      node?.kill('SIGTERM');
+      node = undefined;
     },
   };
 }
