@@ -6,7 +6,7 @@ import { WebSocket } from 'ws';
 import { type DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
 import { formatAddress } from '../nodes/remote-node.ts';
 import { resolveSecret } from '../secret.ts';
-import { clientHandshake, MAX_WS_PAYLOAD } from '../transport/secure-socket.ts';
+import { clientHandshake, MAX_WS_PAYLOAD, zeroMask } from '../transport/secure-socket.ts';
 import type { LsConfig } from './args.ts';
 
 interface Row {
@@ -88,6 +88,7 @@ async function trySecret(
     const ws = new WebSocket(`ws://${formatAddress(host, n.port)}/`, {
       maxPayload: MAX_WS_PAYLOAD,
       perMessageDeflate: false,
+      generateMask: zeroMask,
       handshakeTimeout: 3000,
     });
     ws.on('error', () => {});

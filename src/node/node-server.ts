@@ -280,8 +280,6 @@ export class NodeServer {
       return;
     }
     const id = nextInternalId++;
-    // The blob is a view into the received message: copy it so the message can be freed.
-    const own = Uint8Array.prototype.slice.call(blob);
     this.jobs.set(id, {
       session: s,
       clientId,
@@ -289,7 +287,8 @@ export class NodeServer {
         id,
         hash: def.hash,
         name: def.name,
-        blob: own,
+        // A view into the received message (no copy): it lives as long as the message's jobs.
+        blob,
         timeoutMs: timeoutMs > 0 ? timeoutMs : undefined,
         estimatedMs: this.estimates.get(def.hash)?.value,
         refs,

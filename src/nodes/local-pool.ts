@@ -24,6 +24,17 @@ export function targetDepth(estimatedMs: number | undefined): number {
   return Math.min(MAX_DEPTH, 1 + Math.floor(PREFETCH_BUDGET_MS / Math.max(estimatedMs, 0.001)));
 }
 
+/**
+ * Free slots of a worker. A deep worker is refilled only once it has run down to half its
+ * depth, so that it gets one large batch (one write, one read) rather than a trickle of
+ * one-job messages as each result comes back.
+ */
+function roomIn(w: WorkerHandle, depth: number): number {
+  const n = w.inFlight.length;
+  if (depth > 2 && n > depth / 2) return 0;
+  return Math.max(0, depth - n);
+}
+
 export interface LocalPoolOptions extends WorkerOptions {
   ncpus: number;
 }
@@ -88,7 +99,7 @@ export class LocalPool implements ComputeNode {
   freeSlots(estimatedMs: number | undefined): number {
     const depth = targetDepth(estimatedMs);
     let free = 0;
-    for (const w of this.workers) free += Math.max(0, depth - w.inFlight.length);
+    for (const w of this.workers) free += roomIn(w, depth);
     return free;
   }
 
@@ -98,7 +109,7 @@ export class LocalPool implements ComputeNode {
     let next = 0;
     for (const w of order) {
       if (next >= jobs.length) break;
-      const room = targetDepth(jobs[next]!.estimatedMs) - w.inFlight.length;
+      const room = roomIn(w, targetDepth(jobs[next]!.estimatedMs));
       if (room <= 0) continue;
       const batch = jobs.slice(next, next + room);
       next += batch.length;

@@ -22,6 +22,7 @@ import {
   HandshakeFailure,
   MAX_WS_PAYLOAD,
   SecureSocket,
+  zeroMask,
 } from '../transport/secure-socket.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
 import { targetDepth } from './local-pool.ts';
@@ -203,6 +204,7 @@ export class RemoteNode implements ComputeNode {
       const ws = new WebSocket(`ws://${formatAddress(host, this.opts.port)}/`, {
         maxPayload: MAX_WS_PAYLOAD,
         perMessageDeflate: false,
+        generateMask: zeroMask,
         handshakeTimeout: this.opts.connectTimeoutMs ?? 5000,
       });
       ws.on('error', () => {}); // reported through 'close' / the handshake

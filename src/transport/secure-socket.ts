@@ -17,12 +17,21 @@ import {
 } from '../protocol/handshake.ts';
 import type { Session } from '../protocol/secure-channel.ts';
 
-/** Plaintext bytes per sealed chunk. */
-export const CHUNK_BYTES = 1 << 20;
+/** Plaintext bytes per sealed chunk: a 1 MiB argument plus its message head fits in one. */
+export const CHUNK_BYTES = 2 << 20;
 /** Per WebSocket message: a chunk, its flag byte and the AEAD tag, with room to spare. */
 export const MAX_WS_PAYLOAD = CHUNK_BYTES + 1024;
 /** Largest message (all chunks together) a peer may send after authentication. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1 << 30;
+
+/**
+ * WebSocket masking for client frames: all zeros, which ws skips. Masking exists to keep
+ * scripts in browsers from poisoning proxy caches; our frames are already encrypted and
+ * authenticated, and XOR-ing every byte in JavaScript cost more than the encryption.
+ */
+export function zeroMask(mask: Uint8Array): void {
+  mask.fill(0);
+}
 
 const LAST = 1;
 const MORE = 0;
