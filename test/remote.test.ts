@@ -114,6 +114,48 @@ describe('remote nodes on 127.0.0.1', () => {
     }
   });
 
+  test('SIGTERM: the node hands back queued jobs, finishes running ones, and exits 0; SIGUSR1 prints its stats', async () => {
+    const a = await node({ secret: SECRET });
+    const b = await node({ secret: SECRET });
+    const server = new Server({
+      ncpus: 0,
+      ppservers: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`],
+      secret: SECRET,
+    });
+    try {
+      await waitFor(() => server.getActiveNodes().length === 2, 15_000, 'both nodes');
+      const ref = server.put(new Float64Array(1000).fill(2));
+      const scaled = (arr: Float64Array, i: number) => {
+        const end = Date.now() + 3;
+        while (Date.now() < end);
+        return arr[0]! * i;
+      };
+      const deliveries = new Map<number, number>();
+      const jobs = Array.from({ length: 400 }, (_, i) =>
+        server.submit(scaled, [ref, i], {
+          callback: (r: number) => deliveries.set(r, (deliveries.get(r) ?? 0) + 1),
+        }),
+      );
+      await waitFor(() => jobs.filter((j) => j.finished).length >= 60, 20_000, '60 results');
+      a.child.kill('SIGUSR1');
+      await a.waitLog(() => false, 300).catch(() => {});
+      a.child.kill('SIGTERM');
+      assert.equal(await a.exited, 0, 'the node exits cleanly');
+      assert.deepEqual(
+        await Promise.all(jobs),
+        Array.from({ length: 400 }, (_, i) => 2 * i),
+      );
+      for (let i = 0; i < 400; i++) assert.equal(deliveries.get(2 * i), 1, `job ${i} delivered once`);
+      assert.ok(a.logs.some((l) => l.msg === 'stopped'));
+      assert.ok(
+        a.text.some((l) => l.startsWith('Job execution statistics')),
+        'SIGUSR1 printed the stats table',
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
   test('a wrong secret is a clear error on both sides, and is not retried in a loop', async () => {
     const a = await node({ secret: SECRET });
     const server = new Server({

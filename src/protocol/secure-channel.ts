@@ -90,6 +90,18 @@ export class Session {
 
   /** Encrypts the next outgoing frame; parts are concatenated logically (one cipher.update per part). */
   seal(parts: readonly Uint8Array[]): Buffer {
+    const pieces = this.sealParts(parts);
+    let length = 0;
+    for (const p of pieces) length += p.length;
+    return Buffer.concat(pieces, length);
+  }
+
+  /**
+   * Like `seal`, but returns the frame as pieces (ciphertext of each part, then the tag) whose
+   * concatenation is the sealed frame: a transport that can send them one after another
+   * (WebSocket fragments) saves copying a large frame once more.
+   */
+  sealParts(parts: readonly Uint8Array[]): Buffer[] {
     if (this.#sent >= this.#maxFrames) {
       throw new SecureChannelError(
         `session ${this.id} has sealed ${this.#sent} frames: reconnect for new keys`,
@@ -101,21 +113,14 @@ export class Session {
       authTagLength: TAG_BYTES,
     });
     const chunks: Buffer[] = [];
-    let length = TAG_BYTES;
     for (const part of parts) {
       const out = cipher.update(part);
-      if (out.length > 0) {
-        chunks.push(out);
-        length += out.length;
-      }
+      if (out.length > 0) chunks.push(out);
     }
     const last = cipher.final();
-    if (last.length > 0) {
-      chunks.push(last);
-      length += last.length;
-    }
+    if (last.length > 0) chunks.push(last);
     chunks.push(cipher.getAuthTag());
-    return Buffer.concat(chunks, length);
+    return chunks;
   }
 
   /**

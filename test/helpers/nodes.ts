@@ -9,6 +9,8 @@ export interface NodeProcess {
   child: ChildProcess;
   port: number;
   logs: Array<Record<string, unknown>>;
+  /** stderr lines that are not JSON log entries (the SIGUSR1 stats table, crashes). */
+  text: string[];
   /** Resolves with the first log line matching `pred` (already seen or future). */
   waitLog(pred: (l: Record<string, unknown>) => boolean, ms?: number): Promise<Record<string, unknown>>;
   exited: Promise<number | null>;
@@ -45,12 +47,13 @@ export async function startNode(opts: {
     pred: (l: Record<string, unknown>) => boolean;
     resolve: (l: Record<string, unknown>) => void;
   }> = [];
+  const text: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
     let entry: Record<string, unknown>;
     try {
       entry = JSON.parse(line);
     } catch {
-      process.stderr.write(`[node] ${line}\n`);
+      text.push(line);
       return;
     }
     logs.push(entry);
@@ -89,6 +92,7 @@ export async function startNode(opts: {
     child,
     port: ready.port as number,
     logs,
+    text,
     waitLog,
     exited,
     stop: async (signal = 'SIGTERM') => {
