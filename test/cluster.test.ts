@@ -244,6 +244,8 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
     await lab?.destroy();
     if (capture) await capture.stop().catch(() => {});
     timings.push(`whole suite: ${Date.now() - t0} ms`);
+    if (process.env.PP_CLUSTER_DUMP && client)
+      (await import('node:fs')).writeFileSync(process.env.PP_CLUSTER_DUMP, JSON.stringify(client.p.events));
     console.log(`# cluster timings\n${timings.map((t) => `#   ${t}`).join('\n')}`);
   });
 
@@ -308,7 +310,10 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
     assert.equal(nodeOf(err).ncpus, 0);
     const refused = logsOf(rogue.p).filter((l) => l.msg === 'client rejected: wrong secret');
     assert.equal(refused.length, 1, `one handshake: ${JSON.stringify(refused)}`);
-    assert.match(String(refused[0]!.peer), new RegExp(`^${lab.addr(1).replace(/\./g, '\\.')}:`));
+    assert.match(
+      String(refused[0]!.peer),
+      new RegExp(`^(::ffff:)?${lab.addr(1).replace(/\./g, '\\.')}:\\d+$`),
+    );
     assert.ok(!client.p.events.some((e) => e.ev === 'node-up' && nodeOf(e).id === rogue.label));
     const r1 = runs.get('r1')!;
     assert.ok(!(r1.active as NodeSummary[]).some((n) => n.id === rogue.label));
@@ -450,7 +455,12 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
       hostname: 'laptop',
       env: { PP_SECRET: SECRET },
     });
-    const exit = await Promise.race([ex.exited, sleep(40_000).then(() => null)]);
+    let timer: NodeJS.Timeout | undefined;
+    const exit = await Promise.race([
+      ex.exited,
+      new Promise<null>((r) => (timer = setTimeout(r, 40_000, null))),
+    ]);
+    clearTimeout(timer);
     const out = ex.output.join('\n');
     assert.equal(exit?.code, 0, out);
     timings.push(`examples/lan_cluster.ts: ${Date.now() - t} ms`);

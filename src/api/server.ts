@@ -55,6 +55,8 @@ export interface ServerOptions {
   isolation?: Isolation;
   /** Heap limit of each local worker, in MiB. */
   workerMemoryMb?: number;
+  /** Extra Node flags for local worker processes, e.g. `['--cpu-prof']` to profile jobs. */
+  workerExecArgv?: readonly string[];
 }
 
 /** A function, or `[object, 'method']` to run a method with the object as `this`. */
@@ -188,7 +190,12 @@ export class Server extends EventEmitter<ServerEvents> {
       onCapacity: () => this.#scheduleDrain(),
     };
     this.#local = new LocalPool(
-      { ncpus, isolation: options.isolation ?? 'process', maxMemoryMb: options.workerMemoryMb },
+      {
+        ncpus,
+        isolation: options.isolation ?? 'process',
+        maxMemoryMb: options.workerMemoryMb,
+        execArgv: options.workerExecArgv,
+      },
       events,
     );
     this.#local.onFatal = (error) => this.#onNodeFatal(this.#local, error);

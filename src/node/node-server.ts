@@ -239,8 +239,8 @@ export class NodeServer {
         this.pool.release(msg.refs);
         return;
       case 'run':
-        msg.jobs.forEach(([clientId, hash, timeoutMs, refIds], i) => {
-          this.accept(s, clientId, hash, timeoutMs, refIds, msg.blobs[i]!);
+        msg.jobs.forEach(([clientId, fn, timeoutMs, refIds], i) => {
+          this.accept(s, clientId, msg.fns[fn]!, timeoutMs, refIds, msg.blobs[i]!);
         });
         this.scheduleDrain();
         return;

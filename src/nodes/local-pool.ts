@@ -6,7 +6,7 @@
  * only unbalances the pool). The depth comes from the function's measured mean run time.
  */
 import { JobCancelledError, JobTimeoutError, WorkerCrashError } from '../errors.ts';
-import { encodeMessage, type FunctionDefinition, type Message } from '../protocol/messages.ts';
+import { encodeMessage, type FunctionDefinition, type Message, runMessage } from '../protocol/messages.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
 import { type WorkerExit, WorkerHandle, type WorkerOptions } from './worker-handle.ts';
 
@@ -152,13 +152,8 @@ export class LocalPool implements ComputeNode {
       w.inFlight.push(job.id);
       this.placed.set(job.id, { job, worker: w });
     }
-    w.send(
-      encodeMessage({
-        type: 'run',
-        jobs: batch.map((j) => [j.id, j.hash, 0, []]),
-        blobs: batch.map((j) => j.blob),
-      }),
-    );
+    // The worker itself needs neither timeouts (the pool enforces them) nor ref ids.
+    w.send(encodeMessage(runMessage(batch.map((j) => ({ id: j.id, hash: j.hash, blob: j.blob })))));
     if (wasIdle) this.armHeadTimer(w);
   }
 
@@ -187,7 +182,13 @@ export class LocalPool implements ComputeNode {
     this.target = 0;
     for (const w of [...this.workers, ...this.retiring]) {
       w.stopReason = { kind: 'close' };
-      w.kill();
+      // Idle workers exit on their own (flushing profiles, coverage...); busy ones are killed.
+      if (w.inFlight.length === 0 && w.ready) {
+        w.send(encodeMessage({ type: 'shutdown' }));
+        setTimeout(() => w.kill(), 500).unref();
+      } else {
+        w.kill();
+      }
     }
     this.workers.length = 0;
     await Promise.all(this.exits);

@@ -15,6 +15,7 @@ import {
   type FunctionDefinition,
   type Message,
   type NodeInfo,
+  runMessage,
 } from '../protocol/messages.ts';
 import {
   CloseCode,
@@ -128,13 +129,7 @@ export class RemoteNode implements ComputeNode {
     }
     if (defs.length > 0) socket.send(encodeMessage({ type: 'define', defs }));
     if (refs.length > 0) socket.send(encodeMessage({ type: 'put', refs, blobs: refBlobs }));
-    socket.send(
-      encodeMessage({
-        type: 'run',
-        jobs: jobs.map((j) => [j.id, j.hash, j.timeoutMs ?? 0, j.refs.map((r) => r.id)]),
-        blobs: jobs.map((j) => j.blob),
-      }),
-    );
+    socket.send(encodeMessage(runMessage(jobs)));
   }
 
   cancel(jobId: number): void {

@@ -24,6 +24,8 @@ export interface WorkerOptions {
   maxMemoryMb?: number;
   /** Scheduling priority for worker processes (nice value, 0..19); processes only. */
   niceness?: number;
+  /** Extra Node flags for worker processes (e.g. `['--cpu-prof']` to profile them). */
+  execArgv?: readonly string[];
 }
 
 export interface WorkerExit {
@@ -51,6 +53,7 @@ function processExecArgv(opts: WorkerOptions): string[] {
     if (!argv.some((a) => a.includes('tsx'))) argv.push('--import', 'tsx');
   }
   if (opts.maxMemoryMb) argv.push(`--max-old-space-size=${opts.maxMemoryMb}`);
+  if (opts.execArgv) argv.push(...opts.execArgv);
   return argv;
 }
 

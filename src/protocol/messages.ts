@@ -34,8 +34,12 @@ export const JobStatus = {
 } as const;
 export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
 
-/** A job in a run message: id, function hash, its timeout in ms (0: none) and the Refs it uses. */
-export type RunEntry = [id: number, hash: string, timeoutMs: number, refs: string[]];
+/**
+ * A job in a run message: id, index of its function's hash in the message's `fns`, its
+ * timeout in ms (0: none) and the Refs it uses. Hashes are listed once per message, not per
+ * job: a batch of tiny jobs of one function would otherwise be mostly hashes.
+ */
+export type RunEntry = [id: number, fn: number, timeoutMs: number, refs: string[]];
 /** A result: job id, status, run time in ms. */
 export type ResultEntry = [id: number, status: JobStatus, durationMs: number];
 
@@ -52,7 +56,7 @@ export type Message =
   // server → worker / client → node
   | { type: 'define'; defs: FunctionDefinition[] }
   /** blob i = encoded [thisArg, args] of job i. */
-  | { type: 'run'; jobs: RunEntry[]; blobs: Uint8Array[] }
+  | { type: 'run'; fns: string[]; jobs: RunEntry[]; blobs: Uint8Array[] }
   | { type: 'cancel'; ids: number[] }
   /** Values stored once per worker/node (server.put), by random id; blob i = encoded value i. */
   | { type: 'put'; refs: string[]; blobs: Uint8Array[] }
@@ -73,6 +77,32 @@ export type Message =
   | { type: 'ncpus'; ncpus: number }
   | { type: 'bye'; reason: string };
 
+/** A run message for these jobs (their function hashes listed once). */
+export function runMessage(
+  jobs: ReadonlyArray<{
+    id: number;
+    hash: string;
+    timeoutMs?: number | undefined;
+    refs?: ReadonlyArray<{ id: string }>;
+    blob: Uint8Array;
+  }>,
+): Message {
+  const fns: string[] = [];
+  const index = new Map<string, number>();
+  const entries: RunEntry[] = [];
+  const blobs: Uint8Array[] = [];
+  for (const j of jobs) {
+    let fn = index.get(j.hash);
+    if (fn === undefined) {
+      fn = fns.push(j.hash) - 1;
+      index.set(j.hash, fn);
+    }
+    entries.push([j.id, fn, j.timeoutMs ?? 0, j.refs ? j.refs.map((r) => r.id) : []]);
+    blobs.push(j.blob);
+  }
+  return { type: 'run', fns, jobs: entries, blobs };
+}
+
 /** Encodes a message into parts (head length + head + blobs), ready to be framed or sealed. */
 export function encodeMessage(msg: Message): Uint8Array[] {
   let head: unknown[];
@@ -80,7 +110,7 @@ export function encodeMessage(msg: Message): Uint8Array[] {
   switch (msg.type) {
     case 'run':
       blobs = msg.blobs;
-      head = ['run', msg.jobs];
+      head = ['run', msg.jobs, msg.fns];
       break;
     case 'done':
       blobs = msg.blobs;
@@ -157,8 +187,12 @@ export function decodeMessage(frame: Uint8Array): Message {
   const type = head[0];
   const a = head[1];
   switch (type) {
-    case 'run':
-      return { type, jobs: check(a, isRunEntries, type), blobs: sameLength(blobs, a as unknown[], type) };
+    case 'run': {
+      const fns = check(head[2], isStrings, type);
+      const jobs = check(a, isRunEntries, type);
+      for (const j of jobs) if (j[1] >= fns.length) throw new MessageError(`malformed 'run' message`);
+      return { type, fns, jobs, blobs: sameLength(blobs, a as unknown[], type) };
+    }
     case 'done':
       return {
         type,
@@ -230,7 +264,7 @@ const isRunEntries = (v: unknown): v is RunEntry[] =>
       Array.isArray(e) &&
       e.length === 4 &&
       isCount(e[0]) &&
-      isString(e[1]) &&
+      isCount(e[1]) &&
       isFiniteNumber(e[2]) &&
       e[2] >= 0 &&
       isStrings(e[3]),

@@ -111,7 +111,8 @@ export class SecureSocket extends EventEmitter<{ message: [Buffer]; close: [code
       return;
     }
     const pieces = this.session.sealParts(parts);
-    for (let i = 0; i < pieces.length; i++) this.ws.send(pieces[i]!, { binary: true, fin: i === pieces.length - 1 });
+    for (let i = 0; i < pieces.length; i++)
+      this.ws.send(pieces[i]!, { binary: true, fin: i === pieces.length - 1 });
   }
 
   close(code: number = CloseCode.Normal, reason = ''): void {

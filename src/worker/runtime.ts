@@ -59,8 +59,8 @@ export class WorkerRuntime {
         break;
       case 'run':
         for (let i = 0; i < msg.jobs.length; i++) {
-          const [id, hash] = msg.jobs[i]!;
-          this.queue.push({ id, hash, blob: msg.blobs[i]! });
+          const [id, fn] = msg.jobs[i]!;
+          this.queue.push({ id, hash: msg.fns[fn]!, blob: msg.blobs[i]! });
         }
         this.pump();
         break;
