@@ -1213,3 +1213,37 @@ describe('structuredClone parity', () => {
     assert.ok(Buffer.isBuffer(rt(Buffer.from('b'))));
   });
 });
+
+describe('wire format stability', () => {
+  // The exact bytes are the contract between Node versions and machines: a change here breaks
+  // mixed clusters, so it must come with a new CODEC_VERSION.
+  it('encodes a fixed set of values to fixed bytes', () => {
+    const value = [
+      0,
+      -1,
+      300,
+      1.5,
+      -0,
+      'ab',
+      'é',
+      true,
+      null,
+      undefined,
+      10n ** 20n,
+      new Date(0),
+      new Map([[1, 2]]),
+      new Set(['x']),
+      new Uint8Array([1, 2]),
+      { k: 'v' },
+    ];
+    const hex = encode(value).toString('hex');
+    assert.equal(hex, GOLDEN_HEX);
+    assert.deepEqual(decode(Buffer.from(GOLDEN_HEX, 'hex')), value);
+  });
+});
+
+// Checked by hand against the tag table in src/protocol/codec.ts: version 1, array(16), ints,
+// int16 LE, float64 LE (1.5 and -0), latin1 'ab', utf8 'é', true/null/undefined, bigint
+// (sign, 9 magnitude bytes LE), Date(0), Map, Set, Uint8Array view, object {k: 'v'}.
+const GOLDEN_HEX =
+  '01c71000ffbe2c01c0000000000000f83fc00000000000000080826162c402c3a9bbb9b8c10009000010632d5ec76b05ce0000000000000000cc010102cd018178d101020102b1816b8176';

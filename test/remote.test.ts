@@ -178,6 +178,25 @@ describe('remote nodes on 127.0.0.1', () => {
     }
   });
 
+  test('failed handshakes are rate-limited per address', async () => {
+    const a = await node({ secret: SECRET });
+    const codes: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      const ws = new WebSocket(`ws://127.0.0.1:${a.port}/`);
+      await new Promise((r) => ws.once('open', r));
+      const hs = new ClientHandshake(new TextEncoder().encode('not-the-secret-at-all-000000'));
+      ws.on('message', (data: Buffer) => {
+        const step = hs.receive(data);
+        if (step.send) ws.send(step.send);
+      });
+      ws.send(hs.start());
+      codes.push(await new Promise<number>((r) => ws.once('close', (c) => r(c))));
+    }
+    assert.deepEqual(codes.slice(0, 5), [4001, 4001, 4001, 4001, 4001], 'wrong secret');
+    assert.deepEqual(codes.slice(5), [4004, 4004], 'then refused for a while');
+    await a.waitLog((l) => l.msg === 'refused connection: too many failed handshakes');
+  });
+
   test('two clients share one node fairly', async () => {
     const a = await node({ secret: SECRET, workers: 2 });
     const big = new Server({ ncpus: 0, ppservers: [`127.0.0.1:${a.port}`], secret: SECRET });
