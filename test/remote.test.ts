@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
-import { type NodeSummary, Server } from '../src/index.ts';
+import { Server } from '../src/index.ts';
 import { ClientHandshake } from '../src/protocol/handshake.ts';
 import { encodeMessage } from '../src/protocol/messages.ts';
 import { type NodeProcess, startNode } from './helpers/nodes.ts';
@@ -31,19 +31,23 @@ const waitFor = async (cond: () => boolean, ms: number, what: string) => {
   }
 };
 
+/** Two nodes and a client (ncpus: 0) connected to both. */
+async function twoNodes(): Promise<{ a: NodeProcess; b: NodeProcess; server: Server }> {
+  const a = await node({ secret: SECRET });
+  const b = await node({ secret: SECRET });
+  const server = new Server({
+    ncpus: 0,
+    ppservers: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`],
+    secret: SECRET,
+  });
+  await waitFor(() => server.getActiveNodes().length === 2, 15_000, 'both nodes');
+  return { a, b, server };
+}
+
 describe('remote nodes on 127.0.0.1', () => {
   test('jobs run on two nodes; one killed with SIGKILL mid-run loses nothing and nothing arrives twice', async () => {
-    const a = await node({ secret: SECRET });
-    const b = await node({ secret: SECRET });
-    const server = new Server({
-      ncpus: 0,
-      ppservers: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`],
-      secret: SECRET,
-    });
+    const { a, b, server } = await twoNodes();
     try {
-      const up: NodeSummary[] = [];
-      server.on('node-up', (n) => up.push(n));
-      await waitFor(() => server.getActiveNodes().length === 2, 15_000, 'both nodes');
       assert.deepEqual(
         server.getActiveNodes().map((n) => n.ncpus),
         [2, 2],
@@ -83,15 +87,8 @@ describe('remote nodes on 127.0.0.1', () => {
   });
 
   test('a node that goes silent (SIGSTOP) is dropped within 3 s; its late results are never delivered', async () => {
-    const a = await node({ secret: SECRET });
-    const b = await node({ secret: SECRET });
-    const server = new Server({
-      ncpus: 0,
-      ppservers: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`],
-      secret: SECRET,
-    });
+    const { a, server } = await twoNodes();
     try {
-      await waitFor(() => server.getActiveNodes().length === 2, 15_000, 'both nodes');
       const deliveries = new Map<number, number>();
       const jobs = Array.from({ length: 300 }, (_, i) =>
         server.submit(square, [i], {
@@ -115,15 +112,8 @@ describe('remote nodes on 127.0.0.1', () => {
   });
 
   test('SIGTERM: the node hands back queued jobs, finishes running ones, and exits 0; SIGUSR1 prints its stats', async () => {
-    const a = await node({ secret: SECRET });
-    const b = await node({ secret: SECRET });
-    const server = new Server({
-      ncpus: 0,
-      ppservers: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`],
-      secret: SECRET,
-    });
+    const { a, server } = await twoNodes();
     try {
-      await waitFor(() => server.getActiveNodes().length === 2, 15_000, 'both nodes');
       const ref = server.put(new Float64Array(1000).fill(2));
       const scaled = (arr: Float64Array, i: number) => {
         const end = Date.now() + 3;

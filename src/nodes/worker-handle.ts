@@ -14,7 +14,7 @@ import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { decodeMessage, type Message } from '../protocol/messages.ts';
-import { FrameReader, joinFrame } from '../transport/frames.ts';
+import { FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
 
 export type Isolation = 'process' | 'thread';
 
@@ -171,19 +171,7 @@ export class WorkerHandle {
       this.thread.postMessage(frame.buffer, [frame.buffer as ArrayBuffer]);
       return;
     }
-    const socket = this.socket!;
-    let size = 0;
-    for (const p of parts) size += p.byteLength;
-    if (size < 65536) {
-      socket.write(joinFrame(parts, true));
-      return;
-    }
-    const header = Buffer.allocUnsafe(4);
-    header.writeUInt32BE(size, 0);
-    socket.cork();
-    socket.write(header);
-    for (const p of parts) socket.write(p);
-    socket.uncork();
+    writeFrame(this.socket!, parts);
   }
 
   /** Stops the worker at once (the running job, if any, is lost: the caller reports it). */

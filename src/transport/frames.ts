@@ -7,7 +7,7 @@
 
 export const FRAME_HEADER_BYTES = 4;
 
-/** Prefix for a frame whose payload is the concatenation of `parts`. */
+/** Prefix for a frame of `payloadBytes`. */
 export function frameHeader(payloadBytes: number): Buffer {
   const header = Buffer.allocUnsafe(FRAME_HEADER_BYTES);
   header.writeUInt32BE(payloadBytes, 0);
@@ -29,6 +29,26 @@ export function joinFrame(parts: readonly Uint8Array[], withHeader: boolean): Bu
     offset += p.byteLength;
   }
   return out;
+}
+
+/**
+ * Writes one frame to a stream socket. Small frames are joined and written once; large ones
+ * go as a single writev (header + parts) without copying the parts.
+ */
+export function writeFrame(
+  socket: { write(b: Uint8Array): boolean; cork(): void; uncork(): void },
+  parts: readonly Uint8Array[],
+): void {
+  let size = 0;
+  for (const p of parts) size += p.byteLength;
+  if (size < 65536) {
+    socket.write(joinFrame(parts, true));
+    return;
+  }
+  socket.cork();
+  socket.write(frameHeader(size));
+  for (const p of parts) socket.write(p);
+  socket.uncork();
 }
 
 export class FrameTooLargeError extends Error {

@@ -6,7 +6,7 @@
 import { Socket } from 'node:net';
 import { isMainThread, parentPort } from 'node:worker_threads';
 import { encodeMessage } from '../protocol/messages.ts';
-import { FrameReader, joinFrame } from '../transport/frames.ts';
+import { FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
 import { WorkerRuntime } from './runtime.ts';
 
 function reportStray(runtime: WorkerRuntime, kind: string) {
@@ -31,21 +31,7 @@ if (!isMainThread && parentPort) {
   port.postMessage(joinFrame(encodeMessage({ type: 'ready', pid: process.pid }), false).buffer);
 } else {
   const socket = new Socket({ fd: 3, readable: true, writable: true });
-  const send = (parts: Uint8Array[]) => {
-    // Small messages: one copy and one write; large ones: a single writev without copying.
-    let size = 0;
-    for (const p of parts) size += p.byteLength;
-    if (size < 65536) {
-      socket.write(joinFrame(parts, true));
-      return;
-    }
-    const header = Buffer.allocUnsafe(4);
-    header.writeUInt32BE(size, 0);
-    socket.cork();
-    socket.write(header);
-    for (const p of parts) socket.write(p);
-    socket.uncork();
-  };
+  const send = (parts: Uint8Array[]) => writeFrame(socket, parts);
   const runtime = new WorkerRuntime({ send });
   const reader = new FrameReader((frame) => runtime.receive(frame));
   socket.on('data', (chunk: Buffer) => reader.push(chunk));
