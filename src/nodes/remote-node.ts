@@ -38,7 +38,7 @@ export interface RemoteNodeOptions {
   /** Label for stats and messages; default `host:port`. */
   label?: string;
   secret: Uint8Array;
-  /** Ping period; the node is declared dead after `deadAfterMs` without any message. */
+  /** Ping period (default 500 ms); the node is declared dead after `deadAfterMs` (default 2000) without any message. */
   heartbeatMs?: number;
   deadAfterMs?: number;
   connectTimeoutMs?: number;
@@ -70,7 +70,6 @@ export class RemoteNode implements ComputeNode {
   private retryTimer: NodeJS.Timeout | null = null;
   private backoffMs = 0;
   private lastHeard = 0;
-  private lastBeat = 0;
   private reportedUnreachable = false;
   private addresses: string[];
   private readonly heartbeatMs: number;
@@ -84,7 +83,7 @@ export class RemoteNode implements ComputeNode {
     this.id = opts.label ?? formatAddress(opts.host, opts.port);
     this.addresses = [opts.host, ...(opts.alternates ?? [])];
     this.heartbeatMs = opts.heartbeatMs ?? 500;
-    this.deadAfterMs = opts.deadAfterMs ?? 2500;
+    this.deadAfterMs = opts.deadAfterMs ?? 2000;
     void this.connect();
   }
 
@@ -325,21 +324,30 @@ export class RemoteNode implements ComputeNode {
     }
   }
 
+  /**
+   * Pings every `heartbeatMs` and checks for silence four times as often, so a dead node is
+   * declared between `deadAfterMs` and `deadAfterMs + heartbeatMs / 4` after its last word.
+   */
   private startHeartbeat(socket: SecureSocket): void {
     this.stopHeartbeat();
-    this.lastBeat = Date.now();
+    const tick = Math.max(10, Math.floor(this.heartbeatMs / 4));
+    let lastTick = Date.now();
+    let lastPing = 0;
     this.heartbeat = setInterval(() => {
       const now = Date.now();
       // Our own event loop was blocked: the node's pongs may be waiting unread. Don't judge.
-      if (now - this.lastBeat > 2 * this.heartbeatMs) this.lastHeard = now;
-      this.lastBeat = now;
+      if (now - lastTick > 2 * this.heartbeatMs) this.lastHeard = now;
+      lastTick = now;
       if (now - this.lastHeard > this.deadAfterMs) {
         socket.terminate();
         this.lost(socket, `no heartbeat for ${now - this.lastHeard} ms`);
         return;
       }
-      socket.send(encodeMessage({ type: 'ping', t: now }));
-    }, this.heartbeatMs);
+      if (now - lastPing >= this.heartbeatMs) {
+        lastPing = now;
+        socket.send(encodeMessage({ type: 'ping', t: now }));
+      }
+    }, tick);
     this.heartbeat.unref();
   }
 
