@@ -57,12 +57,15 @@ server.on('node-up', (node) => {
 server.on('node-down', (node, reason) => {
   console.log(`node down: ${node.name} at ${node.id} (${reason}); its jobs run elsewhere`);
 });
-server.on('node-error', (node, error) => {
+server.on('node-error', (_node, error) => {
   // For instance a node with another secret: it is reported once and not used.
-  console.log(`node error: ${node.id}: ${error.message}`);
+  // (The message names the node.)
+  console.log(`node error: ${error.message}`);
 });
 
-console.log(`Starting pp-node with ${server.getNcpus()} local workers; looking for nodes for ${waitSeconds} s...`);
+console.log(
+  `Starting pp-node with ${server.getNcpus()} local workers; looking for nodes for ${waitSeconds} s...`,
+);
 await new Promise((resolve) => setTimeout(resolve, waitSeconds * 1000));
 
 // A batch of jobs, spread over the local workers and the nodes found so far.

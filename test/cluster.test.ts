@@ -11,6 +11,7 @@
  *
  * Needs root, iproute2 and tcpdump, and a built dist/ (`npm run build`: the nodes run bin/pp-node.js).
  * Under CI=true a missing piece fails the run; elsewhere the suite is skipped with the reason.
+ * PP_CLUSTER_DUMP=file.json writes the client's events there at the end (for diagnosis).
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -41,6 +42,11 @@ const SECRET = randomBytes(32).toString('hex');
 const ROGUE_SECRET = randomBytes(32).toString('hex');
 /** sum_primes(n) takes ~30 ms here for n around 400 000. */
 const BASE = 400_000;
+/**
+ * A host cut off without a goodbye must be dropped within 3 s (the client pings every 0.5 s and drops
+ * a node after `nodeTimeout` seconds of silence; checked four times per ping; measured here: 2.0-2.1 s with the default of 2 s).
+ */
+const DETECT_WITHIN_MS = 3000;
 
 function mdnsModulesLoaded(): string[] {
   const cache = createRequire(import.meta.url).cache;
@@ -193,6 +199,30 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
     return { p, send: (cmd) => child.stdin!.write(`${JSON.stringify(cmd)}\n`) };
   };
 
+  /** `client.p.waitFor`; on failure, says what the client and the nodes were doing (not the last results). */
+  const clientWait = async (
+    match: (e: LabEvent) => boolean,
+    opts: { ms?: number; since?: number; what?: string },
+  ): Promise<LabEvent> => {
+    try {
+      return await client.p.waitFor(match, opts);
+    } catch (error) {
+      const events = client.p.events.filter((e) => e.ev !== 'result');
+      const results = client.p.events.length - events.length;
+      const lines = [
+        (error as Error).message.split('\n')[0],
+        `--- client: events other than its ${results} results`,
+        ...events.slice(-25).map((e) => `  ${JSON.stringify(e).slice(0, 400)}`),
+        '--- client: other output',
+        ...client.p.output.slice(-10).map((l) => `  ${l}`),
+      ];
+      for (const n of [alpha, beta, gamma, rogue]) {
+        if (n) lines.push(`--- ${n.p.label}`, ...n.p.output.slice(-8).map((l) => `  ${l.slice(0, 400)}`));
+      }
+      throw new Error(lines.join('\n'));
+    }
+  };
+
   /** Starts a run and returns the index of the client's events it starts at. */
   const startRun = (tag: string, inputs: number[]): number => {
     const mark = client.p.events.length;
@@ -203,7 +233,7 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
   const resultsOf = (tag: string) => client.p.events.filter((e) => e.ev === 'result' && e.tag === tag);
 
   const waitResults = (tag: string, n: number, since: number, ms = 30_000) =>
-    client.p.waitFor((e) => e.ev === 'result' && e.tag === tag && Number(e.done) >= n, {
+    clientWait((e) => e.ev === 'result' && e.tag === tag && Number(e.done) >= n, {
       since,
       ms,
       what: `${n} results of ${tag}`,
@@ -211,7 +241,7 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
 
   /** Waits for a run's end, and checks its values (against a sieve) and that each came back exactly once. */
   const finishRun = async (tag: string, inputs: number[], since: number): Promise<LabEvent> => {
-    const done = await client.p.waitFor((e) => e.ev === 'run-done' && e.tag === tag, {
+    const done = await clientWait((e) => e.ev === 'run-done' && e.tag === tag, {
       since,
       ms: 60_000,
       what: `end of ${tag}`,
@@ -259,10 +289,10 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
       timings.push(`${n.name}: spawn -> announced ${n.announcedAt - n.spawnedAt} ms`);
     const clientAt = Date.now();
     client = startClient(1);
-    const ready = await client.p.waitFor((e) => e.ev === 'ready', { ms: 15_000, what: 'client ready' });
+    const ready = await clientWait((e) => e.ev === 'ready', { ms: 15_000, what: 'client ready' });
     timings.push(`client: spawn -> ready ${ready.t! - clientAt} ms`);
     for (const n of [alpha, beta]) {
-      const up = await client.p.waitFor((e) => e.ev === 'node-up' && nodeOf(e).id === n.label, {
+      const up = await clientWait((e) => e.ev === 'node-up' && nodeOf(e).id === n.label, {
         ms: 5000,
         what: `node-up ${n.label}`,
       });
@@ -300,7 +330,7 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
   });
 
   it('a node with another secret is seen, refused, reported once, and its CPUs are not counted', async () => {
-    const err = await client.p.waitFor((e) => e.ev === 'node-error' && nodeOf(e).id === rogue.label, {
+    const err = await clientWait((e) => e.ev === 'node-error' && nodeOf(e).id === rogue.label, {
       ms: 5000,
       what: `node-error ${rogue.label}`,
     });
@@ -327,7 +357,7 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
     const mark = startRun('r2', inputs);
     await waitResults('r2', 30, mark);
     gamma = await startNode(4, 'gamma', SECRET);
-    const up = await client.p.waitFor((e) => e.ev === 'node-up' && nodeOf(e).id === gamma.label, {
+    const up = await clientWait((e) => e.ev === 'node-up' && nodeOf(e).id === gamma.label, {
       since: mark,
       ms: 5000,
       what: `node-up ${gamma.label}`,
@@ -343,7 +373,7 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
     timings.push(
       `gamma (mid-run): spawn -> its first result ${firstJob} ms; run ended ${done.t! - mine[0]!.t!} ms later`,
     );
-    assert.ok(found < 2500, `gamma found ${found} ms after its start`);
+    assert.ok(found < 3000, `gamma found ${found} ms after its start`);
     assert.ok(up.t! - gamma.announcedAt < 2000, 'found within 2 s of its announcement');
     assert.ok(mine[0]!.t! < done.t!);
     assert.equal(rowsOf(done).get(gamma.label)!.jobs, mine.length);
@@ -356,21 +386,27 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
     await waitResults('r3', 40, mark);
     const snapAt = client.p.events.length;
     client.send({ cmd: 'nodes' });
-    const snap = await client.p.waitFor((e) => e.ev === 'nodes', { since: snapAt, what: 'nodes' });
+    const snap = await clientWait((e) => e.ev === 'nodes', { since: snapAt, what: 'nodes' });
     const inFlight = (snap.active as NodeSummary[]).find((n) => n.id === beta.label)?.inFlight ?? 0;
     const tCut = Date.now();
     lab.cut(3); // beta's switch port goes down: no FIN, no RST, no goodbye
-    const down = await client.p.waitFor((e) => e.ev === 'node-down' && nodeOf(e).id === beta.label, {
+    const cutTook = Date.now() - tCut;
+    const down = await clientWait((e) => e.ev === 'node-down' && nodeOf(e).id === beta.label, {
       since: mark,
       ms: 8000,
       what: `node-down ${beta.label}`,
     });
     const detection = down.t! - tCut;
     timings.push(
-      `beta cut -> node-down ${detection} ms (${String(down.reason)}); ${inFlight} job(s) were in flight on it`,
+      `beta cut -> node-down ${detection} ms (${String(down.reason)}; 'ip' took ${cutTook} ms); ${inFlight} job(s) were in flight on it`,
     );
     const done = await finishRun('r3', inputs, mark);
-    assert.ok(detection < 3000, `cut detected after ${detection} ms`);
+    assert.match(
+      String(down.reason),
+      /no heartbeat/,
+      'found dead by the heartbeat, not by a closed connection',
+    );
+    assert.ok(detection < DETECT_WITHIN_MS, `cut detected after ${detection} ms`);
     assert.ok(inFlight >= 1, `beta had jobs in flight when cut: ${JSON.stringify(snap.active)}`);
     const fromBeta = resultsOf('r3').filter((r) => r.node === beta.label);
     assert.ok(
@@ -392,7 +428,7 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
     const mark = client.p.events.length;
     const tHeal = Date.now();
     lab.heal(3);
-    const up = await client.p.waitFor((e) => e.ev === 'node-up' && nodeOf(e).id === beta.label, {
+    const up = await clientWait((e) => e.ev === 'node-up' && nodeOf(e).id === beta.label, {
       since: mark,
       ms: 15_000,
       what: `node-up ${beta.label} after heal`,
@@ -410,7 +446,7 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
     await sleep(1000); // a late answer on an old connection would be delivered by now
     const mark = client.p.events.length;
     client.send({ cmd: 'deliveries' });
-    const ev = await client.p.waitFor((e) => e.ev === 'deliveries', { since: mark, what: 'deliveries' });
+    const ev = await clientWait((e) => e.ev === 'deliveries', { since: mark, what: 'deliveries' });
     const all = ev.runs as Record<string, number[]>;
     assert.deepEqual(
       Object.entries(all).map(([tag, c]) => [tag, c.length, c.every((n) => n === 1)]),
@@ -444,7 +480,7 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
       'the refused node was not asked again',
     );
     client.send({ cmd: 'close' });
-    await client.p.waitFor((e) => e.ev === 'closed', { since: mark, ms: 10_000, what: 'closed' });
+    await clientWait((e) => e.ev === 'closed', { since: mark, ms: 10_000, what: 'closed' });
     assert.equal((await client.p.exited).code, 0, client.p.dump());
   });
 
@@ -466,7 +502,7 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
     timings.push(`examples/lan_cluster.ts: ${Date.now() - t} ms`);
     for (const n of [alpha, beta, gamma])
       assert.match(out, new RegExp(`node up: ${n.name} at ${n.label}, 1 CPUs`));
-    assert.match(out, new RegExp(`node error: ${rogue.label}: .*rejected our secret`));
+    assert.match(out, new RegExp(`node error: node ${rogue.label}: the node rejected our secret`));
     const inputs = Array.from({ length: 48 }, (_, i) => 500_000 + i * 1000);
     const sums = expectedSums(inputs);
     for (let i = 0; i < inputs.length; i++)
@@ -479,7 +515,7 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
     assert.ok(jobs(alpha.label) + jobs(beta.label) + jobs(gamma.label) > 0, table);
     assert.equal(jobs('local') + jobs(alpha.label) + jobs(beta.label) + jobs(gamma.label), 48, table);
     assert.equal(jobs(rogue.label), 0, table);
-    assert.match(table, new RegExp(`\b${availableParallelism() + 3} cores`));
+    assert.match(table, new RegExp(`, ${availableParallelism() + 3} cores$`));
   });
 
   it('clean up: nodes stop cleanly, no namespace left, no mDNS in the root namespace, no packet through a real interface', async () => {

@@ -84,7 +84,7 @@ async function trySecret(
   secret: Uint8Array,
 ): Promise<{ secret: string; accepted: boolean | null }> {
   let last = 'unreachable';
-  for (const host of n.addresses) {
+  for (const host of n.addresses.filter((h) => !h.includes('%'))) {
     const ws = new WebSocket(`ws://${formatAddress(host, n.port)}/`, {
       maxPayload: MAX_WS_PAYLOAD,
       perMessageDeflate: false,

@@ -29,7 +29,7 @@ import {
   CloseCode,
   type HandshakeFailure,
   MAX_WS_PAYLOAD,
-  SecureSocket,
+  type SecureSocket,
   serverHandshake,
 } from '../transport/secure-socket.ts';
 import { VERSION } from '../version.ts';
@@ -191,9 +191,9 @@ export class NodeServer {
       ws.close(CloseCode.RateLimited, `too many failed handshakes from ${ip}; retry in ${wait} s`);
       return;
     }
-    let session: Awaited<ReturnType<typeof serverHandshake>>;
+    let socket: SecureSocket;
     try {
-      session = await serverHandshake(ws, this.opts.secret, this.opts.handshakeTimeoutMs ?? 5000);
+      socket = await serverHandshake(ws, this.opts.secret, this.opts.handshakeTimeoutMs ?? 5000);
     } catch (error) {
       const f = error as HandshakeFailure;
       this.limiter.failed(ip);
@@ -207,10 +207,11 @@ export class NodeServer {
       return;
     }
     const id = `c${this.nextSession++}`;
-    const s = new ClientSession(id, peer, new SecureSocket(ws, session), this);
+    const s = new ClientSession(id, peer, socket, this);
+    socket.resume();
     this.sessions.set(id, s);
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    log.info('client connected', { peer, session: session.id, clients: this.sessions.size });
+    log.info('client connected', { peer, session: socket.session.id, clients: this.sessions.size });
     s.send({ type: 'welcome', info: this.info });
   }
 

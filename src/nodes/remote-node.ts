@@ -22,7 +22,7 @@ import {
   clientHandshake,
   HandshakeFailure,
   MAX_WS_PAYLOAD,
-  SecureSocket,
+  type SecureSocket,
   zeroMask,
 } from '../transport/secure-socket.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
@@ -37,6 +37,8 @@ export interface RemoteNodeOptions {
   alternates?: readonly string[];
   /** Label for stats and messages; default `host:port`. */
   label?: string;
+  /** The node id this entry stands for (discovered nodes): another node at the address is refused. */
+  expectId?: string;
   secret: Uint8Array;
   /** Ping period (default 500 ms); the node is declared dead after `deadAfterMs` (default 2000) without any message. */
   heartbeatMs?: number;
@@ -54,6 +56,9 @@ export interface RemoteNodeListener {
   onProblem(node: RemoteNode, error: Error): void;
 }
 
+/** A connection that lasted this long resets the reconnection backoff. */
+const STABLE_AFTER_MS = 10_000;
+
 /** The node refused us for good (wrong secret, no common protocol version): not retried. */
 export class NodeRejectedError extends PPError {}
 
@@ -70,6 +75,7 @@ export class RemoteNode implements ComputeNode {
   private retryTimer: NodeJS.Timeout | null = null;
   private backoffMs = 0;
   private lastHeard = 0;
+  private readyAt = 0;
   private reportedUnreachable = false;
   private addresses: string[];
   private readonly heartbeatMs: number;
@@ -178,13 +184,13 @@ export class RemoteNode implements ComputeNode {
     let ws: WebSocket | null = null;
     try {
       ws = await this.open();
-      const session = await clientHandshake(ws, this.opts.secret, this.opts.connectTimeoutMs ?? 5000);
+      const socket = await clientHandshake(ws, this.opts.secret, this.opts.connectTimeoutMs ?? 5000);
       if ((this.state as RemoteState) === 'closed') {
         ws.close();
         return;
       }
-      const socket = new SecureSocket(ws, session);
       this.attach(socket);
+      socket.resume();
     } catch (error) {
       ws?.terminate();
       this.connectFailed(error as Error);
@@ -193,14 +199,22 @@ export class RemoteNode implements ComputeNode {
 
   /** Opens a WebSocket to the first of the node's addresses that answers. */
   private async open(): Promise<WebSocket> {
-    let lastError: Error = new Error('no address');
-    for (const host of this.addresses) {
-      const ws = new WebSocket(`ws://${formatAddress(host, this.opts.port)}/`, {
-        maxPayload: MAX_WS_PAYLOAD,
-        perMessageDeflate: false,
-        generateMask: zeroMask,
-        handshakeTimeout: this.opts.connectTimeoutMs ?? 5000,
-      });
+    let firstError: Error | null = null;
+    // Node's URL parser refuses IPv6 zone ids (fe80::1%eth0): link-local addresses cannot be used.
+    const usable = this.addresses.filter((h) => !h.includes('%'));
+    for (const host of usable.length > 0 ? usable : this.addresses) {
+      let ws: WebSocket;
+      try {
+        ws = new WebSocket(`ws://${formatAddress(host, this.opts.port)}/`, {
+          maxPayload: MAX_WS_PAYLOAD,
+          perMessageDeflate: false,
+          generateMask: zeroMask,
+          handshakeTimeout: this.opts.connectTimeoutMs ?? 5000,
+        });
+      } catch (error) {
+        firstError ??= error as Error; // an address the URL parser refuses
+        continue;
+      }
       ws.on('error', () => {}); // reported through 'close' / the handshake
       try {
         await new Promise<void>((resolve, reject) => {
@@ -211,10 +225,10 @@ export class RemoteNode implements ComputeNode {
         return ws;
       } catch (error) {
         ws.terminate();
-        lastError = error as Error;
+        firstError ??= error as Error;
       }
     }
-    throw lastError;
+    throw firstError ?? new Error('no address');
   }
 
   private connectFailed(error: Error): void {
@@ -280,9 +294,14 @@ export class RemoteNode implements ComputeNode {
   private handle(msg: Message): void {
     switch (msg.type) {
       case 'welcome': {
+        if (this.opts.expectId && msg.info.id !== this.opts.expectId) {
+          // Another node now listens where this one was: it has its own entry (if discovered).
+          this.socket?.close(CloseCode.Normal, 'not the node we were looking for');
+          return;
+        }
         this.info = msg.info;
         this.state = 'ready';
-        this.backoffMs = 0;
+        this.readyAt = Date.now();
         this.reportedUnreachable = false;
         this.listener.onUp(this);
         this.events.onCapacity(this);
@@ -375,6 +394,8 @@ export class RemoteNode implements ComputeNode {
       this.state = 'backoff';
     }
     if (wasReady) this.listener.onDown(this, reason);
+    // A connection that lasted reconnects quickly; one that breaks at once backs off further.
+    if (wasReady && Date.now() - this.readyAt > STABLE_AFTER_MS) this.backoffMs = 0;
     this.scheduleRetry();
   }
 

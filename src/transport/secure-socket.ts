@@ -56,6 +56,9 @@ export class SecureSocket extends EventEmitter<{ message: [Buffer]; close: [code
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private closed = false;
+  /** Frames that arrived before the owner listened (see resume). */
+  private early: Array<[Buffer, boolean]> | null = [];
+  private earlyClose: [number, string] | null = null;
 
   constructor(
     readonly ws: WebSocket,
@@ -63,9 +66,27 @@ export class SecureSocket extends EventEmitter<{ message: [Buffer]; close: [code
     private readonly maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
   ) {
     super();
-    ws.on('message', (data, isBinary) => this.onData(data as Buffer, isBinary));
-    ws.on('close', (code, reason) => this.onClosed(code, reason.toString()));
+    ws.on('message', (data, isBinary) => {
+      if (this.early) this.early.push([data as Buffer, isBinary]);
+      else this.onData(data as Buffer, isBinary);
+    });
+    ws.on('close', (code, reason) => {
+      if (this.early) this.earlyClose = [code, reason.toString()];
+      else this.onClosed(code, reason.toString());
+    });
     ws.on('error', () => {}); // followed by 'close'
+  }
+
+  /**
+   * Starts delivering messages. The socket exists from the instant the handshake completes,
+   * because the peer's first message can arrive in the same read as its last handshake
+   * message (ws emits both in one tick); frames are held until the owner has its listeners.
+   */
+  resume(): void {
+    const early = this.early;
+    this.early = null;
+    for (const [data, isBinary] of early ?? []) this.onData(data, isBinary);
+    if (this.earlyClose) this.onClosed(...this.earlyClose);
   }
 
   /** Bytes queued in the socket, for back-pressure. */
@@ -206,8 +227,8 @@ function runHandshake(
   step: (msg: Uint8Array) => HandshakeStep,
   first: Uint8Array | null,
   timeoutMs: number,
-): Promise<Session> {
-  return new Promise<Session>((resolve, reject) => {
+): Promise<SecureSocket> {
+  return new Promise<SecureSocket>((resolve, reject) => {
     let done = false;
     const finish = (error: HandshakeFailure | null, session?: Session) => {
       if (done) return;
@@ -219,7 +240,10 @@ function runHandshake(
         if (ws.readyState === ws.OPEN) ws.close(error.code, error.message.slice(0, 120));
         setTimeout(() => ws.terminate(), 1000).unref();
         reject(error);
-      } else resolve(session!);
+      } else {
+        // Made now, in this tick, so that no message after the handshake is missed.
+        resolve(new SecureSocket(ws, session!));
+      }
     };
     const timer = setTimeout(
       () => finish(new HandshakeFailure('handshake timed out', CloseCode.Timeout, 'timeout')),
@@ -246,12 +270,14 @@ function runHandshake(
   });
 }
 
-export function clientHandshake(ws: WebSocket, secret: Uint8Array, timeoutMs = 5000): Promise<Session> {
+/** Resolves with a paused SecureSocket: attach listeners, then call `resume()`. */
+export function clientHandshake(ws: WebSocket, secret: Uint8Array, timeoutMs = 5000): Promise<SecureSocket> {
   const hs = new ClientHandshake(secret);
   return runHandshake(ws, (m) => hs.receive(m), hs.start(), timeoutMs);
 }
 
-export function serverHandshake(ws: WebSocket, secret: Uint8Array, timeoutMs = 5000): Promise<Session> {
+/** Resolves with a paused SecureSocket: attach listeners, then call `resume()`. */
+export function serverHandshake(ws: WebSocket, secret: Uint8Array, timeoutMs = 5000): Promise<SecureSocket> {
   const hs = new ServerHandshake(secret);
   return runHandshake(ws, (m) => hs.receive(m), null, timeoutMs);
 }
