@@ -518,6 +518,36 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
     assert.match(table, new RegExp(`, ${availableParallelism() + 3} cores$`));
   });
 
+  it('`pp-node ls --json` in a lab host lists every node with its CPUs and whether it accepts the secret', async () => {
+    const r = lab.exec(1, process.execPath, [BIN, 'ls', '--json', '--timeout', '3'], {
+      cwd: ROOT,
+      env: { PP_SECRET: SECRET },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const rows = JSON.parse(r.stdout) as Array<{
+      name: string;
+      cpus: number;
+      accepted: boolean | null;
+      version: string;
+    }>;
+    const byName = new Map(rows.map((row) => [row.name, row]));
+    for (const n of [alpha, beta, gamma]) {
+      const row = byName.get(n.name);
+      assert.ok(row, `${n.name} listed: ${r.stdout}`);
+      assert.equal(row.accepted, true, `${n.name} accepts the secret`);
+      assert.equal(row.cpus, 1);
+      assert.match(row.version, /^\d+\.\d+\.\d+/);
+    }
+    assert.equal(byName.get(rogue.name)?.accepted, false, 'the rogue node rejects the secret');
+    const text = lab.exec(1, process.execPath, [BIN, 'ls', '--timeout', '2'], {
+      cwd: ROOT,
+      env: { PP_SECRET: SECRET },
+    });
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, /^NAME\s+ADDRESS\s+CPUS\s+VERSION\s+SECRET/);
+    assert.match(text.stdout, new RegExp(`${rogue.name}\\s.*no \\(rejected\\)`));
+  });
+
   it('clean up: nodes stop cleanly, no namespace left, no mDNS in the root namespace, no packet through a real interface', async () => {
     for (const n of [alpha, beta, gamma, rogue]) {
       const exit = await n.p.stop('SIGTERM', 5000);
