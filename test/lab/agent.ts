@@ -11,32 +11,9 @@
  * Before loading anything that could multicast it checks that it is in a lab host: another network
  * namespace than the test runner's, only `lo` and `lan0`, no default route. Otherwise it exits 2.
  */
-import { readFileSync, readlinkSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
+import { print, refuseOutsideLab } from './guard.ts';
 
-const print = (o: Record<string, unknown>) =>
-  process.stdout.write(`${JSON.stringify({ t: Date.now(), ...o })}\n`);
-
-function notInLab(): string | null {
-  if (!process.env.PP_LAB) return 'PP_LAB is not set (start me through Lab.spawn)';
-  const root = process.env.PP_LAB_ROOT_NETNS;
-  if (!root) return 'PP_LAB_ROOT_NETNS is not set';
-  if (readlinkSync('/proc/self/ns/net') === root) return 'this is the test runner network namespace';
-  const names = Object.keys(networkInterfaces()).sort();
-  if (names.some((n) => n !== 'lo' && n !== 'lan0')) return `unexpected interfaces: ${names.join(', ')}`;
-  const defaults = readFileSync('/proc/self/net/route', 'utf8')
-    .split('\n')
-    .slice(1)
-    .filter((l) => l.split(/\s+/)[1] === '00000000');
-  if (defaults.length) return 'this namespace has a default route';
-  return null;
-}
-
-const refusal = notInLab();
-if (refusal) {
-  process.stderr.write(`agent: refusing to run: ${refusal}\n`);
-  process.exit(2);
-}
+refuseOutsideLab('agent');
 
 const [mode = '', json = '{}'] = process.argv.slice(2);
 const cfg = JSON.parse(json) as Record<string, any>;
