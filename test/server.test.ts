@@ -225,6 +225,17 @@ describe('Server on local processes', () => {
     assert.equal(await server.submit((x: number) => x, [1]), 1);
   });
 
+  test('a job whose worker crashes with a segmentation fault rejects; the server keeps going', async () => {
+    const crash = () => process.kill(process.pid, 'SIGSEGV');
+    const job = server.submit(crash, []);
+    const after = server.submit((x: number) => x + 1, [41]);
+    await assert.rejects(
+      job.result(),
+      (e: any) => e instanceof WorkerCrashError && e.signal === 'SIGSEGV' && /segmentation fault/.test(e.message),
+    );
+    assert.equal(await after, 42);
+  });
+
   test('an infinite loop past its timeout rejects; the server keeps going', async () => {
     const spin = () => {
       for (;;);
