@@ -1247,3 +1247,30 @@ describe('wire format stability', () => {
 // (sign, 9 magnitude bytes LE), Date(0), Map, Set, Uint8Array view, object {k: 'v'}.
 const GOLDEN_HEX =
   '01c71000ffbe2c01c0000000000000f83fc00000000000000080826162c402c3a9bbb9b8c10009000010632d5ec76b05ce0000000000000000cc010102cd018178d101020102b1816b8176';
+
+describe('large views', () => {
+  it('round-trip exactly when several large views are interleaved with other values', () => {
+    const big = new Float64Array(20_000).map((_, i) => i * 1.5);
+    const bytes = Buffer.alloc(100_000, 7);
+    const shared = { tag: 'x' };
+    const value = {
+      a: 'before',
+      big,
+      mid: [1, shared, 'y'.repeat(70_000)],
+      bytes,
+      again: shared,
+      view: new Uint8Array(big.buffer, 8, 80_000),
+    };
+    const out = decode(encode(value)) as typeof value;
+    assert.deepEqual(out, value);
+    assert.equal(out.again, out.mid[1], 'shared identity kept after a large view');
+    assert.ok(Buffer.isBuffer(out.bytes));
+  });
+
+  it('are copied at encode time: later changes to the source do not leak into the encoding', () => {
+    const big = new Uint8Array(100_000).fill(1);
+    const enc = encode([big]);
+    big.fill(2);
+    assert.equal((decode(enc) as Uint8Array[])[0]![500], 1);
+  });
+});

@@ -315,6 +315,10 @@ class Encoder {
   seen: object[] = [];
   nseen = 0;
   ids: Map<object, number> | undefined = undefined;
+  // Large views are not copied into the scratch buffer but straight into the output at the
+  // end (one copy instead of two): `at` is where their bytes go in the scratch stream.
+  deferred: Array<{ at: number; bytes: Uint8Array }> = [];
+  deferredBytes = 0;
 
   run(value: unknown, classes: ClassRegistry | undefined, rootName: string): Buffer {
     this.busy = true;
@@ -324,6 +328,7 @@ class Encoder {
     try {
       this.buf[this.pos++] = CODEC_VERSION;
       this.writeValue(value);
+      if (this.deferred.length > 0) return this.assemble();
       const n = this.pos;
       // Small outputs come from Node's buffer pool (an allocUnsafeSlow costs ~300 ns, as much
       // as encoding a small job); nothing transfers encoder output without copying it first.
@@ -346,9 +351,30 @@ class Encoder {
       this.nseen = 0;
       this.ids = undefined;
       this.classes = undefined;
+      this.deferred = [];
+      this.deferredBytes = 0;
       if (this.buf.length > KEEP_SCRATCH) this.buf = Buffer.allocUnsafeSlow(INITIAL_SCRATCH);
       this.busy = false;
     }
+  }
+
+  /** The output: scratch bytes with the deferred views' bytes spliced in at their places. */
+  assemble(): Buffer {
+    const total = this.pos + this.deferredBytes;
+    if (total > MAX_BUFFER) throw new PathFail(`message too large: over ${MAX_BUFFER} bytes`);
+    const out = Buffer.allocUnsafeSlow(total);
+    const scratch = new Uint8Array(this.buf.buffer, 0, this.pos);
+    let from = 0;
+    let o = 0;
+    for (const { at, bytes } of this.deferred) {
+      out.set(scratch.subarray(from, at), o);
+      o += at - from;
+      out.set(bytes, o);
+      o += bytes.byteLength;
+      from = at;
+    }
+    out.set(scratch.subarray(from), o);
+    return out;
   }
 
   ensure(n: number): void {
@@ -846,10 +872,15 @@ class Encoder {
     this.buf[this.pos++] = T_VIEW;
     this.buf[this.pos++] = kind;
     this.writeVarint(n);
+    const size = VIEW_KINDS[kind]!.size;
+    if (n >= DEFER_VIEW_BYTES && (LITTLE_ENDIAN || size === 1)) {
+      this.deferred.push({ at: this.pos, bytes: new Uint8Array(ab, v.byteOffset, n) });
+      this.deferredBytes += n;
+      return;
+    }
     this.ensure(n);
     const p = this.pos;
     if (n > 0) this.buf.set(new Uint8Array(ab, v.byteOffset, n), p);
-    const size = VIEW_KINDS[kind]!.size;
     if (!LITTLE_ENDIAN && size > 1) swapBytes(this.buf, p, n, size);
     this.pos = p + n;
   }
@@ -948,6 +979,8 @@ function swapBytes(b: Uint8Array, start: number, n: number, size: number): void 
 }
 
 const POOLED_BELOW = 1024;
+// Views at least this large skip the scratch buffer (see Encoder.deferred).
+const DEFER_VIEW_BYTES = 64 * 1024;
 const sharedEncoder = new Encoder();
 
 /**
