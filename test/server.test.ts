@@ -231,7 +231,8 @@ describe('Server on local processes', () => {
     const after = server.submit((x: number) => x + 1, [41]);
     await assert.rejects(
       job.result(),
-      (e: any) => e instanceof WorkerCrashError && e.signal === 'SIGSEGV' && /segmentation fault/.test(e.message),
+      (e: any) =>
+        e instanceof WorkerCrashError && e.signal === 'SIGSEGV' && /segmentation fault/.test(e.message),
     );
     assert.equal(await after, 42);
   });

@@ -1,4 +1,5 @@
-// The same job functions as bench/tasks.ts, in plain JavaScript, for the peers' workers.
+// The benchmark's job functions, in plain JavaScript: the peers' workers import them, pp-node ships them
+// as source (bench/tasks.ts re-exports them with types).
 
 import crypto from 'node:crypto';
 
