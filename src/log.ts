@@ -46,6 +46,3 @@ function formatValue(v: unknown): string {
   if (typeof v === 'string') return /^[\w.:/@-]+$/.test(v) ? v : JSON.stringify(v);
   return JSON.stringify(v) ?? String(v);
 }
-
-/** A logger that drops everything (library default). */
-export const silentLogger: Logger = { error() {}, warn() {}, info() {}, debug() {} };

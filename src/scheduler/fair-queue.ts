@@ -16,10 +16,6 @@ export class FairQueue<T> {
     return this.count;
   }
 
-  sizeOf(owner: string): number {
-    return this.queues.get(owner)?.size ?? 0;
-  }
-
   push(owner: string, item: T): void {
     this.queueOf(owner).push(item);
     this.count++;
