@@ -31,41 +31,6 @@ function __publicField(obj: object, key: PropertyKey, value: unknown): unknown {
   return value;
 }
 
-/** esbuild's lowering of async functions to generators. */
-function __async(
-  thisArg: unknown,
-  args: unknown,
-  generator: (...a: unknown[]) => Generator,
-): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    let gen: Generator;
-    const step = (result: IteratorResult<unknown>): void => {
-      if (result.done) resolve(result.value);
-      else Promise.resolve(result.value).then(fulfilled, rejected);
-    };
-    const fulfilled = (value: unknown): void => {
-      try {
-        step(gen.next(value));
-      } catch (e) {
-        reject(e);
-      }
-    };
-    const rejected = (value: unknown): void => {
-      try {
-        step(gen.throw(value));
-      } catch (e) {
-        reject(e);
-      }
-    };
-    try {
-      gen = generator.apply(thisArg, (args ?? []) as unknown[]);
-      step(gen.next());
-    } catch (e) {
-      reject(e);
-    }
-  });
-}
-
 /** tslib's __awaiter (tsc's lowering of async functions for targets below ES2017). */
 function __awaiter(
   thisArg: unknown,
@@ -99,6 +64,15 @@ function __awaiter(
     gen = generator.apply(thisArg, (args || []) as unknown[]);
     step(gen.next());
   });
+}
+
+/** esbuild's lowering of async functions to generators: tslib's __awaiter with native Promises. */
+function __async(
+  thisArg: unknown,
+  args: unknown,
+  generator: (...a: unknown[]) => Generator,
+): Promise<unknown> {
+  return __awaiter(thisArg, args, Promise, generator);
 }
 
 /** Runtime helpers by the name shipped code uses for them. */

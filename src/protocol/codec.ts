@@ -1140,6 +1140,13 @@ class Decoder {
     const t = this.byte();
     if (++this.items > this.maxItems) throw this.fail(`more than ${this.maxItems} values`);
     if (t >= FIXSTR && t < FIXARRAY) return this.latin1(t - FIXSTR);
+    if (t >= T_LATIN1_8 && t <= T_UTF16) return this.stringBody(t);
+    this.pos--;
+    throw this.fail(`expected a string for ${what}, found tag 0x${t.toString(16)}`);
+  }
+
+  /** The body of a string with one of the tags T_LATIN1_8 .. T_UTF16. */
+  stringBody(t: number): string {
     switch (t) {
       case T_LATIN1_8:
         return this.latin1(this.byte());
@@ -1149,11 +1156,9 @@ class Decoder {
         return this.utf8(this.byte());
       case T_UTF8_32:
         return this.utf8(this.u32());
-      case T_UTF16:
+      default:
         return this.utf16();
     }
-    this.pos--;
-    throw this.fail(`expected a string for ${what}, found tag 0x${t.toString(16)}`);
   }
 
   bigint(): bigint {
@@ -1229,15 +1234,11 @@ class Decoder {
       case T_BIGINT:
         return this.bigint();
       case T_LATIN1_8:
-        return this.latin1(this.byte());
       case T_LATIN1_32:
-        return this.latin1(this.u32());
       case T_UTF8_8:
-        return this.utf8(this.byte());
       case T_UTF8_32:
-        return this.utf8(this.u32());
       case T_UTF16:
-        return this.utf16();
+        return this.stringBody(t);
       case T_ARRAY:
         return this.array(this.count(1));
       case T_OBJECT:
