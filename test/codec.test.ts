@@ -7,6 +7,8 @@ import {
   CodecError,
   decode,
   encode,
+  encodeSplit,
+  joinSplit,
   makeClassRegistry,
 } from '../src/protocol/codec.ts';
 
@@ -1110,7 +1112,7 @@ describe('decoding bad input', () => {
   it('structural nonsense is rejected', () => {
     const cases: [Uint8Array, RegExp][] = [
       [bytes(1, T.HOLE), /hole outside an array/],
-      [bytes(1, 0xd9), /unknown tag 0xd9/],
+      [bytes(1, 0xda), /unknown tag 0xda/],
       [bytes(1, 0xdf), /unknown tag 0xdf/],
       [bytes(1, T.BIGINT, 2, 0), /bigint sign/],
       [bytes(1, 0xb1, 1, 1), /expected a string for an object key/],
@@ -1128,9 +1130,9 @@ describe('decoding bad input', () => {
   });
 
   it('paths in decode errors', () => {
-    const e = codecError(() => decode(bytes(1, 0xb1, str('outer'), 0xa2, 1, 0xd9)));
+    const e = codecError(() => decode(bytes(1, 0xb1, str('outer'), 0xa2, 1, 0xda)));
     assert.equal(e.path, 'value.outer[1]');
-    assert.match(e.message, /^value\.outer\[1\]: unknown tag 0xd9 \(at byte \d+\)/);
+    assert.match(e.message, /^value\.outer\[1\]: unknown tag 0xda \(at byte \d+\)/);
   });
 
   it('decode accepts any Uint8Array, including an offset view', () => {
@@ -1272,5 +1274,74 @@ describe('large views', () => {
     const enc = encode([big]);
     big.fill(2);
     assert.equal((decode(enc) as Uint8Array[])[0]![500], 1);
+  });
+});
+
+describe('split encoding (large parts out of band)', () => {
+  const sourceOf = (parts: readonly Uint8Array[]) => {
+    let i = 0;
+    return (n: number): ArrayBuffer => {
+      const part = parts[i++]!;
+      assert.equal(part.byteLength, n);
+      return Uint8Array.prototype.slice.call(part).buffer as ArrayBuffer;
+    };
+  };
+
+  it('leaves large views and ArrayBuffers out, and joins back into exactly the ordinary encoding', () => {
+    const big = new Float64Array(20_000).map((_, i) => i * 1.5);
+    const raw = new ArrayBuffer(70_000);
+    new Uint8Array(raw)[5] = 9;
+    const value = { big, list: [raw, Buffer.alloc(100_000, 3), big], small: new Int16Array([1, -2]), s: 'x' };
+    const { bytes: enc, segments } = encodeSplit(value);
+    assert.equal(segments.length, 3, 'the repeated view is a back-reference, not a second part');
+    assert.ok(enc.byteLength < 100, `the parts are not in the bytes (${enc.byteLength} bytes)`);
+    assert.equal(segments[0]!.bytes.buffer, big.buffer, 'parts are views of the caller’s memory, not copies');
+    const joined = Buffer.concat(
+      joinSplit(
+        enc,
+        segments,
+        segments.map((s) => s.bytes),
+      ),
+    );
+    assert.ok(joined.equals(encode(value)));
+  });
+
+  it('decodes with the parts from a source, as owned, exactly sized values', () => {
+    const big = new Float64Array(20_000).map((_, i) => i * 0.25);
+    const raw = new ArrayBuffer(70_000);
+    new Uint8Array(raw)[69_999] = 4;
+    const value = [big, raw, Buffer.alloc(65_536, 1), { again: big }];
+    const { bytes: enc, segments } = encodeSplit(value);
+    const out = decode(enc, undefined, undefined, sourceOf(segments.map((s) => s.bytes))) as [
+      Float64Array,
+      ArrayBuffer,
+      Buffer,
+      { again: Float64Array },
+    ];
+    assert.deepEqual(out[0], big);
+    assert.equal(out[0].buffer.byteLength, big.byteLength);
+    assert.equal(new Uint8Array(out[1])[69_999], 4);
+    assert.ok(Buffer.isBuffer(out[2]) && out[2].length === 65_536);
+    assert.equal(out[3].again, out[0], 'identity survives');
+  });
+
+  it('rejects split parts without a source, and a source that gives the wrong size', () => {
+    const { bytes: enc } = encodeSplit([new Uint8Array(65_536)]);
+    assert.throws(() => decode(enc), /an out-of-band part, but this message has none/);
+    assert.throws(
+      () => decode(enc, undefined, undefined, () => new ArrayBuffer(10)),
+      /out-of-band part of 65536 bytes did not arrive whole/,
+    );
+    assert.throws(
+      () => decode(bytes(1, 0xd9, T.NULL), undefined, undefined, () => new ArrayBuffer(0)),
+      /must be an ArrayBuffer or a view/,
+    );
+  });
+
+  it('small values encode exactly as without splitting', () => {
+    const value = { a: new Float64Array(10), b: 'x'.repeat(100_000) };
+    const { bytes: enc, segments } = encodeSplit(value);
+    assert.equal(segments.length, 0);
+    assert.ok(enc.equals(encode(value)));
   });
 });

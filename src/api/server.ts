@@ -10,6 +10,7 @@ import { type DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
 import { JobCancelledError, JobSetupError, PPError, ServerClosedError } from '../errors.ts';
 import { type FunctionBundle, getBundle, type ModuleSpec } from '../functions/bundle.ts';
 import type { ComputeNode, DispatchJob, JobOutcome, NodeEvents, RefData } from '../nodes/compute-node.ts';
+import { type JobArgs, releaseArgs, wholeArgs } from '../nodes/job-args.ts';
 import { LocalPool } from '../nodes/local-pool.ts';
 import {
   NodeRejectedError,
@@ -18,7 +19,7 @@ import {
   type RemoteNodeListener,
 } from '../nodes/remote-node.ts';
 import type { Isolation } from '../nodes/worker-handle.ts';
-import { type ClassRegistry, decode, encode, makeClassRegistry } from '../protocol/codec.ts';
+import { type ClassRegistry, decode, encode, encodeSplit, makeClassRegistry } from '../protocol/codec.ts';
 import { type FunctionDefinition, JobStatus } from '../protocol/messages.ts';
 import { Fifo } from '../scheduler/fifo.ts';
 import { assignJobs, DurationEstimate } from '../scheduler/policy.ts';
@@ -57,6 +58,13 @@ export interface ServerOptions {
   workerMemoryMb?: number;
   /** Extra Node flags for local worker processes, e.g. `['--cpu-prof']` to profile jobs. */
   workerExecArgv?: readonly string[];
+  /**
+   * Pass typed arrays and buffers of 64 KiB or more to local workers through shared memory
+   * (a file in /dev/shm for processes, a SharedArrayBuffer for threads), up to 256 MiB at a
+   * time. Default true; without /dev/shm, or when it is full, they go through the worker's
+   * channel instead.
+   */
+  sharedMemory?: boolean;
 }
 
 /** A function, or `[object, 'method']` to run a method with the object as `this`. */
@@ -119,7 +127,6 @@ interface JobRecord {
   job: Job<any>;
   bundle: FunctionBundle;
   registry: ClassRegistry;
-  blob: Uint8Array;
   timeoutMs: number | undefined;
   callback: ((...args: any[]) => void) | undefined;
   callbackArgs: readonly unknown[];
@@ -195,6 +202,7 @@ export class Server extends EventEmitter<ServerEvents> {
         isolation: options.isolation ?? 'process',
         maxMemoryMb: options.workerMemoryMb,
         execArgv: options.workerExecArgv,
+        sharedMemory: options.sharedMemory ?? true,
       },
       events,
     );
@@ -285,7 +293,7 @@ export class Server extends EventEmitter<ServerEvents> {
       globals: options.globals,
     });
     const registry = this.#registryOf(bundle);
-    const blob = encodeArgs(bundle.thisArg, args, registry);
+    const encoded = this.#captureArgs(bundle.thisArg, args, registry);
     const refs: RefData[] = [];
     for (const arg of args) {
       if (!(arg instanceof Ref)) continue;
@@ -306,7 +314,6 @@ export class Server extends EventEmitter<ServerEvents> {
       job,
       bundle,
       registry,
-      blob,
       timeoutMs,
       callback: options.callback,
       callbackArgs: options.callbackArgs ?? [],
@@ -317,7 +324,7 @@ export class Server extends EventEmitter<ServerEvents> {
         id,
         hash: bundle.hash,
         name: bundle.name,
-        blob,
+        args: encoded,
         timeoutMs,
         estimatedMs: undefined,
         refs,
@@ -456,6 +463,29 @@ export class Server extends EventEmitter<ServerEvents> {
     if (!this.#counters.has(node.id)) this.#counters.set(node.id, { jobs: 0, timeMs: 0 });
   }
 
+  /**
+   * Encodes a job's arguments. Large binary parts are copied once, straight into the local
+   * workers' shared memory when there is room (see nodes/arena.ts), else onto the heap.
+   */
+  #captureArgs(thisArg: unknown, args: readonly unknown[], registry: ClassRegistry): JobArgs {
+    const { bytes, segments } = encodeArgs(thisArg, args, registry);
+    if (segments.length === 0) return wholeArgs(bytes);
+    const parts = segments.map((s) => s.bytes);
+    const stored = this.#local.store(parts);
+    return {
+      bytes,
+      splits: segments.map(({ tagAt, at }) => ({ tagAt, at })),
+      copies: stored ? null : parts.map((p) => Buffer.from(p)),
+      stored,
+    };
+  }
+
+  /** Drops the record of a job no node holds anymore, and its arguments' shared memory. */
+  #forget(rec: JobRecord): void {
+    this.#records.delete(rec.job.id);
+    releaseArgs(rec.dispatch.args);
+  }
+
   #registryOf(bundle: FunctionBundle): ClassRegistry {
     // Bundles are cached per definition, so this is one registry per function.
     const key = bundle.classes as object;
@@ -520,7 +550,7 @@ export class Server extends EventEmitter<ServerEvents> {
     this.#scheduleDrain();
     // Unknown or already settled (cancelled, or a late duplicate): drop, never deliver twice.
     if (!rec || rec.node !== node) return;
-    this.#records.delete(id);
+    this.#forget(rec);
     if (outcome.status === JobStatus.Cancelled) {
       this.#settle(rec, false, abortError(rec.bundle.name, undefined));
       return;
@@ -565,7 +595,7 @@ export class Server extends EventEmitter<ServerEvents> {
     const rec = this.#records.get(id);
     this.#scheduleDrain();
     if (!rec) return;
-    this.#records.delete(id);
+    this.#forget(rec);
     this.#settle(rec, false, error);
   }
 
@@ -575,7 +605,7 @@ export class Server extends EventEmitter<ServerEvents> {
     for (const id of ids) {
       const rec = this.#records.get(id);
       if (!rec || rec.settled) {
-        this.#records.delete(id);
+        if (rec) this.#forget(rec);
         continue;
       }
       rec.node = null;
@@ -618,14 +648,14 @@ export class Server extends EventEmitter<ServerEvents> {
     if (!rec || rec.settled) return;
     if (rec.node)
       rec.node.cancel(id); // its outcome, when reported, is dropped
-    else this.#records.delete(id);
+    else this.#forget(rec);
     this.#settle(rec, false, abortError(rec.bundle.name, reason));
   }
 
   #settle(rec: JobRecord, ok: boolean, value: unknown): void {
     if (rec.settled) return;
     rec.settled = true;
-    if (rec.node === null) this.#records.delete(rec.job.id);
+    if (rec.node === null) this.#forget(rec);
     rec.unlisten?.();
     rec.job._settle(ok, value);
     if (ok && rec.callback) {
@@ -685,9 +715,13 @@ function definitionOf(bundle: FunctionBundle, cache: Map<string, FunctionDefinit
 }
 
 /** Encodes `[thisArg, args]`; on failure, says which argument cannot travel. */
-function encodeArgs(thisArg: unknown, args: readonly unknown[], registry: ClassRegistry): Buffer {
+function encodeArgs(
+  thisArg: unknown,
+  args: readonly unknown[],
+  registry: ClassRegistry,
+): ReturnType<typeof encodeSplit> {
   try {
-    return encode([thisArg, args], registry, 'job');
+    return encodeSplit([thisArg, args], registry, 'job');
   } catch (error) {
     // Re-encode the parts alone so the error path reads args[0].x rather than job[1][0].x.
     encode(args, registry, 'args');

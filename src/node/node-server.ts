@@ -9,6 +9,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import { formatStats, type NodeStats } from '../api/stats.ts';
 import type { Logger } from '../log.ts';
 import type { DispatchJob, JobOutcome, RefData } from '../nodes/compute-node.ts';
+import { wholeArgs } from '../nodes/job-args.ts';
 import { LocalPool } from '../nodes/local-pool.ts';
 import { encode } from '../protocol/codec.ts';
 import { PROTOCOL_VERSION } from '../protocol/handshake.ts';
@@ -21,6 +22,7 @@ import {
   MessageError,
   type NodeInfo,
   type ResultEntry,
+  receivedBlob,
 } from '../protocol/messages.ts';
 import { FailureLimiter } from '../protocol/rate-limit.ts';
 import { FairQueue } from '../scheduler/fair-queue.ts';
@@ -240,8 +242,10 @@ export class NodeServer {
         this.pool.release(msg.refs);
         return;
       case 'run':
+        // Arena slots name this machine's memory: a client must never be able to point at it.
+        if (msg.slots) throw new MessageError(`a client may not send shared-memory slots`);
         msg.jobs.forEach(([clientId, fn, timeoutMs, refIds], i) => {
-          this.accept(s, clientId, msg.fns[fn]!, timeoutMs, refIds, msg.blobs[i]!);
+          this.accept(s, clientId, msg.fns[fn]!, timeoutMs, refIds, receivedBlob(msg.blobs[i]!));
         });
         this.scheduleDrain();
         return;
@@ -289,7 +293,7 @@ export class NodeServer {
         hash: def.hash,
         name: def.name,
         // A view into the received message (no copy): it lives as long as the message's jobs.
-        blob,
+        args: wholeArgs(blob),
         timeoutMs: timeoutMs > 0 ? timeoutMs : undefined,
         estimatedMs: this.estimates.get(def.hash)?.value,
         refs,

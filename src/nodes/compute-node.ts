@@ -6,6 +6,7 @@
  * of jobs that never started, which the server queues again.
  */
 import type { FunctionDefinition, JobStatus } from '../protocol/messages.ts';
+import type { JobArgs } from './job-args.ts';
 
 /** A job as a node sees it: everything already encoded, nothing it could mutate. */
 export interface DispatchJob {
@@ -14,7 +15,7 @@ export interface DispatchJob {
   /** Built only when a worker lacks the function, i.e. rarely. */
   readonly definition: () => FunctionDefinition;
   /** Encoded `[thisArg, args]`. */
-  readonly blob: Uint8Array;
+  readonly args: JobArgs;
   /** Mean run time of this job's function so far, if any ran. */
   readonly estimatedMs: number | undefined;
   /** Wall-clock limit once the job runs, in ms. */

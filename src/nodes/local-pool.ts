@@ -6,8 +6,16 @@
  * only unbalances the pool). The depth comes from the function's measured mean run time.
  */
 import { JobCancelledError, JobTimeoutError, WorkerCrashError } from '../errors.ts';
-import { encodeMessage, type FunctionDefinition, type Message, runMessage } from '../protocol/messages.ts';
+import {
+  type BlobParts,
+  encodeMessage,
+  type FunctionDefinition,
+  type Message,
+  runMessage,
+} from '../protocol/messages.ts';
+import { type ArenaSlot, createFileArena, createMemoryArena, type SharedArena } from './arena.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
+import { argsParts } from './job-args.ts';
 import { type WorkerExit, WorkerHandle, type WorkerOptions } from './worker-handle.ts';
 
 /** Jobs worth of run time to keep queued inside a worker, beyond the one it runs. */
@@ -37,6 +45,8 @@ function roomIn(w: WorkerHandle, depth: number): number {
 
 export interface LocalPoolOptions extends WorkerOptions {
   ncpus: number;
+  /** Pass large arguments through shared memory (nodes/arena.ts); default true. */
+  sharedMemory?: boolean;
 }
 
 interface Placed {
@@ -58,6 +68,8 @@ export class LocalPool implements ComputeNode {
   private nextIndex = 0;
   private startFailures = 0;
   private closed = false;
+  /** Shared memory for large arguments, made with the first worker (undefined: not tried yet). */
+  private arena: SharedArena | null | undefined = undefined;
 
   constructor(
     private readonly opts: LocalPoolOptions,
@@ -94,6 +106,17 @@ export class LocalPool implements ComputeNode {
       this.retire(w!);
     }
     this.events.onCapacity(this);
+  }
+
+  /**
+   * Copies a job's large parts into this pool's shared memory, where its workers read them
+   * without a trip through their sockets; null if there is none or it is full.
+   */
+  store(parts: readonly Uint8Array[]): { arena: SharedArena; slots: ArenaSlot[] } | null {
+    const arena = this.arena;
+    if (!arena || this.target === 0) return null;
+    const slots = arena.store(parts);
+    return slots ? { arena, slots } : null;
   }
 
   freeSlots(estimatedMs: number | undefined): number {
@@ -153,7 +176,19 @@ export class LocalPool implements ComputeNode {
       this.placed.set(job.id, { job, worker: w });
     }
     // The worker itself needs neither timeouts (the pool enforces them) nor ref ids.
-    w.send(encodeMessage(runMessage(batch.map((j) => ({ id: j.id, hash: j.hash, blob: j.blob })))));
+    const jobs: Array<{ id: number; hash: string; blob: BlobParts }> = [];
+    let slots: number[][] | undefined;
+    batch.forEach((job, i) => {
+      const args = job.args;
+      if (args.stored && args.stored.arena === this.arena) {
+        slots ??= batch.map(() => []);
+        for (const s of args.stored.slots) slots[i]!.push(s.offset, s.length);
+        jobs.push({ id: job.id, hash: job.hash, blob: args.bytes });
+      } else {
+        jobs.push({ id: job.id, hash: job.hash, blob: argsParts(args) });
+      }
+    });
+    w.send(encodeMessage(runMessage(jobs, slots)));
     if (wasIdle) this.armHeadTimer(w);
   }
 
@@ -192,12 +227,18 @@ export class LocalPool implements ComputeNode {
     }
     this.workers.length = 0;
     await Promise.all(this.exits);
+    this.arena?.close();
   }
 
   private spawn(): void {
+    if (this.arena === undefined) {
+      this.arena = null;
+      if (this.opts.sharedMemory !== false)
+        this.arena = this.opts.isolation === 'thread' ? createMemoryArena() : createFileArena();
+    }
     const w = new WorkerHandle(
       this.nextIndex++,
-      this.opts,
+      { ...this.opts, arena: this.arena?.handle },
       (worker, msg) => this.onMessage(worker, msg),
       (worker, exit) => this.onExit(worker, exit),
     );

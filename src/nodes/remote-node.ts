@@ -26,6 +26,7 @@ import {
   zeroMask,
 } from '../transport/secure-socket.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
+import { argsParts } from './job-args.ts';
 import { targetDepth } from './local-pool.ts';
 
 export type RemoteState = 'connecting' | 'ready' | 'backoff' | 'rejected' | 'closed';
@@ -134,7 +135,19 @@ export class RemoteNode implements ComputeNode {
     }
     if (defs.length > 0) socket.send(encodeMessage({ type: 'define', defs }));
     if (refs.length > 0) socket.send(encodeMessage({ type: 'put', refs, blobs: refBlobs }));
-    socket.send(encodeMessage(runMessage(jobs)));
+    socket.send(
+      encodeMessage(
+        runMessage(
+          jobs.map((j) => ({
+            id: j.id,
+            hash: j.hash,
+            timeoutMs: j.timeoutMs,
+            refs: j.refs,
+            blob: argsParts(j.args),
+          })),
+        ),
+      ),
+    );
   }
 
   cancel(jobId: number): void {

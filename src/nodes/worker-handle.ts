@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { decodeMessage, type Message } from '../protocol/messages.ts';
 import { FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
+import type { ArenaHandle } from './arena.ts';
 
 export type Isolation = 'process' | 'thread';
 
@@ -26,7 +27,12 @@ export interface WorkerOptions {
   niceness?: number;
   /** Extra Node flags for worker processes (e.g. `['--cpu-prof']` to profile them). */
   execArgv?: readonly string[];
+  /** Shared memory the worker reads large arguments from (nodes/arena.ts). */
+  arena?: ArenaHandle | undefined;
 }
+
+/** The file descriptor a worker process finds its arena at (0-2 are stdio, 3 the channel). */
+export const ARENA_FD = 4;
 
 export interface WorkerExit {
   code: number | null;
@@ -89,9 +95,13 @@ export class WorkerHandle {
   }
 
   private startProcess(opts: WorkerOptions): void {
+    const arena = opts.arena?.kind === 'file' ? opts.arena.fd : undefined;
     const child = spawn(process.execPath, [...processExecArgv(opts), fileURLToPath(entryUrl)], {
-      stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
-      env: process.env,
+      stdio:
+        arena === undefined
+          ? ['ignore', 'inherit', 'inherit', 'pipe']
+          : ['ignore', 'inherit', 'inherit', 'pipe', arena],
+      env: arena === undefined ? process.env : { ...process.env, PP_NODE_ARENA_FD: String(ARENA_FD) },
     });
     this.child = child;
     this.pid = child.pid ?? 0;
@@ -143,6 +153,7 @@ export class WorkerHandle {
       eval: runningFromSource,
       stdout: false,
       stderr: false,
+      workerData: { arena: opts.arena },
       resourceLimits: opts.maxMemoryMb ? { maxOldGenerationSizeMb: opts.maxMemoryMb } : undefined,
     });
     this.thread = thread;

@@ -33,7 +33,9 @@
  *        flags byte (which of name, message, stack, cause, errors follow), those values in that order,
  *        then varint n, n x (string key, value) own enumerable props
  *   0xd8 class instance: class name string, varint n, n x (string key, value)
- *   0xd9-0xdf reserved
+ *   0xd9 split: an ArrayBuffer (0xd0) or view (0xd1) header follows, without its bytes; they
+ *        travel out of band (see encodeSplit). Machine-local only: never on the network.
+ *   0xda-0xdf reserved
  *
  * Every object (everything that has identity in structured clone) takes the next object id, in
  * pre-order, as soon as its header is written/read, so cycles and shared references become
@@ -126,6 +128,7 @@ const T_BOXED_TRUE = 0xd5;
 const T_BOXED_BIGINT = 0xd6;
 const T_ERROR = 0xd7;
 const T_INSTANCE = 0xd8;
+const T_SPLIT = 0xd9;
 
 const ERR_CLASS = 8;
 const F_NAME = 1;
@@ -319,6 +322,10 @@ class Encoder {
   // end (one copy instead of two): `at` is where their bytes go in the scratch stream.
   deferred: Array<{ at: number; bytes: Uint8Array }> = [];
   deferredBytes = 0;
+  // With `split`, large binary parts are not copied at all: they are listed in `segments`
+  // and their headers marked T_SPLIT (see encodeSplit).
+  split = false;
+  segments: SplitSegment[] = [];
 
   run(value: unknown, classes: ClassRegistry | undefined, rootName: string): Buffer {
     this.busy = true;
@@ -355,6 +362,21 @@ class Encoder {
       this.deferredBytes = 0;
       if (this.buf.length > KEEP_SCRATCH) this.buf = Buffer.allocUnsafeSlow(INITIAL_SCRATCH);
       this.busy = false;
+    }
+  }
+
+  runSplit(
+    value: unknown,
+    classes: ClassRegistry | undefined,
+    rootName: string,
+  ): { bytes: Buffer; segments: SplitSegment[] } {
+    this.split = true;
+    try {
+      const bytes = this.run(value, classes, rootName);
+      return { bytes, segments: this.segments };
+    } finally {
+      this.split = false;
+      this.segments = [];
     }
   }
 
@@ -693,6 +715,15 @@ class Encoder {
       case K_ARRAY_BUFFER: {
         const ab = v as ArrayBuffer;
         const n = ab.byteLength;
+        if (this.split && n >= DEFER_VIEW_BYTES) {
+          this.ensure(11);
+          const tagAt = this.pos;
+          this.buf[this.pos++] = T_SPLIT;
+          this.buf[this.pos++] = T_ARRAY_BUFFER;
+          this.writeVarint(n);
+          this.segments.push({ tagAt, at: this.pos, bytes: new Uint8Array(ab) });
+          return;
+        }
         buf[this.pos++] = T_ARRAY_BUFFER;
         this.writeVarint(n);
         this.ensure(n);
@@ -868,12 +899,21 @@ class Encoder {
       );
     }
     const n = v.byteLength;
-    this.ensure(10);
+    const size = VIEW_KINDS[kind]!.size;
+    // Large views skip the scratch buffer. Only in wire byte order (little-endian), so that a
+    // split message joined back (joinSplit) is a valid message anywhere.
+    const large = n >= DEFER_VIEW_BYTES && (LITTLE_ENDIAN || size === 1);
+    this.ensure(11);
+    const tagAt = this.pos;
+    if (large && this.split) this.buf[this.pos++] = T_SPLIT;
     this.buf[this.pos++] = T_VIEW;
     this.buf[this.pos++] = kind;
     this.writeVarint(n);
-    const size = VIEW_KINDS[kind]!.size;
-    if (n >= DEFER_VIEW_BYTES && (LITTLE_ENDIAN || size === 1)) {
+    if (large && this.split) {
+      this.segments.push({ tagAt, at: this.pos, bytes: new Uint8Array(ab, v.byteOffset, n) });
+      return;
+    }
+    if (large) {
       this.deferred.push({ at: this.pos, bytes: new Uint8Array(ab, v.byteOffset, n) });
       this.deferredBytes += n;
       return;
@@ -994,6 +1034,53 @@ export function encode(value: unknown, classes?: ClassRegistry, rootName = 'valu
   return enc.run(value, classes, rootName);
 }
 
+/** A large binary part that {@link encodeSplit} left out of the encoded bytes. */
+export interface SplitSegment {
+  /** Position of its T_SPLIT marker in the encoded bytes. */
+  readonly tagAt: number;
+  /** Position where its bytes would follow their header (in the encoded bytes). */
+  readonly at: number;
+  /** Its bytes: a view of the caller's memory, not a copy. */
+  readonly bytes: Uint8Array;
+}
+
+/** Gives the next out-of-band part to {@link decode}: an ArrayBuffer of exactly `byteLength` bytes it may keep. */
+export type SegmentSource = (byteLength: number) => ArrayBuffer;
+
+/**
+ * Like {@link encode}, but typed arrays, Buffers and ArrayBuffers of 64 KiB or more are not
+ * copied: the encoded bytes hold their headers, marked as split, and `segments` lists their
+ * memory in order. The caller copies the segments wherever the receiver can read them (the
+ * local workers' shared arena) before anything can change them, and the receiver decodes
+ * with a {@link SegmentSource}. {@link joinSplit} turns the two back into an ordinary message.
+ */
+export function encodeSplit(
+  value: unknown,
+  classes?: ClassRegistry,
+  rootName = 'value',
+): { bytes: Buffer; segments: SplitSegment[] } {
+  const enc = sharedEncoder.busy ? new Encoder() : sharedEncoder;
+  return enc.runSplit(value, classes, rootName);
+}
+
+/** The ordinary encoding (as {@link encode} makes it) of a split one, as parts (no copy). */
+export function joinSplit(
+  bytes: Uint8Array,
+  segments: ReadonlyArray<{ readonly tagAt: number; readonly at: number }>,
+  segmentBytes: readonly Uint8Array[],
+): Uint8Array[] {
+  const parts: Uint8Array[] = [];
+  let from = 0;
+  segments.forEach((s, i) => {
+    if (s.tagAt > from) parts.push(bytes.subarray(from, s.tagAt));
+    parts.push(bytes.subarray(s.tagAt + 1, s.at));
+    parts.push(segmentBytes[i]!);
+    from = s.at;
+  });
+  if (from < bytes.byteLength) parts.push(bytes.subarray(from));
+  return parts;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Decoder
 
@@ -1014,6 +1101,7 @@ class Decoder {
   maxDepth = DEFAULT_MAX_DEPTH;
   maxItems = DEFAULT_MAX_ITEMS;
   classes: ClassRegistry | undefined = undefined;
+  segments: SegmentSource | undefined = undefined;
 
   fail(detail: string): PathFail {
     return new PathFail(`${detail} (at byte ${this.pos})`);
@@ -1263,7 +1351,7 @@ class Decoder {
         return this.regexp();
       case T_ARRAY_BUFFER: {
         const n = this.count(1);
-        const ab = new ArrayBuffer(n);
+        const ab = newArrayBuffer(n);
         this.b.copy(new Uint8Array(ab), 0, this.pos, this.pos + n);
         this.pos += n;
         this.refs.push(ab);
@@ -1271,6 +1359,8 @@ class Decoder {
       }
       case T_VIEW:
         return this.view();
+      case T_SPLIT:
+        return this.splitPart();
       case T_BOXED_NUMBER:
         return this.boxed(Object(this.float64()));
       case T_BOXED_STRING:
@@ -1428,7 +1518,7 @@ class Decoder {
       this.b.copy(v as Buffer, 0, p, p + n);
     } else {
       if (k.ctor === undefined) throw this.fail(`${k.name} is not available in this runtime`);
-      const ab = new ArrayBuffer(n);
+      const ab = newArrayBuffer(n);
       const bytes = new Uint8Array(ab);
       this.b.copy(bytes, 0, p, p + n);
       if (!LITTLE_ENDIAN && k.size > 1) swapBytes(bytes, 0, n, k.size);
@@ -1437,6 +1527,38 @@ class Decoder {
     this.pos = p + n;
     this.refs.push(v);
     return v;
+  }
+
+  /** An ArrayBuffer or view whose bytes come from the segment source (see encodeSplit). */
+  splitPart(): ArrayBuffer | ArrayBufferView {
+    const source = this.segments;
+    if (source === undefined) throw this.fail('an out-of-band part, but this message has none');
+    const t = this.byte();
+    if (t === T_ARRAY_BUFFER) {
+      const ab = this.segment(source, this.varint());
+      this.refs.push(ab);
+      return ab;
+    }
+    if (t !== T_VIEW) throw this.fail(`an out-of-band part must be an ArrayBuffer or a view, not tag ${t}`);
+    const kind = this.byte();
+    const k = VIEW_KINDS[kind];
+    if (k === undefined) throw this.fail(`unknown typed array kind ${kind}`);
+    const n = this.varint();
+    if (n % k.size !== 0) throw this.fail(`${k.name} byte length ${n} is not a multiple of ${k.size}`);
+    if (k.ctor === undefined && kind !== VIEW_BUFFER)
+      throw this.fail(`${k.name} is not available in this runtime`);
+    const ab = this.segment(source, n);
+    const v: ArrayBufferView =
+      kind === VIEW_BUFFER ? Buffer.from(ab) : kind === 1 ? new Uint8Array(ab) : new k.ctor!(ab);
+    this.refs.push(v);
+    return v;
+  }
+
+  segment(source: SegmentSource, n: number): ArrayBuffer {
+    const ab = source(n);
+    if (!(ab instanceof ArrayBuffer) || ab.byteLength !== n)
+      throw this.fail(`an out-of-band part of ${n} bytes did not arrive whole`);
+    return ab;
   }
 
   lookupClass(name: string): Function {
@@ -1509,7 +1631,13 @@ class Decoder {
     return e;
   }
 
-  run(bytes: Uint8Array, classes: ClassRegistry | undefined, limits: DecodeLimits | undefined): unknown {
+  run(
+    bytes: Uint8Array,
+    classes: ClassRegistry | undefined,
+    limits: DecodeLimits | undefined,
+    segments: SegmentSource | undefined,
+  ): unknown {
+    this.segments = segments;
     this.b = bytes instanceof Buffer ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.pos = 0;
     this.end = bytes.byteLength;
@@ -1551,20 +1679,35 @@ function defineHidden(o: object, key: string, value: unknown): void {
   Object.defineProperty(o, key, { value, writable: true, enumerable: false, configurable: true });
 }
 
+/**
+ * An ArrayBuffer of exactly n bytes. Large ones skip zero-filling (every byte is written next);
+ * small ones come from `new ArrayBuffer`, cheaper than Buffer's slow path at that size.
+ */
+function newArrayBuffer(n: number): ArrayBuffer {
+  return n < 4096 ? new ArrayBuffer(n) : (Buffer.allocUnsafeSlow(n).buffer as ArrayBuffer);
+}
+
 const sharedDecoder = new Decoder();
 let decoding = false;
 
 /**
  * Decodes one message. Any malformed, truncated or hostile input throws CodecError.
  * Decoded typed arrays and Buffers are copies that own their memory, never views of `bytes`.
+ * Split parts (see {@link encodeSplit}) come from `segments`, in order; without it they are
+ * an error.
  */
-export function decode(bytes: Uint8Array, classes?: ClassRegistry, limits?: DecodeLimits): unknown {
+export function decode(
+  bytes: Uint8Array,
+  classes?: ClassRegistry,
+  limits?: DecodeLimits,
+  segments?: SegmentSource,
+): unknown {
   if (!(bytes instanceof Uint8Array)) throw new CodecError('value: decode expects a Uint8Array', 'value');
   // Decoding runs no user code, but stay correct if that ever changes.
   const dec = decoding ? new Decoder() : sharedDecoder;
   decoding = true;
   try {
-    return dec.run(bytes, classes, limits);
+    return dec.run(bytes, classes, limits, segments);
   } catch (e) {
     if (e instanceof PathFail) throw toCodecError(e, 'value');
     // Anything else (e.g. a stack overflow with a huge maxDepth) is still malformed input to the caller.
@@ -1576,6 +1719,7 @@ export function decode(bytes: Uint8Array, classes?: ClassRegistry, limits?: Deco
       dec.refs = NO_REFS;
       dec.b = EMPTY;
       dec.classes = undefined;
+      dec.segments = undefined;
     }
   }
 }

@@ -55,8 +55,12 @@ export interface NodeInfo {
 export type Message =
   // server → worker / client → node
   | { type: 'define'; defs: FunctionDefinition[] }
-  /** blob i = encoded [thisArg, args] of job i. */
-  | { type: 'run'; fns: string[]; jobs: RunEntry[]; blobs: Uint8Array[] }
+  /**
+   * blob i = encoded [thisArg, args] of job i (as one or several parts). Between a server and
+   * its own workers only, `slots[i]` lists (offset, length) pairs of job i's split parts in
+   * the shared arena (nodes/arena.ts); a message from the network never has them.
+   */
+  | { type: 'run'; fns: string[]; jobs: RunEntry[]; blobs: BlobParts[]; slots?: number[][] }
   | { type: 'cancel'; ids: number[] }
   /** Values stored once per worker/node (server.put), by random id; blob i = encoded value i. */
   | { type: 'put'; refs: string[]; blobs: Uint8Array[] }
@@ -77,6 +81,15 @@ export type Message =
   | { type: 'ncpus'; ncpus: number }
   | { type: 'bye'; reason: string };
 
+/** A blob as one buffer or as parts to be sent one after another (no copy to join them). */
+export type BlobParts = Uint8Array | readonly Uint8Array[];
+
+/** A blob of a decoded message: always one buffer, a view into the frame. */
+export function receivedBlob(b: BlobParts): Uint8Array {
+  if (!(b instanceof Uint8Array)) throw new TypeError('expected a received blob');
+  return b;
+}
+
 /** A run message for these jobs (their function hashes listed once). */
 export function runMessage(
   jobs: ReadonlyArray<{
@@ -84,13 +97,14 @@ export function runMessage(
     hash: string;
     timeoutMs?: number | undefined;
     refs?: ReadonlyArray<{ id: string }>;
-    blob: Uint8Array;
+    blob: BlobParts;
   }>,
+  slots?: number[][],
 ): Message {
   const fns: string[] = [];
   const index = new Map<string, number>();
   const entries: RunEntry[] = [];
-  const blobs: Uint8Array[] = [];
+  const blobs: BlobParts[] = [];
   for (const j of jobs) {
     let fn = index.get(j.hash);
     if (fn === undefined) {
@@ -100,17 +114,19 @@ export function runMessage(
     entries.push([j.id, fn, j.timeoutMs ?? 0, j.refs ? j.refs.map((r) => r.id) : []]);
     blobs.push(j.blob);
   }
-  return { type: 'run', fns, jobs: entries, blobs };
+  return slots
+    ? { type: 'run', fns, jobs: entries, blobs, slots }
+    : { type: 'run', fns, jobs: entries, blobs };
 }
 
 /** Encodes a message into parts (head length + head + blobs), ready to be framed or sealed. */
 export function encodeMessage(msg: Message): Uint8Array[] {
   let head: unknown[];
-  let blobs: Uint8Array[] = [];
+  let blobs: readonly BlobParts[] = [];
   switch (msg.type) {
     case 'run':
       blobs = msg.blobs;
-      head = ['run', msg.jobs, msg.fns];
+      head = msg.slots ? ['run', msg.jobs, msg.fns, msg.slots] : ['run', msg.jobs, msg.fns];
       break;
     case 'done':
       blobs = msg.blobs;
@@ -154,11 +170,26 @@ export function encodeMessage(msg: Message): Uint8Array[] {
       head = ['shutdown'];
       break;
   }
-  head.push(blobs.map((b) => b.byteLength));
+  const lengths: number[] = [];
+  const parts: Uint8Array[] = [];
+  for (const b of blobs) {
+    if (b instanceof Uint8Array) {
+      lengths.push(b.byteLength);
+      parts.push(b);
+    } else {
+      let n = 0;
+      for (const p of b) {
+        n += p.byteLength;
+        parts.push(p);
+      }
+      lengths.push(n);
+    }
+  }
+  head.push(lengths);
   const headBytes = encode(head);
   const prefix = Buffer.allocUnsafe(4);
   prefix.writeUInt32BE(headBytes.byteLength, 0);
-  return [prefix, headBytes, ...blobs];
+  return [prefix, headBytes, ...parts];
 }
 
 export class MessageError extends Error {
@@ -191,7 +222,13 @@ export function decodeMessage(frame: Uint8Array): Message {
       const fns = check(head[2], isStrings, type);
       const jobs = check(a, isRunEntries, type);
       for (const j of jobs) if (j[1] >= fns.length) throw new MessageError(`malformed 'run' message`);
-      return { type, fns, jobs, blobs: sameLength(blobs, a as unknown[], type) };
+      const msg: Message = { type, fns, jobs, blobs: sameLength(blobs, a as unknown[], type) };
+      if (head.length === 5) {
+        const slots = check(head[3], isSlotLists, type);
+        if (slots.length !== jobs.length) throw new MessageError(`malformed 'run' message`);
+        msg.slots = slots;
+      }
+      return msg;
     }
     case 'done':
       return {
@@ -257,6 +294,8 @@ const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Num
 const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 const isStrings = (v: unknown): v is string[] => Array.isArray(v) && v.every(isString);
 const isIds = (v: unknown): v is number[] => Array.isArray(v) && v.every(isCount);
+const isSlotLists = (v: unknown): v is number[][] =>
+  Array.isArray(v) && v.every((l) => isIds(l) && l.length % 2 === 0);
 const isRunEntries = (v: unknown): v is RunEntry[] =>
   Array.isArray(v) &&
   v.every(

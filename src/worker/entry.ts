@@ -4,7 +4,8 @@
  * stdout/stderr free for the jobs' own output.
  */
 import { Socket } from 'node:net';
-import { isMainThread, parentPort } from 'node:worker_threads';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { type ArenaHandle, arenaReader } from '../nodes/arena.ts';
 import { encodeMessage } from '../protocol/messages.ts';
 import { FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
 import { WorkerRuntime } from './runtime.ts';
@@ -19,12 +20,16 @@ function reportStray(runtime: WorkerRuntime, kind: string) {
 
 if (!isMainThread && parentPort) {
   const port = parentPort;
-  const runtime = new WorkerRuntime({
-    send(parts) {
-      const frame = joinFrame(parts, false);
-      port.postMessage(frame.buffer, [frame.buffer as ArrayBuffer]);
+  const arena = (workerData as { arena?: ArenaHandle } | null)?.arena;
+  const runtime = new WorkerRuntime(
+    {
+      send(parts) {
+        const frame = joinFrame(parts, false);
+        port.postMessage(frame.buffer, [frame.buffer as ArrayBuffer]);
+      },
     },
-  });
+    arena ? arenaReader(arena) : undefined,
+  );
   port.on('message', (data: ArrayBuffer) => runtime.receive(Buffer.from(data)));
   process.on('uncaughtException', reportStray(runtime, 'uncaught exception'));
   process.on('unhandledRejection', reportStray(runtime, 'unhandled rejection'));
@@ -32,7 +37,12 @@ if (!isMainThread && parentPort) {
 } else {
   const socket = new Socket({ fd: 3, readable: true, writable: true });
   const send = (parts: Uint8Array[]) => writeFrame(socket, parts);
-  const runtime = new WorkerRuntime({ send });
+  // Set by the pool when it passed its shared arena (see nodes/arena.ts); jobs' own child
+  // processes must not inherit the claim.
+  const arenaFd = Number(process.env.PP_NODE_ARENA_FD);
+  delete process.env.PP_NODE_ARENA_FD;
+  const arena = Number.isInteger(arenaFd) ? arenaReader({ kind: 'file', fd: arenaFd }) : undefined;
+  const runtime = new WorkerRuntime({ send }, arena);
   const reader = new FrameReader((frame) => runtime.receive(frame));
   socket.on('data', (chunk: Buffer) => reader.push(chunk));
   // The server is gone (or closed the channel): nothing more can be delivered.

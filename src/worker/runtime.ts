@@ -13,12 +13,35 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REF_CLASS, Ref } from '../api/ref.ts';
 import { type CompiledFunction, compileBundle, moduleExportValue } from '../functions/compile.ts';
-import { type ClassRegistry, decode, encode, makeClassRegistry } from '../protocol/codec.ts';
-import { decodeMessage, encodeMessage, type FunctionDefinition, JobStatus } from '../protocol/messages.ts';
+import {
+  type ClassRegistry,
+  decode,
+  encode,
+  makeClassRegistry,
+  type SegmentSource,
+} from '../protocol/codec.ts';
+import {
+  decodeMessage,
+  encodeMessage,
+  type FunctionDefinition,
+  JobStatus,
+  receivedBlob,
+} from '../protocol/messages.ts';
 
 /** How the runtime talks to its server: whole messages in, message parts out. */
 export interface WorkerChannel {
   send(parts: Uint8Array[]): void;
+}
+
+/** Reads `length` bytes at `offset` of the server's shared arena into a fresh ArrayBuffer. */
+export type ArenaRead = (offset: number, length: number) => ArrayBuffer;
+
+interface QueuedJob {
+  id: number;
+  hash: string;
+  blob: Uint8Array;
+  /** (offset, length) pairs of the job's split parts in the arena. */
+  slots: readonly number[] | undefined;
 }
 
 interface Ready {
@@ -36,7 +59,7 @@ const MAX_CACHED_FUNCTIONS = 1000;
 export class WorkerRuntime {
   private readonly definitions = new Map<string, FunctionDefinition>();
   private readonly cache = new Map<string, CacheEntry>();
-  private readonly queue: Array<{ id: number; hash: string; blob: Uint8Array }> = [];
+  private readonly queue: QueuedJob[] = [];
   private queueHead = 0;
   private readonly cancelled = new Set<number>();
   /** Values stored by server.put: the bytes, and the value once a job has decoded it. */
@@ -45,7 +68,10 @@ export class WorkerRuntime {
   /** Id of the job whose (async) function is running, for attributing stray errors. */
   private currentJob: { id: number; fail: (error: unknown) => void } | null = null;
 
-  constructor(private readonly channel: WorkerChannel) {}
+  constructor(
+    private readonly channel: WorkerChannel,
+    private readonly arena?: ArenaRead,
+  ) {}
 
   /** Handles one message frame from the server. */
   receive(frame: Buffer): void {
@@ -60,7 +86,13 @@ export class WorkerRuntime {
       case 'run':
         for (let i = 0; i < msg.jobs.length; i++) {
           const [id, fn] = msg.jobs[i]!;
-          this.queue.push({ id, hash: msg.fns[fn]!, blob: msg.blobs[i]! });
+          const slots = msg.slots?.[i];
+          this.queue.push({
+            id,
+            hash: msg.fns[fn]!,
+            blob: receivedBlob(msg.blobs[i]!),
+            slots: slots && slots.length > 0 ? slots : undefined,
+          });
         }
         this.pump();
         break;
@@ -118,7 +150,7 @@ export class WorkerRuntime {
           this.reply(job.id, JobStatus.SetupFailed, 0, encodeError(entry.error, undefined));
           continue;
         }
-        const pending = this.run(job.id, job.blob, entry);
+        const pending = this.run(job, entry);
         if (pending) await pending;
       }
     } finally {
@@ -127,11 +159,13 @@ export class WorkerRuntime {
   }
 
   /** Runs one job; returns a promise only when the function is async. */
-  private run(id: number, blob: Uint8Array, entry: Ready): Promise<void> | undefined {
+  private run(job: QueuedJob, entry: Ready): Promise<void> | undefined {
+    const id = job.id;
     let thisArg: unknown;
     let args: unknown[];
     try {
-      [thisArg, args] = decode(blob, entry.registry) as [unknown, unknown[]];
+      const source = job.slots ? this.segmentSource(job.slots) : undefined;
+      [thisArg, args] = decode(job.blob, entry.registry, undefined, source) as [unknown, unknown[]];
       for (let i = 0; i < args.length; i++)
         if (args[i] instanceof Ref) args[i] = this.refValue(args[i] as Ref, entry);
     } catch (error) {
@@ -170,6 +204,20 @@ export class WorkerRuntime {
         (e) => settle(false, e),
       );
     });
+  }
+
+  /** The job's split parts, read from the arena one by one as the decoder reaches them. */
+  private segmentSource(slots: readonly number[]): SegmentSource {
+    const read = this.arena;
+    if (!read) throw new Error('the job has parts in shared memory, but this worker has no arena');
+    let next = 0;
+    return (length) => {
+      if (next >= slots.length || slots[next + 1] !== length)
+        throw new Error('the job’s shared-memory parts do not match its arguments: protocol error');
+      const offset = slots[next]!;
+      next += 2;
+      return read(offset, length);
+    };
   }
 
   private refValue(ref: Ref, entry: Ready): unknown {

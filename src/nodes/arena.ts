@@ -1,0 +1,260 @@
+/**
+ * Shared memory between the job server and its local workers, for large arguments.
+ *
+ * Through the worker's socket a 1 MiB argument is copied five times (into the message, into
+ * the kernel, out in 64 KiB reads, reassembled, out of the message) and caps the pool near
+ * 1 GB/s. Through the arena it is copied twice, as with worker threads' structured clone:
+ * once in at submit (which also freezes the value, as submit promises), once out by the
+ * worker, into memory the job then owns.
+ *
+ * - Worker processes: a file in /dev/shm (RAM), unlinked as soon as it is open, so nothing
+ *   is left behind even after a crash; its descriptor is inherited as fd 4 and read with
+ *   pread. Node has no mmap, so this is the closest thing to shared memory between processes.
+ * - Worker threads: a SharedArrayBuffer, handed over in workerData.
+ *
+ * Space is handed out in order and reclaimed when the oldest slots are freed (jobs finish
+ * about in order). When it is full, or there is no /dev/shm, arguments travel in the message
+ * as before: the arena only ever makes things faster.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, openSync, readSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** A stored part: where it is and how long it is. */
+export interface ArenaSlot {
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** Most space an arena takes. */
+export const ARENA_BYTES = 256 * 1024 * 1024;
+/** Less room than this is not worth an arena. */
+const MIN_ARENA_BYTES = 16 * 1024 * 1024;
+const ALIGN = 64;
+
+/**
+ * Hands out byte ranges of [0, capacity) in order, wrapping around; a range is reusable once
+ * it and every range handed out before it are freed. Pure bookkeeping, tested alone.
+ */
+export class RingAllocator {
+  private head = 0; // start of the oldest live block
+  private tail = 0; // where the next block goes
+  private readonly live: Block[] = [];
+  private first = 0; // index of the oldest live block in `live`
+  private readonly byStart = new Map<number, Block>();
+
+  constructor(readonly capacity: number) {}
+
+  /** Bytes in live blocks and in blocks waiting for older ones to be freed. */
+  get used(): number {
+    if (this.byStart.size === 0) return 0;
+    return this.tail > this.head ? this.tail - this.head : this.capacity - this.head + this.tail;
+  }
+
+  /** Start of a new block of `length` bytes, or -1 if there is no room. */
+  alloc(length: number): number {
+    const n = Math.ceil(Math.max(length, 1) / ALIGN) * ALIGN;
+    let start: number;
+    if (this.byStart.size === 0 || this.tail > this.head) {
+      if (this.capacity - this.tail >= n) start = this.tail;
+      else if (this.head >= n)
+        start = 0; // wrap; the end of the ring stays unused this lap
+      else return -1;
+    } else if (this.head - this.tail >= n) {
+      start = this.tail;
+    } else {
+      return -1;
+    }
+    this.tail = start + n;
+    const block = { start, end: start + n, freed: false };
+    this.live.push(block);
+    this.byStart.set(start, block);
+    return start;
+  }
+
+  free(start: number): void {
+    const block = this.byStart.get(start);
+    if (!block || block.freed) return;
+    block.freed = true;
+    const live = this.live;
+    // Reclaim from the old end (the usual case: jobs finish about in order)...
+    while (this.first < live.length && live[this.first]!.freed)
+      this.byStart.delete(live[this.first++]!.start);
+    // ...and from the new end (a job given back right after it was stored).
+    while (live.length > this.first && live[live.length - 1]!.freed) this.byStart.delete(live.pop()!.start);
+    if (this.first === live.length) {
+      live.length = 0;
+      this.first = 0;
+      this.head = this.tail = 0;
+      return;
+    }
+    this.head = live[this.first]!.start;
+    this.tail = live[live.length - 1]!.end;
+    if (this.first > 1024) {
+      live.splice(0, this.first);
+      this.first = 0;
+    }
+  }
+}
+
+interface Block {
+  start: number;
+  end: number;
+  freed: boolean;
+}
+
+/** What a worker needs to read an arena: a file descriptor (processes) or the memory (threads). */
+export type ArenaHandle = { kind: 'file'; fd: number } | { kind: 'memory'; buffer: SharedArrayBuffer };
+
+/** The server's side: stores parts, frees them, and reads them back for jobs that go elsewhere. */
+export abstract class SharedArena {
+  protected readonly ring: RingAllocator;
+  private closed = false;
+
+  protected constructor(capacity: number) {
+    this.ring = new RingAllocator(capacity);
+  }
+
+  abstract readonly handle: ArenaHandle;
+  protected abstract write(bytes: Uint8Array, offset: number): void;
+  protected abstract copyOut(slot: ArenaSlot): Uint8Array;
+  protected abstract release(): void;
+
+  /** Copies each part into its own slot: all of them, or none (null) when there is no room. */
+  store(parts: readonly Uint8Array[]): ArenaSlot[] | null {
+    if (this.closed) return null;
+    const slots: ArenaSlot[] = [];
+    for (const part of parts) {
+      const offset = this.ring.alloc(part.byteLength);
+      if (offset < 0) {
+        this.free(slots);
+        return null;
+      }
+      slots.push({ offset, length: part.byteLength });
+      try {
+        this.write(part, offset);
+      } catch {
+        // e.g. /dev/shm is full: the message carries the parts instead
+        this.free(slots);
+        return null;
+      }
+    }
+    return slots;
+  }
+
+  free(slots: readonly ArenaSlot[]): void {
+    for (const s of slots) this.ring.free(s.offset);
+  }
+
+  /** A copy of a stored part. */
+  read(slot: ArenaSlot): Uint8Array {
+    return this.copyOut(slot);
+  }
+
+  get used(): number {
+    return this.ring.used;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.release();
+  }
+}
+
+class FileArena extends SharedArena {
+  readonly handle: ArenaHandle;
+
+  constructor(
+    private readonly fd: number,
+    capacity: number,
+  ) {
+    super(capacity);
+    this.handle = { kind: 'file', fd };
+  }
+
+  protected write(bytes: Uint8Array, offset: number): void {
+    let done = 0;
+    while (done < bytes.byteLength) {
+      done += writeSync(this.fd, bytes, done, bytes.byteLength - done, offset + done);
+    }
+  }
+
+  protected copyOut(slot: ArenaSlot): Uint8Array {
+    return new Uint8Array(readFile(this.fd, slot.offset, slot.length));
+  }
+
+  protected release(): void {
+    closeSync(this.fd);
+  }
+}
+
+class MemoryArena extends SharedArena {
+  readonly handle: ArenaHandle;
+
+  constructor(private readonly memory: SharedArrayBuffer) {
+    super(memory.byteLength);
+    this.handle = { kind: 'memory', buffer: memory };
+  }
+
+  protected write(bytes: Uint8Array, offset: number): void {
+    new Uint8Array(this.memory, offset, bytes.byteLength).set(bytes);
+  }
+
+  protected copyOut(slot: ArenaSlot): Uint8Array {
+    return new Uint8Array(readMemory(this.memory, slot.offset, slot.length));
+  }
+
+  protected release(): void {}
+}
+
+const SHM_DIR = '/dev/shm';
+
+/**
+ * An arena for worker processes: null where there is no RAM-backed /dev/shm (macOS, Windows)
+ * or too little room in it (a container's 64 MiB default), so the pool goes without.
+ */
+export function createFileArena(dir = SHM_DIR): SharedArena | null {
+  try {
+    if (!existsSync(dir)) return null;
+    const fs = statfsSync(dir);
+    const capacity = Math.min(ARENA_BYTES, Math.floor((fs.bavail * fs.bsize) / 4 / ALIGN) * ALIGN);
+    if (capacity < MIN_ARENA_BYTES) return null;
+    const path = join(dir, `pp-node-${process.pid}-${randomBytes(6).toString('hex')}`);
+    const fd = openSync(path, 'wx+', 0o600);
+    unlinkSync(path);
+    return new FileArena(fd, capacity);
+  } catch {
+    return null;
+  }
+}
+
+/** An arena for worker threads. */
+export function createMemoryArena(capacity = ARENA_BYTES): SharedArena {
+  // Untouched pages of a large SharedArrayBuffer cost no memory: they are mapped on first write.
+  return new MemoryArena(new SharedArrayBuffer(capacity));
+}
+
+/** The worker's side: reads a slot into a fresh ArrayBuffer, which the job's value then owns. */
+export function arenaReader(handle: ArenaHandle): (offset: number, length: number) => ArrayBuffer {
+  if (handle.kind === 'file') return (offset, length) => readFile(handle.fd, offset, length);
+  return (offset, length) => readMemory(handle.buffer, offset, length);
+}
+
+function readFile(fd: number, offset: number, length: number): ArrayBuffer {
+  const out = Buffer.allocUnsafeSlow(length);
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, out, done, length - done, offset + done);
+    if (n === 0) throw new Error(`shared arena: slot at ${offset} ends early (${done} of ${length} bytes)`);
+    done += n;
+  }
+  return out.buffer as ArrayBuffer;
+}
+
+function readMemory(memory: SharedArrayBuffer, offset: number, length: number): ArrayBuffer {
+  const out = Buffer.allocUnsafeSlow(length);
+  out.set(new Uint8Array(memory, offset, length));
+  return out.buffer as ArrayBuffer;
+}

@@ -1,0 +1,190 @@
+// Large arguments through shared memory (src/nodes/arena.ts): the allocator alone, the two
+// arenas, and the job server end to end, in both isolations, including the paths a crash or
+// a full arena takes.
+import assert from 'node:assert/strict';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { WorkerCrashError } from '../src/errors.ts';
+import { Server } from '../src/index.ts';
+import { arenaReader, createFileArena, createMemoryArena, RingAllocator } from '../src/nodes/arena.ts';
+
+describe('RingAllocator', () => {
+  test('hands out aligned blocks in order and reuses them once the oldest are freed', () => {
+    const ring = new RingAllocator(1024);
+    const a = ring.alloc(100); // 128 bytes
+    const b = ring.alloc(300); // 320
+    const c = ring.alloc(500); // 512
+    assert.deepEqual([a, b, c], [0, 128, 448]);
+    assert.equal(ring.alloc(128), -1, 'only 64 bytes left at the end, none before the oldest block');
+    ring.free(b);
+    assert.equal(ring.alloc(64), 960, 'the end of the ring is still free');
+    assert.equal(ring.alloc(64), -1, 'b is free but a, older, is not: nothing to wrap into');
+    ring.free(a);
+    assert.equal(ring.alloc(400), 0, 'wraps to the start once a and b are both free');
+    assert.equal(ring.alloc(64), -1, 'the new block would run into c');
+    ring.free(c);
+    ring.free(960);
+    ring.free(0);
+    assert.equal(ring.used, 0);
+    assert.equal(ring.alloc(1024), 0, 'an empty ring starts over at 0 with all of its room');
+  });
+
+  test('ignores unknown and repeated frees', () => {
+    const ring = new RingAllocator(256);
+    const a = ring.alloc(64);
+    ring.free(a);
+    ring.free(a);
+    ring.free(12345);
+    assert.equal(ring.used, 0);
+    assert.equal(ring.alloc(256), 0);
+  });
+
+  test('never hands out overlapping live blocks (random workload)', () => {
+    const ring = new RingAllocator(64 * 1024);
+    const live: Array<[number, number]> = [];
+    let seed = 7;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let step = 0; step < 20_000; step++) {
+      if (live.length > 0 && rand() < 0.5) {
+        // Free mostly the oldest, sometimes one out of order.
+        const i = rand() < 0.8 ? 0 : Math.floor(rand() * live.length);
+        ring.free(live.splice(i, 1)[0]![0]);
+        continue;
+      }
+      const n = 1 + Math.floor(rand() * 9000);
+      const start = ring.alloc(n);
+      if (start < 0) continue;
+      const end = start + Math.ceil(n / 64) * 64;
+      assert.ok(end <= ring.capacity, 'inside the ring');
+      for (const [s, e] of live)
+        assert.ok(end <= s || start >= e, `[${start}, ${end}) overlaps [${s}, ${e})`);
+      live.push([start, end]);
+    }
+  });
+});
+
+describe('shared arenas', () => {
+  const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
+
+  for (const [kind, make] of [
+    ['file (/dev/shm)', () => createFileArena()],
+    ['memory (SharedArrayBuffer)', () => createMemoryArena(1024 * 1024)],
+  ] as const) {
+    test(`${kind}: stores parts, reads them back, frees them`, () => {
+      const arena = make();
+      assert.ok(arena, 'this machine has /dev/shm');
+      const parts = [bytes(70_000, 1), bytes(100_000, 2)];
+      const slots = arena.store(parts)!;
+      assert.equal(slots.length, 2);
+      const read = arenaReader(arena.handle);
+      for (const [i, s] of slots.entries()) {
+        assert.deepEqual(new Uint8Array(read(s.offset, s.length)), parts[i]);
+        assert.deepEqual(arena.read(s), parts[i]);
+      }
+      arena.free(slots);
+      assert.equal(arena.used, 0);
+      arena.close();
+      assert.equal(arena.store(parts), null, 'a closed arena stores nothing');
+    });
+  }
+
+  test('a full arena stores nothing (all or none) and keeps what it had', () => {
+    const arena = createMemoryArena(256 * 1024);
+    const first = arena.store([bytes(200_000, 3)])!;
+    assert.ok(first);
+    assert.equal(arena.store([bytes(40_000, 4), bytes(40_000, 5)]), null);
+    assert.equal(arena.used, 200_000, 'the half-stored second job was given back');
+    assert.deepEqual(arena.read(first[0]!), bytes(200_000, 3));
+  });
+
+  test('the /dev/shm file is unlinked at once: nothing is left behind', () => {
+    const before = readdirSync('/dev/shm').filter((f) => f.startsWith('pp-node-'));
+    const arena = createFileArena()!;
+    const after = readdirSync('/dev/shm').filter((f) => f.startsWith('pp-node-'));
+    assert.deepEqual(after, before);
+    assert.match(readlinkSync(`/proc/self/fd/${(arena.handle as { fd: number }).fd}`), /\(deleted\)$/);
+    arena.close();
+  });
+});
+
+function checksum(a: Float64Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i]! * ((i % 7) + 1);
+  return s;
+}
+function describeArgs(a: Float64Array, raw: ArrayBuffer, b: Buffer, small: Uint8Array) {
+  return {
+    type: a.constructor.name,
+    own: a.buffer.byteLength === a.byteLength && a.byteOffset === 0,
+    sum: checksum(a),
+    raw: [raw.byteLength, new Uint8Array(raw)[raw.byteLength - 1]],
+    buffer: [Buffer.isBuffer(b), b.length, b[0]],
+    small: Array.from(small),
+  };
+}
+function exitIf(flag: boolean, a: Float64Array): number {
+  if (flag) process.exit(3);
+  return checksum(a);
+}
+
+for (const isolation of ['process', 'thread'] as const) {
+  for (const sharedMemory of [true, false]) {
+    describe(`large arguments, ${isolation}es, sharedMemory ${sharedMemory}`, () => {
+      test('arrive whole and owned, as they were at submit', async () => {
+        await using server = new Server({ ncpus: 2, isolation, sharedMemory });
+        const jobs = [];
+        const want = [];
+        const a = new Float64Array(50_000);
+        const raw = new ArrayBuffer(80_000);
+        const b = Buffer.alloc(70_000);
+        for (let k = 0; k < 12; k++) {
+          a.fill(k + 0.5);
+          new Uint8Array(raw)[79_999] = k;
+          b.fill(k);
+          jobs.push(server.submit(describeArgs, [a, raw, b, new Uint8Array([k])], { deps: [checksum] }));
+          want.push({
+            type: 'Float64Array',
+            own: true,
+            sum: checksum(a),
+            raw: [80_000, k],
+            buffer: [true, 70_000, k],
+            small: [k],
+          });
+        }
+        // Changed after every submit: each job must see the value as it was when submitted.
+        assert.deepEqual(await Promise.all(jobs), want);
+      });
+
+      test('a worker that dies loses no other job’s arguments', async () => {
+        await using server = new Server({ ncpus: 1, isolation, sharedMemory });
+        const a = Float64Array.from({ length: 40_000 }, (_, i) => i);
+        const jobs = Array.from({ length: 8 }, (_, k) =>
+          server.submit(exitIf, [k === 3, a.map((x) => x + k)], { deps: [checksum] }),
+        );
+        const settled = await Promise.allSettled(jobs);
+        for (const [k, s] of settled.entries()) {
+          if (k === 3) {
+            assert.equal(s.status, 'rejected');
+            assert.ok((s as PromiseRejectedResult).reason instanceof WorkerCrashError);
+          } else {
+            assert.deepEqual(s, { status: 'fulfilled', value: checksum(a.map((x) => x + k)) });
+          }
+        }
+      });
+    });
+  }
+}
+
+test('worker processes read the arena from fd 4', async () => {
+  await using server = new Server({ ncpus: 1 });
+  const pid = await server.submit(() => process.pid);
+  assert.match(readlinkSync(`/proc/${pid}/fd/4`), /^\/dev\/shm\/pp-node-.*\(deleted\)$/);
+  assert.equal(
+    await server.submit(() => process.env.PP_NODE_ARENA_FD),
+    undefined,
+    'jobs do not inherit the claim',
+  );
+});
