@@ -187,6 +187,30 @@ describe('remote nodes on 127.0.0.1', () => {
     await a.waitLog((l) => l.msg === 'refused connection: too many failed handshakes');
   });
 
+  test('large arguments and results cross exactly, interleaved with small jobs, both ways', async () => {
+    const a = await node({ secret: SECRET, workers: 2 });
+    const server = new Server({ ncpus: 0, ppservers: [`127.0.0.1:${a.port}`], secret: SECRET });
+    try {
+      await waitFor(() => server.getActiveNodes().length === 1, 15_000, 'connection');
+      // 3 MiB crosses the 2 MiB chunk size; the result comes back as large as it went.
+      const reversed = (v: Float64Array, k: number) => v.map((x) => x * k).reverse();
+      const inc = (x: number) => x + 1;
+      const sizes = [70_000, 131_072, 393_216, 10];
+      const jobs: Array<PromiseLike<unknown>> = [];
+      const want: unknown[] = [];
+      for (let k = 0; k < 24; k++) {
+        const v = Float64Array.from({ length: sizes[k % sizes.length]! }, (_, i) => i + k);
+        jobs.push(server.submit(reversed, [v, k]));
+        want.push(v.map((x) => x * k).reverse());
+        jobs.push(server.submit(inc, [k]));
+        want.push(k + 1);
+      }
+      assert.deepEqual(await Promise.all(jobs), want);
+    } finally {
+      await server.close();
+    }
+  });
+
   test('two clients share one node fairly', async () => {
     const a = await node({ secret: SECRET, workers: 2 });
     const big = new Server({ ncpus: 0, ppservers: [`127.0.0.1:${a.port}`], secret: SECRET });

@@ -475,7 +475,7 @@ export class Server extends EventEmitter<ServerEvents> {
     return {
       bytes,
       splits: segments.map(({ tagAt, at }) => ({ tagAt, at })),
-      copies: stored ? null : parts.map((p) => Buffer.from(p)),
+      copies: stored ? null : parts.map(copyBytes),
       stored,
     };
   }
@@ -712,6 +712,13 @@ function definitionOf(bundle: FunctionBundle, cache: Map<string, FunctionDefinit
     cache.set(bundle.hash, def);
   }
   return def;
+}
+
+/** A copy in memory of its own (Buffer.from copies a typed array element by element: slow). */
+function copyBytes(bytes: Uint8Array): Buffer {
+  const copy = Buffer.allocUnsafeSlow(bytes.byteLength);
+  copy.set(bytes);
+  return copy;
 }
 
 /** Encodes `[thisArg, args]`; on failure, says which argument cannot travel. */

@@ -124,12 +124,17 @@ export class SecureSocket extends EventEmitter<{ message: [Buffer]; close: [code
   }
 
   /**
-   * One sealed frame as one WebSocket message. Not as fragments (which would save the copy
-   * that joins the sealed pieces here): the receiving ws then concatenates the fragments, a
-   * copy more on the node, which is the busier side.
+   * One sealed frame as one WebSocket message. Not as fragments: the receiving ws would
+   * concatenate them, a copy more on the receiver. A large frame is written as its pieces
+   * (see writeMessage), saving the copy that ws.send's single buffer would cost here.
    */
   private sendSealed(parts: Uint8Array[]): void {
-    this.ws.send(this.session.seal(parts), { binary: true });
+    const pieces = this.session.sealParts(parts);
+    let length = 0;
+    for (const p of pieces) length += p.length;
+    if (length >= DIRECT_WRITE_BYTES && writeMessage(this.ws, pieces, length, this.session.role === 'client'))
+      return;
+    this.ws.send(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, length), { binary: true });
   }
 
   close(code: number = CloseCode.Normal, reason = ''): void {
@@ -194,6 +199,53 @@ export class SecureSocket extends EventEmitter<{ message: [Buffer]; close: [code
 }
 
 const FLAG = [Buffer.from([MORE]), Buffer.from([LAST])];
+
+/** Sealed frames at least this large go to the socket as pieces (writeMessage). */
+const DIRECT_WRITE_BYTES = 64 * 1024;
+
+/** What writeMessage reads of ws's internals (ws 8). */
+interface WsInternals {
+  _socket?: { cork(): void; uncork(): void; write(b: Uint8Array): boolean } | null;
+  _sender?: { _state?: number; _queue?: unknown[] } | null;
+}
+
+/**
+ * Writes one binary WebSocket message whose payload is `pieces`, straight to ws's socket
+ * (one writev): ws.send takes a single buffer, so joining a 1 MiB sealed frame would cost a
+ * copy. Only while ws's sender is idle with nothing queued (we never enable compression, so
+ * it writes synchronously and this message cannot overtake one of its own). The client's
+ * mask is zero, as with `zeroMask`: masking guards browsers' proxies, not this protocol.
+ * Returns false, and writes nothing, when it cannot (the caller then uses ws.send).
+ */
+export function writeMessage(
+  ws: WebSocket,
+  pieces: readonly Uint8Array[],
+  length: number,
+  masked: boolean,
+): boolean {
+  const { _socket: socket, _sender: sender } = ws as unknown as WsInternals;
+  if (
+    ws.readyState !== ws.OPEN ||
+    !socket ||
+    !sender ||
+    sender._state !== 0 ||
+    !Array.isArray(sender._queue) ||
+    sender._queue.length > 0
+  ) {
+    return false;
+  }
+  const extended = length < 126 ? 0 : length < 65536 ? 2 : 8;
+  const header = Buffer.alloc(2 + extended + (masked ? 4 : 0)); // mask key: zeros
+  header[0] = 0x82; // FIN, binary
+  header[1] = (masked ? 0x80 : 0) | (extended === 0 ? length : extended === 2 ? 126 : 127);
+  if (extended === 2) header.writeUInt16BE(length, 2);
+  else if (extended === 8) header.writeBigUInt64BE(BigInt(length), 2);
+  socket.cork();
+  socket.write(header);
+  for (const p of pieces) socket.write(p);
+  socket.uncork();
+  return true;
+}
 
 /** Outcome of a failed handshake, for logs and error messages. */
 export class HandshakeFailure extends Error {
