@@ -18,6 +18,7 @@ import {
   runMessage,
 } from '../protocol/messages.ts';
 import {
+  CHUNK_BYTES,
   CloseCode,
   clientHandshake,
   HandshakeFailure,
@@ -27,6 +28,10 @@ import {
 } from '../transport/secure-socket.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
 import { argsParts } from './job-args.ts';
+
+/** Job bytes per run message, leaving room for its head within one chunk. */
+const RUN_MESSAGE_BYTES = CHUNK_BYTES - 64 * 1024;
+
 import { targetDepth } from './local-pool.ts';
 
 export type RemoteState = 'connecting' | 'ready' | 'backoff' | 'rejected' | 'closed';
@@ -135,19 +140,30 @@ export class RemoteNode implements ComputeNode {
     }
     if (defs.length > 0) socket.send(encodeMessage({ type: 'define', defs }));
     if (refs.length > 0) socket.send(encodeMessage({ type: 'put', refs, blobs: refBlobs }));
-    socket.send(
-      encodeMessage(
-        runMessage(
-          jobs.map((j) => ({
-            id: j.id,
-            hash: j.hash,
-            timeoutMs: j.timeoutMs,
-            refs: j.refs,
-            blob: argsParts(j.args),
-          })),
-        ),
-      ),
-    );
+    // Several run messages when the jobs are large: a message over CHUNK_BYTES travels in
+    // chunks that the node has to join (a copy of the whole message) before decoding it.
+    type Entry = {
+      id: number;
+      hash: string;
+      timeoutMs: number | undefined;
+      refs: DispatchJob['refs'];
+      blob: Uint8Array[];
+    };
+    let batch: Entry[] = [];
+    let batchBytes = 0;
+    for (const j of jobs) {
+      const blob = argsParts(j.args);
+      let bytes = 0;
+      for (const p of blob) bytes += p.byteLength;
+      if (batch.length > 0 && batchBytes + bytes > RUN_MESSAGE_BYTES) {
+        socket.send(encodeMessage(runMessage(batch)));
+        batch = [];
+        batchBytes = 0;
+      }
+      batch.push({ id: j.id, hash: j.hash, timeoutMs: j.timeoutMs, refs: j.refs, blob });
+      batchBytes += bytes;
+    }
+    socket.send(encodeMessage(runMessage(batch)));
   }
 
   cancel(jobId: number): void {

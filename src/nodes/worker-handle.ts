@@ -5,8 +5,8 @@
  * down. In a worker thread that process is the user's (nodejs/node#47224: a worker's OOM can
  * abort the parent), so "the worker is replaced and the server keeps going" can only be
  * promised for child processes. Threads stay available (`isolation: 'thread'`) because they
- * move large arguments faster (transfer instead of a socket copy) and start faster; the
- * benchmark (`npm run bench`) prints both.
+ * start faster and read large arguments from memory rather than through the kernel (see
+ * arena.ts); the benchmark (`npm run bench`) prints both.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
