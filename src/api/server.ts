@@ -714,12 +714,23 @@ function definitionOf(bundle: FunctionBundle, cache: Map<string, FunctionDefinit
   return def;
 }
 
-/** A copy in memory of its own (Buffer.from copies a typed array element by element: slow). */
-function copyBytes(bytes: Uint8Array): Buffer {
-  const copy = Buffer.allocUnsafeSlow(bytes.byteLength);
-  copy.set(bytes);
-  return copy;
+/**
+ * A copy, in pieces of 64 KiB: allocations that size come from malloc's heap, larger ones
+ * from a fresh mmap each (page faults on every write). The pieces are only ever written out
+ * one after another (sealed, or written to a worker's pipe), never read as one buffer.
+ * (Buffer.from would copy a typed array element by element: slower still.)
+ */
+function copyBytes(bytes: Uint8Array): Buffer[] {
+  const pieces: Buffer[] = [];
+  for (let at = 0; at < bytes.byteLength; at += COPY_PIECE_BYTES) {
+    const piece = bytes.subarray(at, at + COPY_PIECE_BYTES);
+    const copy = Buffer.allocUnsafeSlow(piece.byteLength);
+    copy.set(piece);
+    pieces.push(copy);
+  }
+  return pieces;
 }
+const COPY_PIECE_BYTES = 64 * 1024;
 
 /** Encodes `[thisArg, args]`; on failure, says which argument cannot travel. */
 function encodeArgs(

@@ -11,8 +11,8 @@ export interface JobArgs {
   readonly bytes: Uint8Array;
   /** Where the split parts' markers are in `bytes`. */
   readonly splits: ReadonlyArray<{ readonly tagAt: number; readonly at: number }>;
-  /** The parts on the heap (when not in an arena). */
-  readonly copies: readonly Uint8Array[] | null;
+  /** The parts on the heap (when not in an arena), each as one or several pieces. */
+  readonly copies: ReadonlyArray<Uint8Array | readonly Uint8Array[]> | null;
   /** The parts in a local pool's arena: slots, and the arena they are in (null once freed). */
   stored: { readonly arena: SharedArena; readonly slots: readonly ArenaSlot[] } | null;
 }

@@ -1067,14 +1067,16 @@ export function encodeSplit(
 export function joinSplit(
   bytes: Uint8Array,
   segments: ReadonlyArray<{ readonly tagAt: number; readonly at: number }>,
-  segmentBytes: readonly Uint8Array[],
+  segmentBytes: ReadonlyArray<Uint8Array | readonly Uint8Array[]>,
 ): Uint8Array[] {
   const parts: Uint8Array[] = [];
   let from = 0;
   segments.forEach((s, i) => {
     if (s.tagAt > from) parts.push(bytes.subarray(from, s.tagAt));
     parts.push(bytes.subarray(s.tagAt + 1, s.at));
-    parts.push(segmentBytes[i]!);
+    const b = segmentBytes[i]!;
+    if (b instanceof Uint8Array) parts.push(b);
+    else parts.push(...b);
     from = s.at;
   });
   if (from < bytes.byteLength) parts.push(bytes.subarray(from));
