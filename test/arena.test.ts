@@ -2,7 +2,7 @@
 // arenas, and the job server end to end, in both isolations, including the paths a crash or
 // a full arena takes.
 import assert from 'node:assert/strict';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { fstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { WorkerCrashError } from '../src/errors.ts';
 import { Server } from '../src/index.ts';
@@ -98,6 +98,19 @@ describe('shared arenas', () => {
     assert.equal(arena.store([bytes(40_000, 4), bytes(40_000, 5)]), null);
     assert.equal(arena.used, 200_000, 'the half-stored second job was given back');
     assert.deepEqual(arena.read(first[0]!), bytes(200_000, 3));
+  });
+
+  test('an idle, empty file arena gives its memory back', async () => {
+    const arena = createFileArena()!;
+    const fd = (arena.handle as { fd: number }).fd;
+    const slots = arena.store([bytes(3 << 20, 6)])!;
+    assert.equal(fstatSync(fd).size, 3 << 20);
+    arena.free(slots);
+    await new Promise((r) => setTimeout(r, 1200));
+    assert.equal(fstatSync(fd).size, 0, 'truncated after a second with nothing stored');
+    const again = arena.store([bytes(70_000, 8)])!;
+    assert.deepEqual(arena.read(again[0]!), bytes(70_000, 8), 'and still works');
+    arena.close();
   });
 
   test('the /dev/shm file is unlinked at once: nothing is left behind', () => {

@@ -18,7 +18,16 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, openSync, readSync, statfsSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  openSync,
+  readSync,
+  statfsSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 /** A stored part: where it is and how long it is. */
@@ -32,6 +41,7 @@ export const ARENA_BYTES = 256 * 1024 * 1024;
 /** Less room than this is not worth an arena. */
 const MIN_ARENA_BYTES = 16 * 1024 * 1024;
 const ALIGN = 64;
+const SHRINK_AFTER_MS = 1000;
 
 /**
  * Hands out byte ranges of [0, capacity) in order, wrapping around; a range is reusable once
@@ -120,6 +130,9 @@ export abstract class SharedArena {
   protected abstract write(bytes: Uint8Array, offset: number): void;
   protected abstract copyOut(slot: ArenaSlot): Uint8Array;
   protected abstract release(): void;
+  /** Gives the memory of an empty arena back to the system (where it can). */
+  protected shrink(): void {}
+  private shrinkTimer: NodeJS.Timeout | null = null;
 
   /** Copies each part into its own slot: all of them, or none (null) when there is no room. */
   store(parts: readonly Uint8Array[]): ArenaSlot[] | null {
@@ -145,6 +158,14 @@ export abstract class SharedArena {
 
   free(slots: readonly ArenaSlot[]): void {
     for (const s of slots) this.ring.free(s.offset);
+    // Idle for a second with nothing stored: let the pages go rather than keep the high-water mark.
+    if (this.ring.used === 0 && slots.length > 0 && !this.shrinkTimer && !this.closed) {
+      this.shrinkTimer = setTimeout(() => {
+        this.shrinkTimer = null;
+        if (this.ring.used === 0 && !this.closed) this.shrink();
+      }, SHRINK_AFTER_MS);
+      this.shrinkTimer.unref();
+    }
   }
 
   /** A copy of a stored part. */
@@ -159,6 +180,7 @@ export abstract class SharedArena {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.shrinkTimer) clearTimeout(this.shrinkTimer);
     this.release();
   }
 }
@@ -185,6 +207,10 @@ class FileArena extends SharedArena {
     return new Uint8Array(readFile(this.fd, slot.offset, slot.length));
   }
 
+  protected override shrink(): void {
+    ftruncateSync(this.fd, 0); // a tmpfs file's pages are its memory
+  }
+
   protected release(): void {
     closeSync(this.fd);
   }
@@ -206,6 +232,8 @@ class MemoryArena extends SharedArena {
     return new Uint8Array(readMemory(this.memory, slot.offset, slot.length));
   }
 
+  // A SharedArrayBuffer cannot give pages back: a thread pool keeps the high-water mark of
+  // its arena (at most ARENA_BYTES) until it closes.
   protected release(): void {}
 }
 
