@@ -79,7 +79,7 @@ describe('shared arenas', () => {
       const parts = [bytes(70_000, 1), bytes(100_000, 2)];
       const slots = arena.store(parts)!;
       assert.equal(slots.length, 2);
-      const read = arenaReader(arena.handle);
+      const read = arenaReader(arena.handle!);
       for (const [i, s] of slots.entries()) {
         assert.deepEqual(new Uint8Array(read(s.offset, s.length)), parts[i]);
         assert.deepEqual(arena.read(s), parts[i]);

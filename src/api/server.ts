@@ -9,6 +9,7 @@ import { availableParallelism } from 'node:os';
 import { type DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
 import { JobCancelledError, JobSetupError, PPError, ServerClosedError } from '../errors.ts';
 import { type FunctionBundle, getBundle, type ModuleSpec } from '../functions/bundle.ts';
+import { createHeapArena, type SharedArena } from '../nodes/arena.ts';
 import type { ComputeNode, DispatchJob, JobOutcome, NodeEvents, RefData } from '../nodes/compute-node.ts';
 import { type JobArgs, releaseArgs, wholeArgs } from '../nodes/job-args.ts';
 import { LocalPool } from '../nodes/local-pool.ts';
@@ -163,6 +164,9 @@ export class Server extends EventEmitter<ServerEvents> {
   readonly #queue = new Fifo<JobRecord>();
   readonly #nodes: ComputeNode[] = [];
   readonly #local: LocalPool;
+  /** Reusable memory for large arguments that no local worker reads (see nodes/arena.ts). */
+  #heapArena: SharedArena | null = null;
+  readonly #sharedMemory: boolean;
   readonly #counters = new Map<string, NodeCounters>();
   readonly #estimates = new Map<string, DurationEstimate>();
   readonly #registries = new WeakMap<object, ClassRegistry>();
@@ -202,7 +206,7 @@ export class Server extends EventEmitter<ServerEvents> {
         isolation: options.isolation ?? 'process',
         maxMemoryMb: options.workerMemoryMb,
         execArgv: options.workerExecArgv,
-        sharedMemory: options.sharedMemory ?? true,
+        sharedMemory: (this.#sharedMemory = options.sharedMemory ?? true),
       },
       events,
     );
@@ -446,9 +450,9 @@ export class Server extends EventEmitter<ServerEvents> {
     this.#queue.clear();
     const browser = this.#browser;
     this.#browser = null;
-    this.#closing = Promise.all([...this.#nodes.map((n) => n.close()), browser?.stop()]).then(
-      () => undefined,
-    );
+    this.#closing = Promise.all([...this.#nodes.map((n) => n.close()), browser?.stop()]).then(() => {
+      this.#heapArena?.close();
+    });
     return this.#closing;
   }
 
@@ -465,13 +469,19 @@ export class Server extends EventEmitter<ServerEvents> {
 
   /**
    * Encodes a job's arguments. Large binary parts are copied once, straight into the local
-   * workers' shared memory when there is room (see nodes/arena.ts), else onto the heap.
+   * workers' shared memory when there is room (see nodes/arena.ts), else into reusable
+   * memory of this process, else onto the heap.
    */
   #captureArgs(thisArg: unknown, args: readonly unknown[], registry: ClassRegistry): JobArgs {
     const { bytes, segments } = encodeArgs(thisArg, args, registry);
     if (segments.length === 0) return wholeArgs(bytes);
     const parts = segments.map((s) => s.bytes);
-    const stored = this.#local.store(parts);
+    let stored = this.#local.store(parts);
+    if (!stored && this.#sharedMemory) {
+      const arena = (this.#heapArena ??= createHeapArena());
+      const slots = arena.store(parts);
+      if (slots) stored = { arena, slots };
+    }
     return {
       bytes,
       splits: segments.map(({ tagAt, at }) => ({ tagAt, at })),

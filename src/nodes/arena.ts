@@ -126,7 +126,8 @@ export abstract class SharedArena {
     this.ring = new RingAllocator(capacity);
   }
 
-  abstract readonly handle: ArenaHandle;
+  /** What workers need to read it; null for an arena only this process reads (HeapArena). */
+  abstract readonly handle: ArenaHandle | null;
   protected abstract write(bytes: Uint8Array, offset: number): void;
   protected abstract copyOut(slot: ArenaSlot): Uint8Array;
   protected abstract release(): void;
@@ -168,7 +169,7 @@ export abstract class SharedArena {
     }
   }
 
-  /** A copy of a stored part. */
+  /** The bytes of a stored part, for sending elsewhere; valid until the slot is freed. */
   read(slot: ArenaSlot): Uint8Array {
     return this.copyOut(slot);
   }
@@ -235,6 +236,45 @@ class MemoryArena extends SharedArena {
   // A SharedArrayBuffer cannot give pages back: a thread pool keeps the high-water mark of
   // its arena (at most ARENA_BYTES) until it closes.
   protected release(): void {}
+}
+
+/**
+ * Reusable memory for parts that no local worker reads (jobs bound for remote nodes, or the
+ * local arena is full). Not shared, so it can be dropped when idle. Its point is the
+ * garbage collector: a fresh 1 MiB copy per job makes V8 run a full collection every few
+ * dozen MiB (external memory), which on a client with a large heap costs more than the copy.
+ */
+class HeapArena extends SharedArena {
+  readonly handle = null;
+  private memory: ArrayBuffer | null = null;
+
+  constructor(capacity: number) {
+    super(capacity);
+  }
+
+  protected write(bytes: Uint8Array, offset: number): void {
+    // Untouched pages of a large ArrayBuffer cost nothing until written.
+    this.memory ??= new ArrayBuffer(this.ring.capacity);
+    new Uint8Array(this.memory, offset, bytes.byteLength).set(bytes);
+  }
+
+  /** A view, not a copy: the caller sends it before the job can finish and free the slot. */
+  protected copyOut(slot: ArenaSlot): Uint8Array {
+    return new Uint8Array(this.memory!, slot.offset, slot.length);
+  }
+
+  protected override shrink(): void {
+    this.memory = null;
+  }
+
+  protected release(): void {
+    this.memory = null;
+  }
+}
+
+/** An arena that only this process reads (see HeapArena). */
+export function createHeapArena(capacity = ARENA_BYTES): SharedArena {
+  return new HeapArena(capacity);
 }
 
 const SHM_DIR = '/dev/shm';

@@ -238,7 +238,7 @@ export class LocalPool implements ComputeNode {
     }
     const w = new WorkerHandle(
       this.nextIndex++,
-      { ...this.opts, arena: this.arena?.handle },
+      { ...this.opts, arena: this.arena?.handle ?? undefined },
       (worker, msg) => this.onMessage(worker, msg),
       (worker, exit) => this.onExit(worker, exit),
     );
