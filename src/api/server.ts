@@ -298,12 +298,13 @@ export class Server extends EventEmitter<ServerEvents> {
     });
     const registry = this.#registryOf(bundle);
     const encoded = this.#captureArgs(bundle.thisArg, args, registry);
-    const refs: RefData[] = [];
+    let refs: RefData[] = NO_REFS;
     for (const arg of args) {
       if (!(arg instanceof Ref)) continue;
       const stored = this.#refs.get(arg.id);
       if (!stored)
         throw new PPError(`submit: a Ref argument (${arg.id}) was released or made by another server`);
+      if (refs === NO_REFS) refs = [];
       refs.push(stored);
     }
     const timeoutMs = options.timeout;
@@ -690,6 +691,8 @@ export class Server extends EventEmitter<ServerEvents> {
     }
   }
 }
+
+const NO_REFS: RefData[] = Object.freeze([]) as unknown as RefData[];
 
 function summarize(node: ComputeNode): NodeSummary {
   const info = node instanceof RemoteNode ? node.info : null;

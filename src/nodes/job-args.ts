@@ -19,8 +19,9 @@ export interface JobArgs {
 
 /** Args with nothing split off (small values, or a message received whole). */
 export function wholeArgs(bytes: Uint8Array): JobArgs {
-  return { bytes, splits: [], copies: null, stored: null };
+  return { bytes, splits: NO_SPLITS, copies: null, stored: null };
 }
+const NO_SPLITS: JobArgs['splits'] = Object.freeze([]);
 
 /** The ordinary encoding, as parts: what goes to a node that cannot read the arena. */
 export function argsParts(args: JobArgs): Uint8Array[] {

@@ -373,7 +373,7 @@ class Encoder {
     this.split = true;
     try {
       const bytes = this.run(value, classes, rootName);
-      return { bytes, segments: this.segments };
+      return { bytes, segments: this.segments.length === 0 ? NO_SEGMENTS : this.segments };
     } finally {
       this.split = false;
       this.segments = [];
@@ -1033,6 +1033,8 @@ export function encode(value: unknown, classes?: ClassRegistry, rootName = 'valu
   const enc = sharedEncoder.busy ? new Encoder() : sharedEncoder;
   return enc.run(value, classes, rootName);
 }
+
+const NO_SEGMENTS: SplitSegment[] = Object.freeze([]) as unknown as SplitSegment[];
 
 /** A large binary part that {@link encodeSplit} left out of the encoded bytes. */
 export interface SplitSegment {
