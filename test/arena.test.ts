@@ -2,7 +2,10 @@
 // arenas, and the job server end to end, in both isolations, including the paths a crash or
 // a full arena takes.
 import assert from 'node:assert/strict';
-import { fstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { fstatSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { WorkerCrashError } from '../src/errors.ts';
 import { Server } from '../src/index.ts';
@@ -111,6 +114,31 @@ describe('shared arenas', () => {
     const again = arena.store([bytes(70_000, 8)])!;
     assert.deepEqual(arena.read(again[0]!), bytes(70_000, 8), 'and still works');
     arena.close();
+  });
+
+  test('a tmpfs that fills up under the arena: store gives up cleanly, and works again once there is room', (t) => {
+    if (process.getuid?.() !== 0) {
+      if (process.env.CI === 'true') assert.fail('this test mounts a tmpfs: CI must run as root');
+      t.skip('needs root to mount a small tmpfs');
+      return;
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'pp-node-shm-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=80m', 'tmpfs', dir]);
+    try {
+      const arena = createFileArena(dir)!;
+      assert.ok(arena, 'an arena on 80 MiB of tmpfs (20 MiB of room)');
+      // Someone else fills the tmpfs: the arena's next write fails with ENOSPC.
+      writeFileSync(join(dir, 'filler'), Buffer.alloc(79 << 20));
+      assert.equal(arena.store([bytes(2 << 20, 1)]), null, 'no room: the job keeps its own copy');
+      assert.equal(arena.used, 0, 'nothing half-stored is left');
+      rmSync(join(dir, 'filler'));
+      const slots = arena.store([bytes(2 << 20, 2)])!;
+      assert.deepEqual(arena.read(slots[0]!), bytes(2 << 20, 2));
+      arena.close();
+    } finally {
+      execFileSync('umount', [dir]);
+      rmSync(dir, { recursive: true });
+    }
   });
 
   test('the /dev/shm file is unlinked at once: nothing is left behind', () => {
