@@ -41,7 +41,12 @@ export const ARENA_BYTES = 256 * 1024 * 1024;
 /** Less room than this is not worth an arena. */
 const MIN_ARENA_BYTES = 16 * 1024 * 1024;
 const ALIGN = 64;
-const SHRINK_AFTER_MS = 1000;
+/**
+ * How long an arena must sit empty before it gives its memory back. Not short: touching the
+ * pages again costs a page fault each (in a VM, 200 MiB took ~100 ms), and a workload that
+ * pauses for a few seconds of long jobs between bursts of big ones would pay it every time.
+ */
+export const SHRINK_AFTER_MS = 30_000;
 
 /**
  * Hands out byte ranges of [0, capacity) in order, wrapping around; a range is reusable once
@@ -122,7 +127,10 @@ export abstract class SharedArena {
   protected readonly ring: RingAllocator;
   private closed = false;
 
-  protected constructor(capacity: number) {
+  protected constructor(
+    capacity: number,
+    private readonly shrinkAfterMs = SHRINK_AFTER_MS,
+  ) {
     this.ring = new RingAllocator(capacity);
   }
 
@@ -159,12 +167,12 @@ export abstract class SharedArena {
 
   free(slots: readonly ArenaSlot[]): void {
     for (const s of slots) this.ring.free(s.offset);
-    // Idle for a second with nothing stored: let the pages go rather than keep the high-water mark.
+    // Idle and empty for a while: let the pages go rather than keep the high-water mark.
     if (this.ring.used === 0 && slots.length > 0 && !this.shrinkTimer && !this.closed) {
       this.shrinkTimer = setTimeout(() => {
         this.shrinkTimer = null;
         if (this.ring.used === 0 && !this.closed) this.shrink();
-      }, SHRINK_AFTER_MS);
+      }, this.shrinkAfterMs);
       this.shrinkTimer.unref();
     }
   }
@@ -192,8 +200,9 @@ class FileArena extends SharedArena {
   constructor(
     private readonly fd: number,
     capacity: number,
+    shrinkAfterMs?: number,
   ) {
-    super(capacity);
+    super(capacity, shrinkAfterMs);
     this.handle = { kind: 'file', fd };
   }
 
@@ -248,8 +257,8 @@ class HeapArena extends SharedArena {
   readonly handle = null;
   private memory: ArrayBuffer | null = null;
 
-  constructor(capacity: number) {
-    super(capacity);
+  constructor(capacity: number, shrinkAfterMs?: number) {
+    super(capacity, shrinkAfterMs);
   }
 
   protected write(bytes: Uint8Array, offset: number): void {
@@ -273,8 +282,8 @@ class HeapArena extends SharedArena {
 }
 
 /** An arena that only this process reads (see HeapArena). */
-export function createHeapArena(capacity = ARENA_BYTES): SharedArena {
-  return new HeapArena(capacity);
+export function createHeapArena(capacity = ARENA_BYTES, shrinkAfterMs?: number): SharedArena {
+  return new HeapArena(capacity, shrinkAfterMs);
 }
 
 const SHM_DIR = '/dev/shm';
@@ -283,7 +292,7 @@ const SHM_DIR = '/dev/shm';
  * An arena for worker processes: null where there is no RAM-backed /dev/shm (macOS, Windows)
  * or too little room in it (a container's 64 MiB default), so the pool goes without.
  */
-export function createFileArena(dir = SHM_DIR): SharedArena | null {
+export function createFileArena(dir = SHM_DIR, shrinkAfterMs?: number): SharedArena | null {
   try {
     if (!existsSync(dir)) return null;
     const fs = statfsSync(dir);
@@ -292,7 +301,7 @@ export function createFileArena(dir = SHM_DIR): SharedArena | null {
     const path = join(dir, `pp-node-${process.pid}-${randomBytes(6).toString('hex')}`);
     const fd = openSync(path, 'wx+', 0o600);
     unlinkSync(path);
-    return new FileArena(fd, capacity);
+    return new FileArena(fd, capacity, shrinkAfterMs);
   } catch {
     return null;
   }

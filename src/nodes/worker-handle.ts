@@ -34,6 +34,15 @@ export interface WorkerOptions {
 /** The file descriptor a worker process finds its arena at (0-2 are stdio, 3 the channel). */
 export const ARENA_FD = 4;
 
+/**
+ * glibc malloc settings for worker processes (ignored elsewhere; a user's own
+ * GLIBC_TUNABLES wins). A worker copies each large argument into a fresh buffer; by default
+ * glibc serves 1 MiB from a fresh mmap or hands freed memory back at once, so every buffer
+ * faults its pages in again, which is slow in a VM. Keeping up to 64 MiB of freed memory cut
+ * a W4 worker's page faults from 20-70 to 10 per MiB and its CPU by 5-10%.
+ */
+const WORKER_MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864';
+
 export interface WorkerExit {
   code: number | null;
   signal: string | null;
@@ -96,12 +105,15 @@ export class WorkerHandle {
 
   private startProcess(opts: WorkerOptions): void {
     const arena = opts.arena?.kind === 'file' ? opts.arena.fd : undefined;
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    if (arena !== undefined) env.PP_NODE_ARENA_FD = String(ARENA_FD);
+    env.GLIBC_TUNABLES ??= WORKER_MALLOC_TUNABLES;
     const child = spawn(process.execPath, [...processExecArgv(opts), fileURLToPath(entryUrl)], {
       stdio:
         arena === undefined
           ? ['ignore', 'inherit', 'inherit', 'pipe']
           : ['ignore', 'inherit', 'inherit', 'pipe', arena],
-      env: arena === undefined ? process.env : { ...process.env, PP_NODE_ARENA_FD: String(ARENA_FD) },
+      env,
     });
     this.child = child;
     this.pid = child.pid ?? 0;
