@@ -200,13 +200,14 @@ export class Server extends EventEmitter<ServerEvents> {
       onRequeue: (_node, ids) => this.#onRequeue(ids),
       onCapacity: () => this.#scheduleDrain(),
     };
+    this.#sharedMemory = options.sharedMemory ?? true;
     this.#local = new LocalPool(
       {
         ncpus,
         isolation: options.isolation ?? 'process',
         maxMemoryMb: options.workerMemoryMb,
         execArgv: options.workerExecArgv,
-        sharedMemory: (this.#sharedMemory = options.sharedMemory ?? true),
+        sharedMemory: this.#sharedMemory,
       },
       events,
     );

@@ -137,7 +137,8 @@ export abstract class SharedArena {
   /** What workers need to read it; null for an arena only this process reads (HeapArena). */
   abstract readonly handle: ArenaHandle | null;
   protected abstract write(bytes: Uint8Array, offset: number): void;
-  protected abstract copyOut(slot: ArenaSlot): Uint8Array;
+  /** The bytes of a stored part, for sending elsewhere; valid until the slot is freed. */
+  abstract read(slot: ArenaSlot): Uint8Array;
   protected abstract release(): void;
   /** Gives the memory of an empty arena back to the system (where it can). */
   protected shrink(): void {}
@@ -177,11 +178,6 @@ export abstract class SharedArena {
     }
   }
 
-  /** The bytes of a stored part, for sending elsewhere; valid until the slot is freed. */
-  read(slot: ArenaSlot): Uint8Array {
-    return this.copyOut(slot);
-  }
-
   get used(): number {
     return this.ring.used;
   }
@@ -213,7 +209,7 @@ class FileArena extends SharedArena {
     }
   }
 
-  protected copyOut(slot: ArenaSlot): Uint8Array {
+  read(slot: ArenaSlot): Uint8Array {
     return new Uint8Array(readFile(this.fd, slot.offset, slot.length));
   }
 
@@ -238,7 +234,7 @@ class MemoryArena extends SharedArena {
     new Uint8Array(this.memory, offset, bytes.byteLength).set(bytes);
   }
 
-  protected copyOut(slot: ArenaSlot): Uint8Array {
+  read(slot: ArenaSlot): Uint8Array {
     return new Uint8Array(readMemory(this.memory, slot.offset, slot.length));
   }
 
@@ -268,7 +264,7 @@ class HeapArena extends SharedArena {
   }
 
   /** A view, not a copy: the caller sends it before the job can finish and free the slot. */
-  protected copyOut(slot: ArenaSlot): Uint8Array {
+  read(slot: ArenaSlot): Uint8Array {
     return new Uint8Array(this.memory!, slot.offset, slot.length);
   }
 
@@ -277,7 +273,7 @@ class HeapArena extends SharedArena {
   }
 
   protected release(): void {
-    this.memory = null;
+    this.shrink();
   }
 }
 

@@ -142,14 +142,7 @@ export class RemoteNode implements ComputeNode {
     if (refs.length > 0) socket.send(encodeMessage({ type: 'put', refs, blobs: refBlobs }));
     // Several run messages when the jobs are large: a message over CHUNK_BYTES travels in
     // chunks that the node has to join (a copy of the whole message) before decoding it.
-    type Entry = {
-      id: number;
-      hash: string;
-      timeoutMs: number | undefined;
-      refs: DispatchJob['refs'];
-      blob: Uint8Array[];
-    };
-    let batch: Entry[] = [];
+    let batch: Parameters<typeof runMessage>[0][number][] = [];
     let batchBytes = 0;
     for (const j of jobs) {
       const blob = argsParts(j.args);

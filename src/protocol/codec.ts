@@ -380,6 +380,12 @@ class Encoder {
     }
   }
 
+  /** Marks the header just written (from `tagAt`) as split, its bytes listed, not copied. */
+  splitOff(tagAt: number, bytes: Uint8Array): void {
+    this.buf[tagAt] = T_SPLIT;
+    this.segments.push({ tagAt, at: this.pos, bytes });
+  }
+
   /** The output: scratch bytes with the deferred views' bytes spliced in at their places. */
   assemble(): Buffer {
     const total = this.pos + this.deferredBytes;
@@ -717,11 +723,10 @@ class Encoder {
         const n = ab.byteLength;
         if (this.split && n >= DEFER_VIEW_BYTES) {
           this.ensure(11);
-          const tagAt = this.pos;
-          this.buf[this.pos++] = T_SPLIT;
+          const tagAt = this.pos++;
           this.buf[this.pos++] = T_ARRAY_BUFFER;
           this.writeVarint(n);
-          this.segments.push({ tagAt, at: this.pos, bytes: new Uint8Array(ab) });
+          this.splitOff(tagAt, new Uint8Array(ab));
           return;
         }
         buf[this.pos++] = T_ARRAY_BUFFER;
@@ -905,12 +910,12 @@ class Encoder {
     const large = n >= DEFER_VIEW_BYTES && (LITTLE_ENDIAN || size === 1);
     this.ensure(11);
     const tagAt = this.pos;
-    if (large && this.split) this.buf[this.pos++] = T_SPLIT;
+    if (large && this.split) this.pos++; // room for T_SPLIT
     this.buf[this.pos++] = T_VIEW;
     this.buf[this.pos++] = kind;
     this.writeVarint(n);
     if (large && this.split) {
-      this.segments.push({ tagAt, at: this.pos, bytes: new Uint8Array(ab, v.byteOffset, n) });
+      this.splitOff(tagAt, new Uint8Array(ab, v.byteOffset, n));
       return;
     }
     if (large) {
@@ -1508,12 +1513,20 @@ class Decoder {
     return re;
   }
 
-  view(): ArrayBufferView {
+  /** A view's kind byte and byte length, checked; `inline`: its bytes follow in the input. */
+  viewHeader(inline: boolean): { kind: number; k: (typeof VIEW_KINDS)[number]; n: number } {
     const kind = this.byte();
     const k = VIEW_KINDS[kind];
     if (k === undefined) throw this.fail(`unknown typed array kind ${kind}`);
-    const n = this.count(1);
+    const n = inline ? this.count(1) : this.varint();
     if (n % k.size !== 0) throw this.fail(`${k.name} byte length ${n} is not a multiple of ${k.size}`);
+    if (k.ctor === undefined && kind !== VIEW_BUFFER)
+      throw this.fail(`${k.name} is not available in this runtime`);
+    return { kind, k, n };
+  }
+
+  view(): ArrayBufferView {
+    const { kind, k, n } = this.viewHeader(true);
     const p = this.pos;
     let v: ArrayBufferView;
     if (kind === VIEW_BUFFER) {
@@ -1521,12 +1534,11 @@ class Decoder {
       v = Buffer.allocUnsafeSlow(n);
       this.b.copy(v as Buffer, 0, p, p + n);
     } else {
-      if (k.ctor === undefined) throw this.fail(`${k.name} is not available in this runtime`);
       const ab = newArrayBuffer(n);
       const bytes = new Uint8Array(ab);
       this.b.copy(bytes, 0, p, p + n);
       if (!LITTLE_ENDIAN && k.size > 1) swapBytes(bytes, 0, n, k.size);
-      v = kind === 1 ? bytes : new k.ctor(ab);
+      v = kind === 1 ? bytes : new k.ctor!(ab);
     }
     this.pos = p + n;
     this.refs.push(v);
@@ -1544,13 +1556,7 @@ class Decoder {
       return ab;
     }
     if (t !== T_VIEW) throw this.fail(`an out-of-band part must be an ArrayBuffer or a view, not tag ${t}`);
-    const kind = this.byte();
-    const k = VIEW_KINDS[kind];
-    if (k === undefined) throw this.fail(`unknown typed array kind ${kind}`);
-    const n = this.varint();
-    if (n % k.size !== 0) throw this.fail(`${k.name} byte length ${n} is not a multiple of ${k.size}`);
-    if (k.ctor === undefined && kind !== VIEW_BUFFER)
-      throw this.fail(`${k.name} is not available in this runtime`);
+    const { kind, k, n } = this.viewHeader(false);
     const ab = this.segment(source, n);
     const v: ArrayBufferView =
       kind === VIEW_BUFFER ? Buffer.from(ab) : kind === 1 ? new Uint8Array(ab) : new k.ctor!(ab);
