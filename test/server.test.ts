@@ -225,6 +225,27 @@ describe('Server on local processes', () => {
     assert.equal(await server.submit((x: number) => x, [1]), 1);
   });
 
+  test('results written while the server is not reading (full socket) all arrive, once and in order', async () => {
+    // Workers write each result straight to their socket; when it is full they queue behind
+    // it. Keep this process busy so the sockets fill (a worker holds up to 128 of these 4 KB
+    // results, more than a socket buffer: strace shows EAGAIN), and check nothing is lost or mixed up.
+    const n = 20_000;
+    const seen = new Uint8Array(n);
+    const jobs = Array.from({ length: n }, (_, i) =>
+      server.submit((x: number) => ({ x, pad: 'y'.repeat(4000) }), [i], {
+        callback: (r: { x: number }) => seen[r.x]!++,
+      }),
+    );
+    await new Promise((r) => setTimeout(r, 20)); // let the first batches go out
+    const until = Date.now() + 400;
+    while (Date.now() < until) {} // not reading: the workers' sockets fill up
+    const got = await Promise.all(jobs);
+    for (let i = 0; i < n; i++) {
+      assert.equal(got[i]!.x, i);
+      assert.equal(seen[i], 1, `job ${i} delivered once`);
+    }
+  });
+
   test('a job whose worker crashes with a segmentation fault rejects; the server keeps going', async () => {
     const crash = () => process.kill(process.pid, 'SIGSEGV');
     const job = server.submit(crash, []);

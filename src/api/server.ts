@@ -10,7 +10,7 @@ import { type DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
 import { JobCancelledError, JobSetupError, PPError, ServerClosedError } from '../errors.ts';
 import { type FunctionBundle, getBundle, type ModuleSpec } from '../functions/bundle.ts';
 import { createHeapArena, type SharedArena } from '../nodes/arena.ts';
-import type { ComputeNode, DispatchJob, JobOutcome, NodeEvents, RefData } from '../nodes/compute-node.ts';
+import type { ComputeNode, DispatchJob, NodeEvents, RefData } from '../nodes/compute-node.ts';
 import { type JobArgs, releaseArgs, wholeArgs } from '../nodes/job-args.ts';
 import { LocalPool } from '../nodes/local-pool.ts';
 import {
@@ -124,18 +124,37 @@ export interface ServerEvents {
   'discovery-error': [error: Error];
 }
 
-interface JobRecord {
-  job: Job<any>;
-  bundle: FunctionBundle;
-  registry: ClassRegistry;
-  timeoutMs: number | undefined;
-  callback: ((...args: any[]) => void) | undefined;
-  callbackArgs: readonly unknown[];
-  node: ComputeNode | null;
-  settled: boolean;
-  unlisten: (() => void) | null;
-  dispatch: DispatchJob;
+/** A submitted job as the server tracks it; it is also what nodes get (one object per job). */
+class JobRecord implements DispatchJob {
+  readonly hash: string;
+  readonly name: string;
+  estimatedMs: number | undefined = undefined;
+  node: ComputeNode | null = null;
+  settled = false;
+  unlisten: (() => void) | null = null;
+
+  constructor(
+    readonly id: number,
+    readonly job: Job<any>,
+    readonly bundle: FunctionBundle,
+    readonly registry: ClassRegistry,
+    readonly args: JobArgs,
+    readonly refs: readonly RefData[],
+    readonly timeoutMs: number | undefined,
+    readonly callback: ((...args: any[]) => void) | undefined,
+    readonly callbackArgs: readonly unknown[],
+    private readonly definitions: Map<string, FunctionDefinition>,
+  ) {
+    this.hash = bundle.hash;
+    this.name = bundle.name;
+  }
+
+  definition(): FunctionDefinition {
+    return definitionOf(this.bundle, this.definitions);
+  }
 }
+
+const NO_ARGS: readonly unknown[] = Object.freeze([]);
 
 interface NodeCounters {
   jobs: number;
@@ -175,6 +194,7 @@ export class Server extends EventEmitter<ServerEvents> {
   readonly #refs = new Map<string, RefData>();
   #nextId = 1;
   #drainScheduled = false;
+  readonly #cancelJob = (job: Job<any>, reason: unknown): void => this.#cancel(job.id, reason);
   #closed = false;
   #closing: Promise<void> | null = null;
   #fatal: Error | null = null;
@@ -195,7 +215,7 @@ export class Server extends EventEmitter<ServerEvents> {
     const ncpus = options.ncpus ?? availableParallelism();
     checkNcpus(ncpus);
     const events: NodeEvents = {
-      onResult: (node, id, outcome) => this.#onResult(node, id, outcome),
+      onResult: (node, id, status, durationMs, blob) => this.#onResult(node, id, status, durationMs, blob),
       onJobFailed: (_node, id, error) => this.#onJobFailed(id, error),
       onRequeue: (_node, ids) => this.#onRequeue(ids),
       onCapacity: () => this.#scheduleDrain(),
@@ -314,29 +334,19 @@ export class Server extends EventEmitter<ServerEvents> {
     }
     const group = options.group ?? DEFAULT_GROUP;
     const id = this.#nextId++;
-    const job = new Job<any>(id, bundle.name, group, (j, reason) => this.#cancel(j.id, reason));
-    const definitions = this.#definitions;
-    const rec: JobRecord = {
+    const job = new Job<any>(id, bundle.name, group, this.#cancelJob);
+    const rec = new JobRecord(
+      id,
       job,
       bundle,
       registry,
+      encoded,
+      refs,
       timeoutMs,
-      callback: options.callback,
-      callbackArgs: options.callbackArgs ?? [],
-      node: null,
-      settled: false,
-      unlisten: null,
-      dispatch: {
-        id,
-        hash: bundle.hash,
-        name: bundle.name,
-        args: encoded,
-        timeoutMs,
-        estimatedMs: undefined,
-        refs,
-        definition: () => definitionOf(bundle, definitions),
-      },
-    };
+      options.callback,
+      options.callbackArgs ?? NO_ARGS,
+      this.#definitions,
+    );
     let g = this.#groups.get(group);
     if (!g) this.#groups.set(group, (g = { pending: 0, waiters: [] }));
     g.pending++;
@@ -358,7 +368,8 @@ export class Server extends EventEmitter<ServerEvents> {
       return job;
     }
     this.#queue.push(rec);
-    this.#scheduleDrain();
+    if (process.env.EAGER && encoded.stored) this.#drain();
+    else this.#scheduleDrain();
     return job;
   }
 
@@ -495,7 +506,7 @@ export class Server extends EventEmitter<ServerEvents> {
   /** Drops the record of a job no node holds anymore, and its arguments' shared memory. */
   #forget(rec: JobRecord): void {
     this.#records.delete(rec.job.id);
-    releaseArgs(rec.dispatch.args);
+    releaseArgs(rec.args);
   }
 
   #registryOf(bundle: FunctionBundle): ClassRegistry {
@@ -543,10 +554,8 @@ export class Server extends EventEmitter<ServerEvents> {
           const rec = queue.shift()!;
           if (rec.settled) continue;
           rec.node = nodes[i]!;
-          (rec.dispatch as { estimatedMs: number | undefined }).estimatedMs = this.#estimates.get(
-            rec.bundle.hash,
-          )?.value;
-          batch.push(rec.dispatch);
+          rec.estimatedMs = this.#estimates.get(rec.hash)?.value;
+          batch.push(rec);
         }
         if (batch.length > 0) {
           sent += batch.length;
@@ -557,26 +566,26 @@ export class Server extends EventEmitter<ServerEvents> {
     }
   }
 
-  #onResult(node: ComputeNode, id: number, outcome: JobOutcome): void {
+  #onResult(node: ComputeNode, id: number, status: JobStatus, durationMs: number, blob: Uint8Array): void {
     const rec = this.#records.get(id);
     this.#scheduleDrain();
     // Unknown or already settled (cancelled, or a late duplicate): drop, never deliver twice.
     if (!rec || rec.node !== node) return;
     this.#forget(rec);
-    if (outcome.status === JobStatus.Cancelled) {
+    if (status === JobStatus.Cancelled) {
       this.#settle(rec, false, abortError(rec.bundle.name, undefined));
       return;
     }
     const counters = this.#counters.get(node.id)!;
     counters.jobs++;
-    counters.timeMs += outcome.durationMs;
+    counters.timeMs += durationMs;
     let est = this.#estimates.get(rec.bundle.hash);
     if (!est) this.#estimates.set(rec.bundle.hash, (est = new DurationEstimate()));
-    est.add(outcome.durationMs);
+    est.add(durationMs);
 
     let value: unknown;
     try {
-      value = decode(outcome.blob, rec.registry);
+      value = decode(blob, rec.registry);
     } catch (error) {
       this.#settle(
         rec,
@@ -585,7 +594,7 @@ export class Server extends EventEmitter<ServerEvents> {
       );
       return;
     }
-    switch (outcome.status) {
+    switch (status) {
       case JobStatus.Ok:
         this.#settle(rec, true, value);
         return;

@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { formatStats, type NodeStats } from '../api/stats.ts';
 import type { Logger } from '../log.ts';
-import type { DispatchJob, JobOutcome, RefData } from '../nodes/compute-node.ts';
+import type { DispatchJob, RefData } from '../nodes/compute-node.ts';
 import { wholeArgs } from '../nodes/job-args.ts';
 import { LocalPool } from '../nodes/local-pool.ts';
 import { encode } from '../protocol/codec.ts';
@@ -96,7 +96,7 @@ export class NodeServer {
     this.pool = new LocalPool(
       { ncpus: opts.workers, isolation: 'process', niceness: opts.niceness ?? 10 },
       {
-        onResult: (_n, id, outcome) => this.onResult(id, outcome),
+        onResult: (_n, id, status, durationMs, blob) => this.onResult(id, status, durationMs, blob),
         onJobFailed: (_n, id, error) => this.onJobFailed(id, error),
         onRequeue: (_n, ids) => this.onRequeue(ids),
         onCapacity: () => this.scheduleDrain(),
@@ -347,20 +347,19 @@ export class NodeServer {
     }
   }
 
-  private onResult(id: number, outcome: JobOutcome): void {
+  private onResult(id: number, status: JobStatus, durationMs: number, blob: Uint8Array): void {
     this.scheduleDrain();
     const job = this.forget(id);
     if (!job) return;
     let est = this.estimates.get(job.dispatch.hash);
     if (!est) this.estimates.set(job.dispatch.hash, (est = new DurationEstimate()));
-    est.add(outcome.durationMs);
+    est.add(durationMs);
     const peerIp = job.session.peer.replace(/:\d+$/, '');
     let st = this.stats.get(peerIp);
     if (!st) this.stats.set(peerIp, (st = { jobs: 0, timeMs: 0 }));
     st.jobs++;
-    st.timeMs += outcome.durationMs;
-    if (job.session.open)
-      job.session.queueResult([job.clientId, outcome.status, outcome.durationMs], outcome.blob);
+    st.timeMs += durationMs;
+    if (job.session.open) job.session.queueResult([job.clientId, status, durationMs], blob);
   }
 
   private onJobFailed(id: number, error: Error): void {

@@ -31,16 +31,13 @@ export interface RefData {
   readonly blob: Uint8Array;
 }
 
-export interface JobOutcome {
-  readonly status: JobStatus;
-  readonly durationMs: number;
-  /** Encoded value (or error), to decode with the job's class registry. */
-  readonly blob: Uint8Array;
-}
-
 export interface NodeEvents {
-  /** The job ran (or threw, or was cancelled on request); reported once. */
-  onResult(node: ComputeNode, jobId: number, outcome: JobOutcome): void;
+  /**
+   * The job ran (or threw, or was cancelled on request); reported once. `blob` is the encoded
+   * value (or error), to decode with the job's class registry. (Flat arguments: this runs
+   * once per job, and an outcome object per job showed up in the GC profile.)
+   */
+  onResult(node: ComputeNode, jobId: number, status: JobStatus, durationMs: number, blob: Uint8Array): void;
   /** The job failed for a reason outside its function's code (worker crash, timeout). */
   onJobFailed(node: ComputeNode, jobId: number, error: Error): void;
   /** These jobs never started; run them elsewhere (or here again). */

@@ -10,6 +10,7 @@ import {
   type BlobParts,
   encodeMessage,
   type FunctionDefinition,
+  type JobStatus,
   type Message,
   runMessage,
 } from '../protocol/messages.ts';
@@ -19,7 +20,7 @@ import { argsParts } from './job-args.ts';
 import { type WorkerExit, WorkerHandle, type WorkerOptions } from './worker-handle.ts';
 
 /** Jobs worth of run time to keep queued inside a worker, beyond the one it runs. */
-export const PREFETCH_BUDGET_MS = 2;
+export const PREFETCH_BUDGET_MS = Number(process.env.BUDGET ?? 2);
 /** Most jobs in flight per worker. */
 export const MAX_DEPTH = 128;
 /** Consecutive workers that die before becoming ready, after which the pool gives up. */
@@ -49,11 +50,6 @@ export interface LocalPoolOptions extends WorkerOptions {
   sharedMemory?: boolean;
 }
 
-interface Placed {
-  job: DispatchJob;
-  worker: WorkerHandle;
-}
-
 export class LocalPool implements ComputeNode {
   readonly id = 'local';
   /** Raised when workers cannot start at all; the server fails what it cannot run elsewhere. */
@@ -61,7 +57,8 @@ export class LocalPool implements ComputeNode {
 
   private readonly workers: WorkerHandle[] = [];
   private readonly retiring = new Set<WorkerHandle>();
-  private readonly placed = new Map<number, Placed>();
+  /** Jobs sent to workers (and retiring ones) without an outcome yet. */
+  private placedCount = 0;
   private readonly exits = new Set<Promise<void>>();
   private readonly exitWaiters = new Map<WorkerHandle, () => void>();
   private target = 0;
@@ -83,7 +80,7 @@ export class LocalPool implements ComputeNode {
   }
 
   get inFlight(): number {
-    return this.placed.size;
+    return this.placedCount;
   }
 
   /** Worker process ids (for diagnostics and tests). */
@@ -171,10 +168,8 @@ export class LocalPool implements ComputeNode {
     }
     if (refs.length > 0) w.send(encodeMessage({ type: 'put', refs, blobs: refBlobs }));
     const wasIdle = w.inFlight.length === 0;
-    for (const job of batch) {
-      w.inFlight.push(job.id);
-      this.placed.set(job.id, { job, worker: w });
-    }
+    for (const job of batch) w.inFlight.push(job);
+    this.placedCount += batch.length;
     // The worker itself needs neither timeouts (the pool enforces them) nor ref ids.
     const jobs: Array<{ id: number; hash: string; blob: BlobParts }> = [];
     let slots: number[][] | undefined;
@@ -200,16 +195,21 @@ export class LocalPool implements ComputeNode {
   }
 
   cancel(jobId: number): void {
-    const at = this.placed.get(jobId);
-    if (!at) return;
-    const w = at.worker;
-    if (w.inFlight[0] === jobId) {
+    const w = this.workerOf(jobId);
+    if (!w) return;
+    if (w.inFlight[0]!.id === jobId) {
       // Running (synchronous code cannot be interrupted): stop the worker.
       w.stopReason = { kind: 'cancel', jobId };
       w.kill();
     } else {
       w.send(encodeMessage({ type: 'cancel', ids: [jobId] }));
     }
+  }
+
+  /** The worker a job was sent to (cancelling is rare: a scan is fine). */
+  private workerOf(jobId: number): WorkerHandle | undefined {
+    for (const w of [...this.workers, ...this.retiring]) if (w.inFlight.some((j) => j.id === jobId)) return w;
+    return undefined;
   }
 
   async close(): Promise<void> {
@@ -239,8 +239,12 @@ export class LocalPool implements ComputeNode {
     const w = new WorkerHandle(
       this.nextIndex++,
       { ...this.opts, arena: this.arena?.handle ?? undefined },
-      (worker, msg) => this.onMessage(worker, msg),
-      (worker, exit) => this.onExit(worker, exit),
+      {
+        onMessage: (worker, msg) => this.onMessage(worker, msg),
+        onResult: (worker, id, status, durationMs, blob) =>
+          this.onResult(worker, id, status, durationMs, blob),
+        onExit: (worker, exit) => this.onExit(worker, exit),
+      },
     );
     this.workers.push(w);
     this.exits.add(
@@ -266,13 +270,43 @@ export class LocalPool implements ComputeNode {
     if (msg.type !== 'done') return;
     for (let i = 0; i < msg.results.length; i++) {
       const [id, status, durationMs] = msg.results[i]!;
-      // Jobs run in order, so the answer is for the head; anything else is a protocol bug.
-      const headIndex = w.inFlight[0] === id ? 0 : w.inFlight.indexOf(id);
-      if (headIndex < 0) continue;
-      w.inFlight.splice(headIndex, 1);
-      this.placed.delete(id);
-      this.events.onResult(this, id, { status, durationMs, blob: msg.blobs[i]! });
+      this.takeResult(w, id, status, durationMs, msg.blobs[i]!);
     }
+    this.afterResults(w);
+  }
+
+  /** One result, read by the worker handle's fast path (protocol/result-frame.ts). */
+  private onResult(
+    w: WorkerHandle,
+    id: number,
+    status: JobStatus,
+    durationMs: number,
+    blob: Uint8Array,
+  ): void {
+    this.takeResult(w, id, status, durationMs, blob);
+    this.afterResults(w);
+  }
+
+  private takeResult(
+    w: WorkerHandle,
+    id: number,
+    status: JobStatus,
+    durationMs: number,
+    blob: Uint8Array,
+  ): void {
+    // Jobs run in order, so the answer is for the head; anything else is a protocol bug.
+    const inFlight = w.inFlight;
+    if (inFlight[0]?.id === id) inFlight.shift();
+    else {
+      const at = inFlight.findIndex((j) => j.id === id);
+      if (at < 0) return;
+      inFlight.splice(at, 1);
+    }
+    this.placedCount--;
+    this.events.onResult(this, id, status, durationMs, blob);
+  }
+
+  private afterResults(w: WorkerHandle): void {
     this.armHeadTimer(w);
     if (this.retiring.has(w) && w.inFlight.length === 0) w.kill();
     else this.events.onCapacity(this);
@@ -285,12 +319,11 @@ export class LocalPool implements ComputeNode {
       w.headTimer = null;
     }
     const head = w.inFlight[0];
-    if (head === undefined) return;
-    const timeoutMs = this.placed.get(head)?.job.timeoutMs;
+    const timeoutMs = head?.timeoutMs;
     if (timeoutMs === undefined) return;
     w.headTimer = setTimeout(() => {
       if (w.inFlight[0] !== head) return;
-      w.stopReason = { kind: 'timeout', jobId: head };
+      w.stopReason = { kind: 'timeout', jobId: head.id };
       w.kill();
     }, timeoutMs);
     w.headTimer.unref();
@@ -304,10 +337,10 @@ export class LocalPool implements ComputeNode {
     this.exitWaiters.get(w)?.();
     this.exitWaiters.delete(w);
 
-    const left = w.inFlight.splice(0);
-    const names = new Map(left.map((id) => [id, this.placed.get(id)?.job.name ?? `job ${id}`]));
-    for (const id of left) this.placed.delete(id);
-    const nameOf = (id: number) => names.get(id) ?? `job ${id}`;
+    const leftJobs = w.inFlight.splice(0);
+    this.placedCount -= leftJobs.length;
+    const left = leftJobs.map((j) => j.id);
+    const nameOf = (id: number) => leftJobs.find((j) => j.id === id)?.name ?? `job ${id}`;
     const reason = w.stopReason;
     let culprit: number | undefined;
     let error: Error | undefined;

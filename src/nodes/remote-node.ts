@@ -332,7 +332,7 @@ export class RemoteNode implements ComputeNode {
       case 'done':
         msg.results.forEach(([id, status, durationMs], i) => {
           if (!this.placed.delete(id)) return;
-          this.events.onResult(this, id, { status, durationMs, blob: msg.blobs[i]! });
+          this.events.onResult(this, id, status, durationMs, msg.blobs[i]!);
         });
         this.events.onCapacity(this);
         return;

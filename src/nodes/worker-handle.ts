@@ -13,9 +13,11 @@ import type { Socket } from 'node:net';
 import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { decodeMessage, type Message } from '../protocol/messages.ts';
+import { decodeMessage, type JobStatus, type Message } from '../protocol/messages.ts';
+import { type ResultView, readResult } from '../protocol/result-frame.ts';
 import { FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
 import type { ArenaHandle } from './arena.ts';
+import type { DispatchJob } from './compute-node.ts';
 
 export type Isolation = 'process' | 'thread';
 
@@ -48,6 +50,14 @@ export interface WorkerExit {
   signal: string | null;
 }
 
+/** What a worker handle reports to its pool. */
+export interface WorkerListener {
+  onMessage(w: WorkerHandle, msg: Message): void;
+  /** A one-result 'done' message, read without building it (protocol/result-frame.ts). */
+  onResult(w: WorkerHandle, id: number, status: JobStatus, durationMs: number, blob: Uint8Array): void;
+  onExit(w: WorkerHandle, exit: WorkerExit): void;
+}
+
 /** The worker entry next to this module: `.ts` when pp-node runs from source under tsx. */
 const runningFromSource = import.meta.url.endsWith('.ts');
 const entryUrl = new URL(runningFromSource ? '../worker/entry.ts' : '../worker/entry.js', import.meta.url);
@@ -76,8 +86,8 @@ export class WorkerHandle {
   readonly isolation: Isolation;
   pid = 0;
   ready = false;
-  /** Job ids sent and not yet answered, in the order the worker runs them. */
-  readonly inFlight: number[] = [];
+  /** Jobs sent and not yet answered, in the order the worker runs them. */
+  readonly inFlight: DispatchJob[] = [];
   /** Function hashes this worker has definitions for. */
   readonly known = new Set<string>();
   /** Ref ids (server.put values) this worker holds. */
@@ -92,12 +102,14 @@ export class WorkerHandle {
   private socket: Socket | null = null;
   private exited = false;
 
+  private readonly onExit: WorkerListener['onExit'];
+
   constructor(
     readonly index: number,
     opts: WorkerOptions,
-    private readonly onMessage: (w: WorkerHandle, msg: Message) => void,
-    private readonly onExit: (w: WorkerHandle, exit: WorkerExit) => void,
+    private readonly listener: WorkerListener,
   ) {
+    this.onExit = listener.onExit;
     this.isolation = opts.isolation;
     if (opts.isolation === 'thread') this.startThread(opts);
     else this.startProcess(opts);
@@ -126,7 +138,7 @@ export class WorkerHandle {
     }
     const socket = child.stdio[3] as Socket;
     this.socket = socket;
-    const reader = new FrameReader((frame) => this.onMessage(this, decodeMessage(frame) as Message));
+    const reader = new FrameReader((frame) => this.receive(frame));
     socket.on('data', (chunk: Buffer) => reader.push(chunk));
     socket.on('error', () => {}); // EPIPE after a crash: the exit handler reports it
     // Report the exit only after the socket is drained, so results written just before a
@@ -170,9 +182,7 @@ export class WorkerHandle {
     });
     this.thread = thread;
     this.pid = process.pid;
-    thread.on('message', (data: ArrayBuffer) =>
-      this.onMessage(this, decodeMessage(Buffer.from(data)) as Message),
-    );
+    thread.on('message', (data: ArrayBuffer) => this.receive(new Uint8Array(data)));
     thread.on('error', (e) => {
       if (!this.ready) console.error('pp-node: worker thread failed to start:', e);
     });
@@ -182,6 +192,17 @@ export class WorkerHandle {
       this.onExit(this, { code, signal: null });
     });
   }
+
+  /** A message from the worker: one result (the common case, read in place), or any other. */
+  private receive(frame: Uint8Array): void {
+    const r = this.result;
+    if (readResult(frame, r)) {
+      this.listener.onResult(this, r.id, r.status, r.durationMs, frame.subarray(r.blobStart));
+    } else {
+      this.listener.onMessage(this, decodeMessage(frame));
+    }
+  }
+  private readonly result: ResultView = { id: 0, status: 0, durationMs: 0, blobStart: 0 };
 
   get alive(): boolean {
     return !this.exited;

@@ -299,6 +299,102 @@ function toCodecError(e: PathFail, root: string): CodecError {
   return new CodecError(`${path}: ${e.detail}`, path);
 }
 
+/**
+ * Writes a number as the encoder does (the smallest integer form, else float64) into `b` at
+ * `pos`, which has room for 9 bytes; returns the end. Exported for protocol/result-frame.ts.
+ */
+export function writeNumberAt(b: Uint8Array, pos: number, v: number): number {
+  // (v | 0) === v is also true for -0, which must stay a float.
+  if ((v | 0) === v && (v !== 0 || 1 / v > 0)) {
+    if (v >= 0) {
+      if (v < 0x80) {
+        b[pos] = v;
+        return pos + 1;
+      }
+      if (v < 0x100) {
+        b[pos] = T_UINT8;
+        b[pos + 1] = v;
+        return pos + 2;
+      }
+      if (v < 0x8000) return writeInt16(b, pos, v);
+      return writeInt32(b, pos, v);
+    }
+    if (v >= -32) {
+      b[pos] = v & 0xff;
+      return pos + 1;
+    }
+    if (v >= -128) {
+      b[pos] = T_INT8;
+      b[pos + 1] = v & 0xff;
+      return pos + 2;
+    }
+    if (v >= -32768) return writeInt16(b, pos, v);
+    return writeInt32(b, pos, v);
+  }
+  b[pos] = T_FLOAT64;
+  F64[0] = v;
+  if (LITTLE_ENDIAN) for (let i = 0; i < 8; i++) b[pos + 1 + i] = F64_BYTES[i]!;
+  else for (let i = 0; i < 8; i++) b[pos + 1 + i] = F64_BYTES[7 - i]!;
+  return pos + 9;
+}
+
+function writeInt16(b: Uint8Array, pos: number, v: number): number {
+  b[pos] = T_INT16;
+  b[pos + 1] = v;
+  b[pos + 2] = v >> 8;
+  return pos + 3;
+}
+
+function writeInt32(b: Uint8Array, pos: number, v: number): number {
+  b[pos] = T_INT32;
+  b[pos + 1] = v;
+  b[pos + 2] = v >>> 8;
+  b[pos + 3] = v >>> 16;
+  b[pos + 4] = v >>> 24;
+  return pos + 5;
+}
+
+/** Where {@link readNumberAt} stopped. */
+export const numberEnd = { pos: 0 };
+
+/**
+ * Reads a number written by the encoder at `pos` (before `end`) and leaves the position after
+ * it in {@link numberEnd}; returns undefined when no complete number is there.
+ */
+export function readNumberAt(b: Uint8Array, pos: number, end: number): number | undefined {
+  if (pos >= end) return undefined;
+  const t = b[pos]!;
+  if (t < 0x80 || t >= 0xe0) {
+    numberEnd.pos = pos + 1;
+    return t < 0x80 ? t : t - 0x100;
+  }
+  switch (t) {
+    case T_INT8:
+    case T_UINT8: {
+      if (pos + 2 > end) return undefined;
+      numberEnd.pos = pos + 2;
+      const x = b[pos + 1]!;
+      return t === T_INT8 && x >= 0x80 ? x - 0x100 : x;
+    }
+    case T_INT16:
+      if (pos + 3 > end) return undefined;
+      numberEnd.pos = pos + 3;
+      return ((b[pos + 1]! | (b[pos + 2]! << 8)) << 16) >> 16;
+    case T_INT32:
+      if (pos + 5 > end) return undefined;
+      numberEnd.pos = pos + 5;
+      return b[pos + 1]! | (b[pos + 2]! << 8) | (b[pos + 3]! << 16) | (b[pos + 4]! << 24);
+    case T_FLOAT64:
+      if (pos + 9 > end) return undefined;
+      numberEnd.pos = pos + 9;
+      if (LITTLE_ENDIAN) for (let i = 0; i < 8; i++) F64_BYTES[i] = b[pos + 1 + i]!;
+      else for (let i = 0; i < 8; i++) F64_BYTES[7 - i] = b[pos + 1 + i]!;
+      return F64[0]!;
+    default:
+      return undefined;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Encoder
 
@@ -327,7 +423,21 @@ class Encoder {
   split = false;
   segments: SplitSegment[] = [];
 
-  run(value: unknown, classes: ClassRegistry | undefined, rootName: string): Buffer {
+  run(value: unknown, classes: ClassRegistry | undefined, rootName: string): Buffer;
+  run(
+    value: unknown,
+    classes: ClassRegistry | undefined,
+    rootName: string,
+    into: Uint8Array,
+    at: number,
+  ): number;
+  run(
+    value: unknown,
+    classes: ClassRegistry | undefined,
+    rootName: string,
+    into?: Uint8Array,
+    at = 0,
+  ): Buffer | number {
     this.busy = true;
     this.classes = classes;
     this.pos = 0;
@@ -335,6 +445,12 @@ class Encoder {
     try {
       this.buf[this.pos++] = CODEC_VERSION;
       this.writeValue(value);
+      if (into) {
+        const n = this.pos;
+        if (this.deferred.length > 0 || at + n > into.byteLength) return -1;
+        into.set(new Uint8Array(this.buf.buffer, 0, n), at);
+        return at + n;
+      }
       if (this.deferred.length > 0) return this.assemble();
       const n = this.pos;
       // Small outputs come from Node's buffer pool (an allocUnsafeSlow costs ~300 ns, as much
@@ -496,42 +612,7 @@ class Encoder {
 
   writeNumber(v: number): void {
     this.ensure(9);
-    const buf = this.buf;
-    // (v | 0) === v is also true for -0, which must stay a float.
-    if ((v | 0) === v && (v !== 0 || 1 / v > 0)) {
-      if (v >= 0) {
-        if (v < 0x80) {
-          buf[this.pos++] = v;
-        } else if (v < 0x100) {
-          buf[this.pos++] = T_UINT8;
-          buf[this.pos++] = v;
-        } else if (v < 0x8000) {
-          buf[this.pos++] = T_INT16;
-          buf[this.pos++] = v;
-          buf[this.pos++] = v >> 8;
-        } else {
-          buf[this.pos++] = T_INT32;
-          this.writeU32(v, this.pos);
-          this.pos += 4;
-        }
-      } else if (v >= -32) {
-        buf[this.pos++] = v & 0xff;
-      } else if (v >= -128) {
-        buf[this.pos++] = T_INT8;
-        buf[this.pos++] = v & 0xff;
-      } else if (v >= -32768) {
-        buf[this.pos++] = T_INT16;
-        buf[this.pos++] = v;
-        buf[this.pos++] = v >> 8;
-      } else {
-        buf[this.pos++] = T_INT32;
-        this.writeU32(v, this.pos);
-        this.pos += 4;
-      }
-      return;
-    }
-    buf[this.pos++] = T_FLOAT64;
-    this.writeFloat64(v);
+    this.pos = writeNumberAt(this.buf, this.pos, v);
   }
 
   writeString(s: string): void {
@@ -1037,6 +1118,21 @@ export function encode(value: unknown, classes?: ClassRegistry, rootName = 'valu
   // A getter that itself calls encode() must not clobber the shared scratch state.
   const enc = sharedEncoder.busy ? new Encoder() : sharedEncoder;
   return enc.run(value, classes, rootName);
+}
+
+/**
+ * Like {@link encode}, but writes the bytes into `out` from `at` and returns where they end,
+ * without allocating; returns -1 (having written nothing) when they do not fit there.
+ */
+export function encodeInto(
+  value: unknown,
+  classes: ClassRegistry | undefined,
+  rootName: string,
+  out: Uint8Array,
+  at: number,
+): number {
+  const enc = sharedEncoder.busy ? new Encoder() : sharedEncoder;
+  return enc.run(value, classes, rootName, out, at);
 }
 
 const NO_SEGMENTS: SplitSegment[] = Object.freeze([]) as unknown as SplitSegment[];

@@ -81,6 +81,8 @@ export type Message =
   | { type: 'ncpus'; ncpus: number }
   | { type: 'bye'; reason: string };
 
+const NO_IDS: string[] = Object.freeze([]) as unknown as string[];
+
 /** A blob as one buffer or as parts to be sent one after another (no copy to join them). */
 export type BlobParts = Uint8Array | readonly Uint8Array[];
 
@@ -111,7 +113,12 @@ export function runMessage(
       fn = fns.push(j.hash) - 1;
       index.set(j.hash, fn);
     }
-    entries.push([j.id, fn, j.timeoutMs ?? 0, j.refs ? j.refs.map((r) => r.id) : []]);
+    entries.push([
+      j.id,
+      fn,
+      j.timeoutMs ?? 0,
+      j.refs && j.refs.length > 0 ? j.refs.map((r) => r.id) : NO_IDS,
+    ]);
     blobs.push(j.blob);
   }
   return slots

@@ -3,12 +3,16 @@
  * A child process talks over file descriptor 3, a socket pair the server created, and keeps
  * stdout/stderr free for the jobs' own output.
  */
+import { writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { type ArenaHandle, arenaReader } from '../nodes/arena.ts';
 import { encodeMessage } from '../protocol/messages.ts';
-import { FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
+import { FRAME_HEADER_BYTES, FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
 import { WorkerRuntime } from './runtime.ts';
+
+/** The socket pair to the server (see nodes/worker-handle.ts). */
+const CHANNEL_FD = 3;
 
 function reportStray(runtime: WorkerRuntime, kind: string) {
   return (error: unknown) => {
@@ -27,6 +31,12 @@ if (!isMainThread && parentPort) {
         const frame = joinFrame(parts, false);
         port.postMessage(frame.buffer, [frame.buffer as ArrayBuffer]);
       },
+      sendFrame(buf, start, end) {
+        // Threads take messages whole: no frame header.
+        const payload = new Uint8Array(end - start - FRAME_HEADER_BYTES);
+        payload.set(buf.subarray(start + FRAME_HEADER_BYTES, end));
+        port.postMessage(payload.buffer, [payload.buffer]);
+      },
     },
     arena ? arenaReader(arena) : undefined,
   );
@@ -35,14 +45,28 @@ if (!isMainThread && parentPort) {
   process.on('unhandledRejection', reportStray(runtime, 'unhandled rejection'));
   port.postMessage(joinFrame(encodeMessage({ type: 'ready', pid: process.pid }), false).buffer);
 } else {
-  const socket = new Socket({ fd: 3, readable: true, writable: true });
+  const socket = new Socket({ fd: CHANNEL_FD, readable: true, writable: true });
   const send = (parts: Uint8Array[]) => writeFrame(socket, parts);
+  // One write(2) per result, without the stream machinery (a third of a tiny job's cost),
+  // whenever the socket has nothing queued; otherwise behind what is queued, in order.
+  const sendFrame = (buf: Uint8Array, start: number, end: number) => {
+    if (socket.writableLength === 0) {
+      try {
+        start += writeSync(CHANNEL_FD, buf, start, end - start);
+        if (start === end) return;
+      } catch {
+        // EAGAIN (the server is behind), or the channel is gone: the socket's own write
+        // queues the frame, or reports the error (handled below).
+      }
+    }
+    socket.write(Buffer.from(buf.subarray(start, end)));
+  };
   // Set by the pool when it passed its shared arena (see nodes/arena.ts); jobs' own child
   // processes must not inherit the claim.
   const arenaFd = Number(process.env.PP_NODE_ARENA_FD);
   delete process.env.PP_NODE_ARENA_FD;
   const arena = Number.isInteger(arenaFd) ? arenaReader({ kind: 'file', fd: arenaFd }) : undefined;
-  const runtime = new WorkerRuntime({ send }, arena);
+  const runtime = new WorkerRuntime({ send, sendFrame }, arena);
   const reader = new FrameReader((frame) => runtime.receive(frame));
   socket.on('data', (chunk: Buffer) => reader.push(chunk));
   // The server is gone (or closed the channel): nothing more can be delivered.

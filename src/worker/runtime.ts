@@ -17,6 +17,7 @@ import {
   type ClassRegistry,
   decode,
   encode,
+  encodeInto,
   makeClassRegistry,
   type SegmentSource,
 } from '../protocol/codec.ts';
@@ -27,10 +28,16 @@ import {
   JobStatus,
   receivedBlob,
 } from '../protocol/messages.ts';
+import { RESULT_HEAD_ROOM, writeResultHead } from '../protocol/result-frame.ts';
 
 /** How the runtime talks to its server: whole messages in, message parts out. */
 export interface WorkerChannel {
   send(parts: Uint8Array[]): void;
+  /**
+   * Sends one whole frame, header included: `buf[start, end)`. The runtime reuses `buf` as
+   * soon as this returns, so the channel writes or copies it now.
+   */
+  sendFrame(buf: Uint8Array, start: number, end: number): void;
 }
 
 /** Reads `length` bytes at `offset` of the server's shared arena into a fresh ArrayBuffer. */
@@ -55,6 +62,8 @@ type CacheEntry = Ready | Failed | Promise<Ready | Failed>;
 
 /** Compiled functions kept per worker; old ones are dropped first when it fills. */
 const MAX_CACHED_FUNCTIONS = 1000;
+/** Results up to this size are framed in one reused buffer; larger ones take the general path. */
+const RESULT_SCRATCH_BYTES = 64 * 1024;
 
 export class WorkerRuntime {
   private readonly definitions = new Map<string, FunctionDefinition>();
@@ -67,6 +76,8 @@ export class WorkerRuntime {
   private pumping = false;
   /** Id of the job whose (async) function is running, for attributing stray errors. */
   private currentJob: { id: number; fail: (error: unknown) => void } | null = null;
+  /** Where small results are framed (see protocol/result-frame.ts). */
+  private readonly resultScratch = Buffer.allocUnsafeSlow(RESULT_SCRATCH_BYTES);
 
   constructor(
     private readonly channel: WorkerChannel,
@@ -236,6 +247,13 @@ export class WorkerRuntime {
   private replyValue(id: number, ms: number, value: unknown, entry: Ready): void {
     let bytes: Buffer;
     try {
+      const out = this.resultScratch;
+      const end = encodeInto(value, entry.registry, 'result', out, RESULT_HEAD_ROOM);
+      if (end >= 0) {
+        const start = writeResultHead(out, RESULT_HEAD_ROOM, end, id, JobStatus.Ok, ms);
+        this.channel.sendFrame(out, start, end);
+        return;
+      }
       bytes = encode(value, entry.registry, 'result');
     } catch (error) {
       const wrapped = new TypeError(

@@ -1,0 +1,97 @@
+/**
+ * The commonest message between a server and its workers, a 'done' with one result, written
+ * and read without building a message object. A worker sends one such frame per job, before
+ * the next job starts, so that a crash cannot swallow finished results (worker/runtime.ts):
+ * for tiny jobs its cost is the cost of a job.
+ *
+ * The bytes are exactly those of `encodeMessage({ type: 'done', results: [[id, status, ms]],
+ * blobs: [blob] })` behind a frame header (transport/frames.ts), so either side may use the
+ * general path instead; the tests check both ways.
+ */
+import { CODEC_VERSION, numberEnd, readNumberAt, writeNumberAt } from './codec.ts';
+import type { JobStatus } from './messages.ts';
+
+/** Bytes to leave before a result's encoded value for {@link writeResultHead}. */
+export const RESULT_HEAD_ROOM = 48;
+
+// The head is the codec encoding of ['done', [[id, status, ms]], [blobLength]].
+const FIXARRAY_1 = 0xa1;
+const FIXARRAY_3 = 0xa3;
+const HEAD_START = [CODEC_VERSION, FIXARRAY_3, 0x84, 0x64, 0x6f, 0x6e, 0x65, FIXARRAY_1, FIXARRAY_3];
+
+const scratch = new Uint8Array(RESULT_HEAD_ROOM);
+
+/**
+ * Writes the frame header and message head of a one-result 'done' frame just before its
+ * encoded value, which lies in `buf` from `blobStart` (at least RESULT_HEAD_ROOM) to
+ * `blobEnd`. Returns where the frame starts; the frame is `buf[start, blobEnd)`.
+ */
+export function writeResultHead(
+  buf: Uint8Array,
+  blobStart: number,
+  blobEnd: number,
+  id: number,
+  status: JobStatus,
+  durationMs: number,
+): number {
+  let n = 0;
+  for (const b of HEAD_START) scratch[n++] = b;
+  n = writeNumberAt(scratch, n, id);
+  n = writeNumberAt(scratch, n, status);
+  n = writeNumberAt(scratch, n, durationMs);
+  scratch[n++] = FIXARRAY_1;
+  n = writeNumberAt(scratch, n, blobEnd - blobStart);
+  const start = blobStart - 8 - n;
+  writeU32BE(buf, start, blobEnd - start - 4); // frame payload
+  writeU32BE(buf, start + 4, n); // message head
+  buf.set(scratch.subarray(0, n), start + 8);
+  return start;
+}
+
+/** A result read by {@link readResult}; its value's bytes are `frame[blobStart, frame end)`. */
+export interface ResultView {
+  id: number;
+  status: JobStatus;
+  durationMs: number;
+  blobStart: number;
+}
+
+/**
+ * Reads a frame payload (without the frame header) that is a 'done' message with one
+ * result. Returns false for any other message, and for anything malformed: the caller then
+ * hands the frame to decodeMessage, which says what is wrong.
+ */
+export function readResult(frame: Uint8Array, out: ResultView): boolean {
+  const end = frame.byteLength;
+  if (end < 4 + HEAD_START.length) return false;
+  const headLen = ((frame[0]! << 24) | (frame[1]! << 16) | (frame[2]! << 8) | frame[3]!) >>> 0;
+  const headEnd = 4 + headLen;
+  if (headEnd > end) return false;
+  for (let i = 0; i < HEAD_START.length; i++) if (frame[4 + i] !== HEAD_START[i]) return false;
+  let pos = 4 + HEAD_START.length;
+  const id = readNumberAt(frame, pos, headEnd);
+  if (id === undefined) return false;
+  const status = readNumberAt(frame, numberEnd.pos, headEnd);
+  if (status === undefined) return false;
+  const durationMs = readNumberAt(frame, numberEnd.pos, headEnd);
+  if (durationMs === undefined) return false;
+  pos = numberEnd.pos;
+  if (frame[pos] !== FIXARRAY_1) return false;
+  const length = readNumberAt(frame, pos + 1, headEnd);
+  if (length === undefined || numberEnd.pos !== headEnd || headEnd + length !== end) return false;
+  if (!Number.isSafeInteger(id) || id < 0 || !(status >= 0 && status <= 3 && (status | 0) === status))
+    return false;
+  if (!Number.isFinite(durationMs)) return false;
+  out.id = id;
+  out.status = status as JobStatus;
+  out.durationMs = durationMs;
+  out.blobStart = headEnd;
+  return true;
+}
+
+function writeU32BE(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = v >>> 16;
+  b[at + 2] = v >>> 8;
+  b[at + 3] = v;
+}
