@@ -304,6 +304,53 @@ describe('Server on local processes', () => {
   });
 });
 
+test('a Job is a Promise: awaited, in Promise.all, and never an unhandled rejection when nobody awaits it', async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  const server = new Server({ ncpus: 1 });
+  try {
+    const fail = (x: number) => {
+      throw new RangeError(`bad ${x}`);
+    };
+    // Callback style: the failed job is never awaited (its failure is printed instead).
+    const errors: unknown[] = [];
+    server.on('job-error', (_job, e) => errors.push(e));
+    const ignored = server.submit(fail, [1], { callback: () => {} });
+    await server.wait();
+    await new Promise((r) => setTimeout(r, 50)); // unhandled rejections are reported by then
+    assert.equal(ignored.state, 'rejected');
+    assert.equal(ignored.observed, false);
+    assert.deepEqual(unhandled, []);
+    assert.equal(errors.length, 1);
+
+    const ok = server.submit((x: number) => x * 2, [21]);
+    assert.ok(ok instanceof Promise);
+    assert.equal(await ok, 42);
+    const derived = ok.then((v) => v + 1);
+    assert.equal(Object.getPrototypeOf(derived), Promise.prototype, 'then gives a plain Promise');
+    assert.equal(await derived, 43);
+    assert.deepEqual(
+      await Promise.all([server.submit((x: number) => x, [1]), server.submit((x: number) => x, [2])]),
+      [1, 2],
+    );
+    const failed = server.submit(fail, [2]);
+    await assert.rejects(failed, (e: any) => e instanceof RangeError && e.message === 'bad 2');
+    const caught = server.submit(fail, [4]);
+    assert.match(String(await caught.catch((e: Error) => e.message)), /bad 4/);
+    assert.equal(caught.observed, true);
+    // Awaited after it failed: still its own error, and still no unhandled rejection.
+    const late = server.submit(fail, [3]);
+    await server.wait();
+    await new Promise((r) => setTimeout(r, 50));
+    await assert.rejects(late, /bad 3/);
+    assert.deepEqual(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+    await server.close();
+  }
+});
+
 test('setNcpus grows at once and shrinks while jobs run', async () => {
   await using server = new Server({ ncpus: 1 });
   const slow = (ms: number) => {
