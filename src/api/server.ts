@@ -368,8 +368,7 @@ export class Server extends EventEmitter<ServerEvents> {
       return job;
     }
     this.#queue.push(rec);
-    if (process.env.EAGER && encoded.stored) this.#drain();
-    else this.#scheduleDrain();
+    this.#scheduleDrain();
     return job;
   }
 

@@ -20,7 +20,7 @@ import { argsParts } from './job-args.ts';
 import { type WorkerExit, WorkerHandle, type WorkerOptions } from './worker-handle.ts';
 
 /** Jobs worth of run time to keep queued inside a worker, beyond the one it runs. */
-export const PREFETCH_BUDGET_MS = Number(process.env.BUDGET ?? 2);
+export const PREFETCH_BUDGET_MS = 2;
 /** Most jobs in flight per worker. */
 export const MAX_DEPTH = 128;
 /** Consecutive workers that die before becoming ready, after which the pool gives up. */
