@@ -241,8 +241,11 @@ export class LocalPool implements ComputeNode {
       { ...this.opts, arena: this.arena?.handle ?? undefined },
       {
         onMessage: (worker, msg) => this.onMessage(worker, msg),
-        onResult: (worker, id, status, durationMs, blob) =>
-          this.onResult(worker, id, status, durationMs, blob),
+        // One result, read by the worker handle's fast path (protocol/result-frame.ts).
+        onResult: (worker, id, status, durationMs, blob) => {
+          this.takeResult(worker, id, status, durationMs, blob);
+          this.afterResults(worker);
+        },
         onExit: (worker, exit) => this.onExit(worker, exit),
       },
     );
@@ -272,18 +275,6 @@ export class LocalPool implements ComputeNode {
       const [id, status, durationMs] = msg.results[i]!;
       this.takeResult(w, id, status, durationMs, msg.blobs[i]!);
     }
-    this.afterResults(w);
-  }
-
-  /** One result, read by the worker handle's fast path (protocol/result-frame.ts). */
-  private onResult(
-    w: WorkerHandle,
-    id: number,
-    status: JobStatus,
-    durationMs: number,
-    blob: Uint8Array,
-  ): void {
-    this.takeResult(w, id, status, durationMs, blob);
     this.afterResults(w);
   }
 

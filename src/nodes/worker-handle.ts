@@ -102,14 +102,14 @@ export class WorkerHandle {
   private socket: Socket | null = null;
   private exited = false;
 
-  private readonly onExit: WorkerListener['onExit'];
+  /** Where {@link receive} reads one-result frames (no object per result). */
+  private readonly result: ResultView = { id: 0, status: 0, durationMs: 0, blobStart: 0 };
 
   constructor(
     readonly index: number,
     opts: WorkerOptions,
     private readonly listener: WorkerListener,
   ) {
-    this.onExit = listener.onExit;
     this.isolation = opts.isolation;
     if (opts.isolation === 'thread') this.startThread(opts);
     else this.startProcess(opts);
@@ -148,7 +148,7 @@ export class WorkerHandle {
     const finish = () => {
       if (exit && socketClosed && !this.exited) {
         this.exited = true;
-        this.onExit(this, exit);
+        this.listener.onExit(this, exit);
       }
     };
     socket.on('close', () => {
@@ -189,7 +189,7 @@ export class WorkerHandle {
     thread.on('exit', (code) => {
       if (this.exited) return;
       this.exited = true;
-      this.onExit(this, { code, signal: null });
+      this.listener.onExit(this, { code, signal: null });
     });
   }
 
@@ -202,8 +202,6 @@ export class WorkerHandle {
       this.listener.onMessage(this, decodeMessage(frame));
     }
   }
-  private readonly result: ResultView = { id: 0, status: 0, durationMs: 0, blobStart: 0 };
-
   get alive(): boolean {
     return !this.exited;
   }

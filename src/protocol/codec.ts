@@ -430,13 +430,15 @@ class Encoder {
     rootName: string,
     into: Uint8Array,
     at: number,
-  ): number;
+    orNew: boolean,
+  ): number | Buffer;
   run(
     value: unknown,
     classes: ClassRegistry | undefined,
     rootName: string,
     into?: Uint8Array,
     at = 0,
+    orNew = false,
   ): Buffer | number {
     this.busy = true;
     this.classes = classes;
@@ -447,9 +449,11 @@ class Encoder {
       this.writeValue(value);
       if (into) {
         const n = this.pos;
-        if (this.deferred.length > 0 || at + n > into.byteLength) return -1;
-        into.set(new Uint8Array(this.buf.buffer, 0, n), at);
-        return at + n;
+        if (this.deferred.length === 0 && at + n <= into.byteLength) {
+          into.set(new Uint8Array(this.buf.buffer, 0, n), at);
+          return at + n;
+        }
+        if (!orNew) return -1;
       }
       if (this.deferred.length > 0) return this.assemble();
       const n = this.pos;
@@ -1122,7 +1126,8 @@ export function encode(value: unknown, classes?: ClassRegistry, rootName = 'valu
 
 /**
  * Like {@link encode}, but writes the bytes into `out` from `at` and returns where they end,
- * without allocating; returns -1 (having written nothing) when they do not fit there.
+ * without allocating. When they do not fit there, it writes nothing and returns -1, or with
+ * `orNew`, returns the encoding as a new Buffer (as {@link encode} would: no second pass).
  */
 export function encodeInto(
   value: unknown,
@@ -1130,9 +1135,25 @@ export function encodeInto(
   rootName: string,
   out: Uint8Array,
   at: number,
-): number {
+): number;
+export function encodeInto(
+  value: unknown,
+  classes: ClassRegistry | undefined,
+  rootName: string,
+  out: Uint8Array,
+  at: number,
+  orNew: true,
+): number | Buffer;
+export function encodeInto(
+  value: unknown,
+  classes: ClassRegistry | undefined,
+  rootName: string,
+  out: Uint8Array,
+  at: number,
+  orNew = false,
+): number | Buffer {
   const enc = sharedEncoder.busy ? new Encoder() : sharedEncoder;
-  return enc.run(value, classes, rootName, out, at);
+  return enc.run(value, classes, rootName, out, at, orNew);
 }
 
 const NO_SEGMENTS: SplitSegment[] = Object.freeze([]) as unknown as SplitSegment[];
@@ -1407,23 +1428,16 @@ class Decoder {
         return false;
       case T_TRUE:
         return true;
-      case T_INT8: {
-        const x = this.byte();
-        return x >= 0x80 ? x - 0x100 : x;
-      }
+      case T_INT8:
       case T_UINT8:
-        return this.byte();
-      case T_INT16: {
-        this.need(2);
-        const b = this.b;
-        const p = this.pos;
-        this.pos = p + 2;
-        return ((b[p]! | (b[p + 1]! << 8)) << 16) >> 16;
-      }
+      case T_INT16:
       case T_INT32:
-        return this.u32() | 0;
-      case T_FLOAT64:
-        return this.float64();
+      case T_FLOAT64: {
+        const v = readNumberAt(this.b, this.pos - 1, this.end);
+        if (v === undefined) throw this.fail('truncated input: a number runs past the end');
+        this.pos = numberEnd.pos;
+        return v;
+      }
       case T_BIGINT:
         return this.bigint();
       case T_LATIN1_8:

@@ -248,13 +248,13 @@ export class WorkerRuntime {
     let bytes: Buffer;
     try {
       const out = this.resultScratch;
-      const end = encodeInto(value, entry.registry, 'result', out, RESULT_HEAD_ROOM);
-      if (end >= 0) {
+      const end = encodeInto(value, entry.registry, 'result', out, RESULT_HEAD_ROOM, true);
+      if (typeof end === 'number') {
         const start = writeResultHead(out, RESULT_HEAD_ROOM, end, id, JobStatus.Ok, ms);
         this.channel.sendFrame(out, start, end);
         return;
       }
-      bytes = encode(value, entry.registry, 'result');
+      bytes = end; // too large for the scratch: the general path
     } catch (error) {
       const wrapped = new TypeError(
         `the result of ${entry.compiled.name} cannot travel back: ${(error as Error).message}`,
