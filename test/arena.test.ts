@@ -9,7 +9,14 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { WorkerCrashError } from '../src/errors.ts';
 import { Server } from '../src/index.ts';
-import { arenaReader, createFileArena, createMemoryArena, RingAllocator } from '../src/nodes/arena.ts';
+import {
+  arenaReader,
+  createFileArena,
+  createHeapArena,
+  createMemoryArena,
+  MAX_SHARERS,
+  RingAllocator,
+} from '../src/nodes/arena.ts';
 
 describe('RingAllocator', () => {
   test('hands out aligned blocks in order and reuses them once the oldest are freed', () => {
@@ -91,6 +98,67 @@ describe('shared arenas', () => {
       assert.equal(arena.used, 0);
       arena.close();
       assert.equal(arena.store(parts), null, 'a closed arena stores nothing');
+    });
+  }
+
+  for (const [kind, make] of [
+    ['file (/dev/shm)', () => createFileArena()],
+    ['memory (SharedArrayBuffer)', () => createMemoryArena(4 * 1024 * 1024)],
+    ['heap', () => createHeapArena(4 * 1024 * 1024)],
+  ] as const) {
+    test(`${kind}: the same unchanged bytes from the same memory share one slot until all free it`, () => {
+      const arena = make()!;
+      const data = bytes(100_000, 9);
+      const first = arena.store([data])!;
+      const used = arena.used;
+      const second = arena.store([data])!;
+      assert.equal(second[0]!.offset, first[0]!.offset, 'shared');
+      assert.equal(arena.used, used, 'no new space');
+      data[99_999]! ^= 1; // changed while shared
+      const changed = arena.store([data])!;
+      assert.notEqual(changed[0]!.offset, first[0]!.offset);
+      assert.deepEqual(arena.read(changed[0]!), data);
+      data[99_999]! ^= 1;
+      arena.free(changed);
+      arena.free(first);
+      assert.equal(arena.used, used, 'still held by the second job');
+      assert.deepEqual(arena.read(second[0]!), data);
+      arena.free(second);
+      assert.equal(arena.used, 0);
+      const third = arena.store([data])!;
+      assert.deepEqual(arena.read(third[0]!), data, 'a freed slot is never shared: stored afresh');
+      arena.free(third);
+      arena.close();
+    });
+
+    test(`${kind}: changed bytes, another view of the memory, or equal bytes elsewhere are not shared`, () => {
+      const arena = make()!;
+      const memory = bytes(200_000, 10);
+      const whole = arena.store([memory])!;
+      memory[150_000]! ^= 1;
+      const changed = arena.store([memory])!;
+      assert.notEqual(changed[0]!.offset, whole[0]!.offset);
+      assert.deepEqual(arena.read(changed[0]!), memory);
+      memory[150_000]! ^= 1;
+      assert.deepEqual(arena.read(whole[0]!), memory, 'the first copy kept the bytes of its time');
+      const half = arena.store([memory.subarray(0, 100_000)])!;
+      const twin = arena.store([memory.slice()])!;
+      const offsets = new Set([whole, changed, half, twin].map((s) => s[0]!.offset));
+      assert.equal(offsets.size, 4);
+      arena.free([...whole, ...changed, ...half, ...twin]);
+      assert.equal(arena.used, 0);
+      arena.close();
+    });
+
+    test(`${kind}: a slot is shared by at most MAX_SHARERS jobs`, () => {
+      const arena = make()!;
+      const data = bytes(70_000, 11);
+      const stores = Array.from({ length: MAX_SHARERS + 1 }, () => arena.store([data])!);
+      const offsets = new Set(stores.map((s) => s[0]!.offset));
+      assert.equal(offsets.size, 2, `${MAX_SHARERS} share the first, the next one gets its own`);
+      for (const s of stores) arena.free(s);
+      assert.equal(arena.used, 0);
+      arena.close();
     });
   }
 
@@ -197,6 +265,18 @@ for (const isolation of ['process', 'thread'] as const) {
         }
         // Changed after every submit: each job must see the value as it was when submitted.
         assert.deepEqual(await Promise.all(jobs), want);
+      });
+
+      test('jobs given one array get a copy each: a job that changes its own changes no other', async () => {
+        await using server = new Server({ ncpus: 2, isolation, sharedMemory });
+        const a = Float64Array.from({ length: 30_000 }, (_, i) => i);
+        const bump = (x: Float64Array) => {
+          x[7] = x[7]! + 1;
+          return x[7];
+        };
+        const jobs = Array.from({ length: 150 }, () => server.submit(bump, [a]));
+        assert.deepEqual(new Set(await Promise.all(jobs)), new Set([8]));
+        assert.equal(a[7], 7, 'nor the caller’s');
       });
 
       test('a worker that dies loses no other job’s arguments', async () => {

@@ -36,6 +36,8 @@ export interface ArenaSlot {
   readonly length: number;
 }
 
+/** Most jobs that share one stored part (see SharedArena.store). */
+export const MAX_SHARERS = 64;
 /** Most space an arena takes. */
 export const ARENA_BYTES = 256 * 1024 * 1024;
 /** Less room than this is not worth an arena. */
@@ -113,6 +115,18 @@ export class RingAllocator {
   }
 }
 
+/** A slot with its bookkeeping: where its bytes came from, and who still needs them. */
+interface StoredPart extends ArenaSlot {
+  /** Offset of the copied bytes in their source memory. */
+  readonly sourceOffset: number;
+  /** Jobs that have not freed it yet; its ring space is freed at 0. */
+  holders: number;
+  /** Jobs that were ever given it. */
+  sharers: number;
+  /** Its bytes on this process's heap, while it is shared (file arenas: compared without a read). */
+  copy?: Buffer | undefined;
+}
+
 interface Block {
   start: number;
   end: number;
@@ -144,17 +158,47 @@ export abstract class SharedArena {
   protected shrink(): void {}
   private shrinkTimer: NodeJS.Timeout | null = null;
 
-  /** Copies each part into its own slot: all of them, or none (null) when there is no room. */
+  /**
+   * Copies each part into a slot: all of them, or none (null) when there is no room.
+   *
+   * A part whose memory was stored for an earlier job and still holds the same bytes shares
+   * that job's slot instead (the same data sent with many jobs, as in a parameter sweep):
+   * comparing costs a read where a copy costs a write to memory no cache holds, and 1,000
+   * jobs of one 100 MiB array take 100 MiB of arena, not 100 GB. Each worker still gets its
+   * own copy. A slot is shared by at most {@link MAX_SHARERS} jobs, so that one long-lived
+   * part cannot hold the ring's space behind it forever.
+   */
   store(parts: readonly Uint8Array[]): ArenaSlot[] | null {
     if (this.closed) return null;
     const slots: ArenaSlot[] = [];
     for (const part of parts) {
+      const earlier = this.storedFrom.get(part.buffer);
+      if (
+        earlier !== undefined &&
+        earlier.holders > 0 &&
+        earlier.sharers < MAX_SHARERS &&
+        earlier.sourceOffset === part.byteOffset &&
+        earlier.length === part.byteLength &&
+        this.holds(earlier, part)
+      ) {
+        earlier.holders++;
+        earlier.sharers++;
+        slots.push(earlier);
+        continue;
+      }
       const offset = this.ring.alloc(part.byteLength);
       if (offset < 0) {
         this.free(slots);
         return null;
       }
-      slots.push({ offset, length: part.byteLength });
+      const slot: StoredPart = {
+        offset,
+        length: part.byteLength,
+        sourceOffset: part.byteOffset,
+        holders: 1,
+        sharers: 1,
+      };
+      slots.push(slot);
       try {
         this.write(part, offset);
       } catch {
@@ -162,12 +206,25 @@ export abstract class SharedArena {
         this.free(slots);
         return null;
       }
+      this.storedFrom.set(part.buffer, slot);
     }
     return slots;
   }
 
+  /** The latest part stored from each source memory (see {@link store}). */
+  private readonly storedFrom = new WeakMap<ArrayBufferLike, StoredPart>();
+
+  /** Whether a stored part still holds exactly the bytes of `part`. */
+  protected abstract holds(slot: StoredPart, part: Uint8Array): boolean;
+
   free(slots: readonly ArenaSlot[]): void {
-    for (const s of slots) this.ring.free(s.offset);
+    for (const s of slots) {
+      const slot = s as StoredPart;
+      if (--slot.holders === 0) {
+        slot.copy = undefined;
+        this.ring.free(slot.offset);
+      }
+    }
     // Idle and empty for a while: let the pages go rather than keep the high-water mark.
     if (this.ring.used === 0 && slots.length > 0 && !this.shrinkTimer && !this.closed) {
       this.shrinkTimer = setTimeout(() => {
@@ -213,6 +270,33 @@ class FileArena extends SharedArena {
     return new Uint8Array(readFile(this.fd, slot.offset, slot.length));
   }
 
+  private comparePiece: Buffer | null = null;
+
+  protected holds(slot: StoredPart, part: Uint8Array): boolean {
+    const mine = Buffer.from(part.buffer, part.byteOffset, part.byteLength);
+    if (slot.copy) return slot.copy.equals(mine);
+    if (slot.length <= KEEP_COPY_BYTES) {
+      // Read once: while the slot is shared, later jobs compare with this copy, not the file.
+      const copy = Buffer.from(readFile(this.fd, slot.offset, slot.length));
+      if (!copy.equals(mine)) return false;
+      slot.copy = copy;
+      return true;
+    }
+    // Piece by piece: a changed part is found early, and a large one needs no large buffer.
+    const piece = (this.comparePiece ??= Buffer.allocUnsafeSlow(COMPARE_PIECE_BYTES));
+    for (let at = 0; at < slot.length; at += COMPARE_PIECE_BYTES) {
+      const n = Math.min(COMPARE_PIECE_BYTES, slot.length - at);
+      let got = 0;
+      while (got < n) {
+        const k = readSync(this.fd, piece, got, n - got, slot.offset + at + got);
+        if (k === 0) return false;
+        got += k;
+      }
+      if (piece.compare(mine, at, at + n, 0, n) !== 0) return false;
+    }
+    return true;
+  }
+
   protected override shrink(): void {
     ftruncateSync(this.fd, 0); // a tmpfs file's pages are its memory
   }
@@ -236,6 +320,10 @@ class MemoryArena extends SharedArena {
 
   read(slot: ArenaSlot): Uint8Array {
     return new Uint8Array(readMemory(this.memory, slot.offset, slot.length));
+  }
+
+  protected holds(slot: StoredPart, part: Uint8Array): boolean {
+    return sameBytes(this.memory, slot, part);
   }
 
   // A SharedArrayBuffer cannot give pages back: a thread pool keeps the high-water mark of
@@ -263,6 +351,10 @@ class HeapArena extends SharedArena {
     new Uint8Array(this.memory, offset, bytes.byteLength).set(bytes);
   }
 
+  protected holds(slot: StoredPart, part: Uint8Array): boolean {
+    return this.memory !== null && sameBytes(this.memory, slot, part);
+  }
+
   /** A view, not a copy: the caller sends it before the job can finish and free the slot. */
   read(slot: ArenaSlot): Uint8Array {
     return new Uint8Array(this.memory!, slot.offset, slot.length);
@@ -283,6 +375,15 @@ export function createHeapArena(capacity = ARENA_BYTES, shrinkAfterMs?: number):
 }
 
 const SHM_DIR = '/dev/shm';
+/** Bytes of a file arena compared at a time. */
+const COMPARE_PIECE_BYTES = 1024 * 1024;
+/** Largest shared part of a file arena whose bytes are also kept on the heap. */
+const KEEP_COPY_BYTES = 16 * 1024 * 1024;
+
+function sameBytes(memory: ArrayBufferLike, slot: ArenaSlot, part: Uint8Array): boolean {
+  const mine = Buffer.from(part.buffer, part.byteOffset, part.byteLength);
+  return Buffer.from(memory, slot.offset, slot.length).equals(mine);
+}
 
 /**
  * An arena for worker processes: null where there is no RAM-backed /dev/shm (macOS, Windows)
