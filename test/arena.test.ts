@@ -162,6 +162,23 @@ describe('shared arenas', () => {
     });
   }
 
+  test('file arena: a part too large to keep a heap copy of is compared piece by piece', () => {
+    const arena = createFileArena()!;
+    const big = new Uint8Array(17 * 1024 * 1024);
+    big[3] = 1;
+    const first = arena.store([big])!;
+    const second = arena.store([big])!;
+    assert.equal(second[0]!.offset, first[0]!.offset);
+    big[big.length - 1] = 2; // in the last piece
+    const third = arena.store([big])!;
+    assert.notEqual(third[0]!.offset, first[0]!.offset);
+    assert.deepEqual(arena.read(third[0]!).subarray(-2), Uint8Array.from([0, 2]));
+    assert.deepEqual(arena.read(first[0]!).subarray(-2), Uint8Array.from([0, 0]));
+    arena.free([...first, ...second, ...third]);
+    assert.equal(arena.used, 0);
+    arena.close();
+  });
+
   test('a full arena stores nothing (all or none) and keeps what it had', () => {
     const arena = createMemoryArena(256 * 1024);
     const first = arena.store([bytes(200_000, 3)])!;

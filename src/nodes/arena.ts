@@ -275,25 +275,22 @@ class FileArena extends SharedArena {
   protected holds(slot: StoredPart, part: Uint8Array): boolean {
     const mine = Buffer.from(part.buffer, part.byteOffset, part.byteLength);
     if (slot.copy) return slot.copy.equals(mine);
-    if (slot.length <= KEEP_COPY_BYTES) {
-      // Read once: while the slot is shared, later jobs compare with this copy, not the file.
-      const copy = Buffer.from(readFile(this.fd, slot.offset, slot.length));
-      if (!copy.equals(mine)) return false;
-      slot.copy = copy;
-      return true;
-    }
-    // Piece by piece: a changed part is found early, and a large one needs no large buffer.
-    const piece = (this.comparePiece ??= Buffer.allocUnsafeSlow(COMPARE_PIECE_BYTES));
+    // Read once, into a copy that later jobs compare with while the slot is shared (not for
+    // very large parts); piece by piece, so that a changed part costs little.
+    const keep = slot.length <= KEEP_COPY_BYTES ? Buffer.allocUnsafeSlow(slot.length) : null;
+    const scratch = keep ?? (this.comparePiece ??= Buffer.allocUnsafeSlow(COMPARE_PIECE_BYTES));
     for (let at = 0; at < slot.length; at += COMPARE_PIECE_BYTES) {
       const n = Math.min(COMPARE_PIECE_BYTES, slot.length - at);
+      const into = keep ? at : 0;
       let got = 0;
       while (got < n) {
-        const k = readSync(this.fd, piece, got, n - got, slot.offset + at + got);
+        const k = readSync(this.fd, scratch, into + got, n - got, slot.offset + at + got);
         if (k === 0) return false;
         got += k;
       }
-      if (piece.compare(mine, at, at + n, 0, n) !== 0) return false;
+      if (scratch.compare(mine, at, at + n, into, into + n) !== 0) return false;
     }
+    if (keep) slot.copy = keep;
     return true;
   }
 
@@ -375,8 +372,8 @@ export function createHeapArena(capacity = ARENA_BYTES, shrinkAfterMs?: number):
 }
 
 const SHM_DIR = '/dev/shm';
-/** Bytes of a file arena compared at a time. */
-const COMPARE_PIECE_BYTES = 1024 * 1024;
+/** Bytes of a file arena read and compared at a time. */
+const COMPARE_PIECE_BYTES = 256 * 1024;
 /** Largest shared part of a file arena whose bytes are also kept on the heap. */
 const KEEP_COPY_BYTES = 16 * 1024 * 1024;
 
