@@ -211,6 +211,26 @@ describe('remote nodes on 127.0.0.1', () => {
     }
   });
 
+  test('one array sent with many jobs and changed now and then: each job sees it as at submit', async () => {
+    const a = await node({ secret: SECRET, workers: 2 });
+    const server = new Server({ ncpus: 0, ppservers: [`127.0.0.1:${a.port}`], secret: SECRET });
+    try {
+      await waitFor(() => server.getActiveNodes().length === 1, 15_000, 'connection');
+      const first = (v: Float64Array) => v[0]! + v[v.length - 1]!;
+      const v = new Float64Array(50_000);
+      const jobs: Array<PromiseLike<number>> = [];
+      const want: number[] = [];
+      for (let k = 0; k < 40; k++) {
+        if (k % 10 === 0) v[v.length - 1] = k; // stored parts are shared until the bytes change
+        jobs.push(server.submit(first, [v]));
+        want.push(v[v.length - 1]!);
+      }
+      assert.deepEqual(await Promise.all(jobs), want);
+    } finally {
+      await server.close();
+    }
+  });
+
   test('two clients share one node fairly', async () => {
     const a = await node({ secret: SECRET, workers: 2 });
     const big = new Server({ ncpus: 0, ppservers: [`127.0.0.1:${a.port}`], secret: SECRET });
