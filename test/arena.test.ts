@@ -162,6 +162,26 @@ describe('shared arenas', () => {
     });
   }
 
+  test('file arena: a change past the first piece read is found, and the copy kept is whole', () => {
+    const arena = createFileArena()!;
+    const data = bytes(600_000, 12);
+    const first = arena.store([data])!;
+    data[500_000]! ^= 1;
+    const changed = arena.store([data])!;
+    assert.notEqual(changed[0]!.offset, first[0]!.offset);
+    const again = arena.store([data])!; // compared with the file, then kept as a copy
+    assert.equal(again[0]!.offset, changed[0]!.offset);
+    const third = arena.store([data])!; // compared with that copy, which must be whole
+    assert.equal(third[0]!.offset, changed[0]!.offset);
+    data[599_999]! ^= 1;
+    const last = arena.store([data])!;
+    assert.notEqual(last[0]!.offset, changed[0]!.offset);
+    assert.deepEqual(arena.read(last[0]!), data);
+    arena.free([...first, ...changed, ...again, ...third, ...last]);
+    assert.equal(arena.used, 0);
+    arena.close();
+  });
+
   test('file arena: a part too large to keep a heap copy of is compared piece by piece', () => {
     const arena = createFileArena()!;
     const big = new Uint8Array(17 * 1024 * 1024);

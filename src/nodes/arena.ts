@@ -275,20 +275,26 @@ class FileArena extends SharedArena {
   protected holds(slot: StoredPart, part: Uint8Array): boolean {
     const mine = Buffer.from(part.buffer, part.byteOffset, part.byteLength);
     if (slot.copy) return slot.copy.equals(mine);
-    // Read once, into a copy that later jobs compare with while the slot is shared (not for
-    // very large parts); piece by piece, so that a changed part costs little.
-    const keep = slot.length <= KEEP_COPY_BYTES ? Buffer.allocUnsafeSlow(slot.length) : null;
-    const scratch = keep ?? (this.comparePiece ??= Buffer.allocUnsafeSlow(COMPARE_PIECE_BYTES));
+    // Read once, piece by piece, so that a changed part costs little: the first piece into
+    // scratch memory, the rest (once the first matched) into a copy that later jobs compare
+    // with while the slot is shared (not for very large parts).
+    const piece = (this.comparePiece ??= Buffer.allocUnsafeSlow(COMPARE_PIECE_BYTES));
+    let keep: Buffer | null = null;
     for (let at = 0; at < slot.length; at += COMPARE_PIECE_BYTES) {
       const n = Math.min(COMPARE_PIECE_BYTES, slot.length - at);
       const into = keep ? at : 0;
+      const target = keep ?? piece;
       let got = 0;
       while (got < n) {
-        const k = readSync(this.fd, scratch, into + got, n - got, slot.offset + at + got);
+        const k = readSync(this.fd, target, into + got, n - got, slot.offset + at + got);
         if (k === 0) return false;
         got += k;
       }
-      if (scratch.compare(mine, at, at + n, into, into + n) !== 0) return false;
+      if (target.compare(mine, at, at + n, into, into + n) !== 0) return false;
+      if (at === 0 && slot.length <= KEEP_COPY_BYTES) {
+        keep = Buffer.allocUnsafeSlow(slot.length);
+        piece.copy(keep, 0, 0, n);
+      }
     }
     if (keep) slot.copy = keep;
     return true;
