@@ -179,7 +179,7 @@ export abstract class SharedArena {
         earlier.sharers < MAX_SHARERS &&
         earlier.sourceOffset === part.byteOffset &&
         earlier.length === part.byteLength &&
-        this.holds(earlier, part)
+        this.holds(earlier, Buffer.from(part.buffer, part.byteOffset, part.byteLength))
       ) {
         earlier.holders++;
         earlier.sharers++;
@@ -214,8 +214,8 @@ export abstract class SharedArena {
   /** The latest part stored from each source memory (see {@link store}). */
   private readonly storedFrom = new WeakMap<ArrayBufferLike, StoredPart>();
 
-  /** Whether a stored part still holds exactly the bytes of `part`. */
-  protected abstract holds(slot: StoredPart, part: Uint8Array): boolean;
+  /** Whether a stored part still holds exactly these bytes. */
+  protected abstract holds(slot: StoredPart, bytes: Buffer): boolean;
 
   free(slots: readonly ArenaSlot[]): void {
     for (const s of slots) {
@@ -272,9 +272,8 @@ class FileArena extends SharedArena {
 
   private comparePiece: Buffer | null = null;
 
-  protected holds(slot: StoredPart, part: Uint8Array): boolean {
-    const mine = Buffer.from(part.buffer, part.byteOffset, part.byteLength);
-    if (slot.copy) return slot.copy.equals(mine);
+  protected holds(slot: StoredPart, bytes: Buffer): boolean {
+    if (slot.copy) return slot.copy.equals(bytes);
     // Read once, piece by piece, so that a changed part costs little: the first piece into
     // scratch memory, the rest (once the first matched) into a copy that later jobs compare
     // with while the slot is shared (not for very large parts).
@@ -284,13 +283,8 @@ class FileArena extends SharedArena {
       const n = Math.min(COMPARE_PIECE_BYTES, slot.length - at);
       const into = keep ? at : 0;
       const target = keep ?? piece;
-      let got = 0;
-      while (got < n) {
-        const k = readSync(this.fd, target, into + got, n - got, slot.offset + at + got);
-        if (k === 0) return false;
-        got += k;
-      }
-      if (target.compare(mine, at, at + n, into, into + n) !== 0) return false;
+      if (readAt(this.fd, target, into, n, slot.offset + at) < n) return false;
+      if (target.compare(bytes, at, at + n, into, into + n) !== 0) return false;
       if (at === 0 && slot.length <= KEEP_COPY_BYTES) {
         keep = Buffer.allocUnsafeSlow(slot.length);
         piece.copy(keep, 0, 0, n);
@@ -325,8 +319,8 @@ class MemoryArena extends SharedArena {
     return new Uint8Array(readMemory(this.memory, slot.offset, slot.length));
   }
 
-  protected holds(slot: StoredPart, part: Uint8Array): boolean {
-    return sameBytes(this.memory, slot, part);
+  protected holds(slot: StoredPart, bytes: Buffer): boolean {
+    return Buffer.from(this.memory, slot.offset, slot.length).equals(bytes);
   }
 
   // A SharedArrayBuffer cannot give pages back: a thread pool keeps the high-water mark of
@@ -354,8 +348,8 @@ class HeapArena extends SharedArena {
     new Uint8Array(this.memory, offset, bytes.byteLength).set(bytes);
   }
 
-  protected holds(slot: StoredPart, part: Uint8Array): boolean {
-    return this.memory !== null && sameBytes(this.memory, slot, part);
+  protected holds(slot: StoredPart, bytes: Buffer): boolean {
+    return Buffer.from(this.memory!, slot.offset, slot.length).equals(bytes);
   }
 
   /** A view, not a copy: the caller sends it before the job can finish and free the slot. */
@@ -382,11 +376,6 @@ const SHM_DIR = '/dev/shm';
 const COMPARE_PIECE_BYTES = 256 * 1024;
 /** Largest shared part of a file arena whose bytes are also kept on the heap. */
 const KEEP_COPY_BYTES = 16 * 1024 * 1024;
-
-function sameBytes(memory: ArrayBufferLike, slot: ArenaSlot, part: Uint8Array): boolean {
-  const mine = Buffer.from(part.buffer, part.byteOffset, part.byteLength);
-  return Buffer.from(memory, slot.offset, slot.length).equals(mine);
-}
 
 /**
  * An arena for worker processes: null where there is no RAM-backed /dev/shm (macOS, Windows)
@@ -421,13 +410,21 @@ export function arenaReader(handle: ArenaHandle): (offset: number, length: numbe
 
 function readFile(fd: number, offset: number, length: number): ArrayBuffer {
   const out = Buffer.allocUnsafeSlow(length);
+  const done = readAt(fd, out, 0, length, offset);
+  if (done < length)
+    throw new Error(`shared arena: slot at ${offset} ends early (${done} of ${length} bytes)`);
+  return out.buffer as ArrayBuffer;
+}
+
+/** Reads `length` bytes at `position` of the file into `into[at...]`; fewer only at its end. */
+function readAt(fd: number, into: Uint8Array, at: number, length: number, position: number): number {
   let done = 0;
   while (done < length) {
-    const n = readSync(fd, out, done, length - done, offset + done);
-    if (n === 0) throw new Error(`shared arena: slot at ${offset} ends early (${done} of ${length} bytes)`);
+    const n = readSync(fd, into, at + done, length - done, position + done);
+    if (n === 0) break;
     done += n;
   }
-  return out.buffer as ArrayBuffer;
+  return done;
 }
 
 function readMemory(memory: SharedArrayBuffer, offset: number, length: number): ArrayBuffer {
