@@ -12,6 +12,11 @@ export type JobState = 'pending' | 'fulfilled' | 'rejected';
 
 const noop = (): void => {};
 
+/** @internal Whoever answers for a job: the server's record of it. */
+export interface JobOwner {
+  cancel(reason: unknown): void;
+}
+
 export class Job<T = unknown> extends Promise<T> {
   /** Promises derived from a job (then, catch, finally) are plain Promises. */
   static override get [Symbol.species](): PromiseConstructor {
@@ -29,10 +34,10 @@ export class Job<T = unknown> extends Promise<T> {
   #observed = false;
   readonly #resolve: (v: T) => void;
   readonly #reject: (e: unknown) => void;
-  readonly #cancel: (job: Job<T>, reason: unknown) => void;
+  readonly #owner: JobOwner;
 
   /** @internal Jobs are made by `Server.submit`. */
-  constructor(id: number, name: string, group: string, cancel: (job: Job<T>, reason: unknown) => void) {
+  constructor(id: number, name: string, group: string, owner: JobOwner) {
     let resolve!: (v: T) => void;
     let reject!: (e: unknown) => void;
     super((res, rej) => {
@@ -44,7 +49,7 @@ export class Job<T = unknown> extends Promise<T> {
     this.id = id;
     this.name = name;
     this.group = group;
-    this.#cancel = cancel;
+    this.#owner = owner;
   }
 
   /** True once the job has a result or an error. */
@@ -83,7 +88,7 @@ export class Job<T = unknown> extends Promise<T> {
 
   /** Cancels the job: a queued job is dropped, a running one is stopped (its worker replaced). */
   cancel(reason?: unknown): void {
-    if (this.#state === 'pending') this.#cancel(this, reason);
+    if (this.#state === 'pending') this.#owner.cancel(reason);
   }
 
   /** @internal */

@@ -21,11 +21,12 @@ import {
 } from '../nodes/remote-node.ts';
 import type { Isolation } from '../nodes/worker-handle.ts';
 import { type ClassRegistry, decode, encode, encodeSplit, makeClassRegistry } from '../protocol/codec.ts';
-import { type FunctionDefinition, JobStatus } from '../protocol/messages.ts';
+import { JobStatus } from '../protocol/messages.ts';
 import { Fifo } from '../scheduler/fifo.ts';
 import { assignJobs, DurationEstimate } from '../scheduler/policy.ts';
 import { resolveSecret } from '../secret.ts';
-import { Job } from './job.ts';
+import type { Job } from './job.ts';
+import { FunctionEntry, JobRecord, LiveJobs } from './job-record.ts';
 import { REF_CLASS, Ref, type RefArgs } from './ref.ts';
 import { formatStats, type NodeStats, type ServerStats } from './stats.ts';
 
@@ -124,36 +125,6 @@ export interface ServerEvents {
   'discovery-error': [error: Error];
 }
 
-/** A submitted job as the server tracks it; it is also what nodes get (one object per job). */
-class JobRecord implements DispatchJob {
-  readonly hash: string;
-  readonly name: string;
-  estimatedMs: number | undefined = undefined;
-  node: ComputeNode | null = null;
-  settled = false;
-  unlisten: (() => void) | null = null;
-
-  constructor(
-    readonly id: number,
-    readonly job: Job<any>,
-    readonly bundle: FunctionBundle,
-    readonly registry: ClassRegistry,
-    readonly args: JobArgs,
-    readonly refs: readonly RefData[],
-    readonly timeoutMs: number | undefined,
-    readonly callback: ((...args: any[]) => void) | undefined,
-    readonly callbackArgs: readonly unknown[],
-    private readonly definitions: Map<string, FunctionDefinition>,
-  ) {
-    this.hash = bundle.hash;
-    this.name = bundle.name;
-  }
-
-  definition(): FunctionDefinition {
-    return definitionOf(this.bundle, this.definitions);
-  }
-}
-
 const NO_ARGS: readonly unknown[] = Object.freeze([]);
 
 interface NodeCounters {
@@ -179,7 +150,8 @@ const DEFAULT_GROUP = 'default';
  */
 export class Server extends EventEmitter<ServerEvents> {
   readonly #created = performance.now();
-  readonly #records = new Map<number, JobRecord>();
+  /** Jobs not yet settled, or still held by a node. */
+  readonly #records = new LiveJobs();
   readonly #queue = new Fifo<JobRecord>();
   readonly #nodes: ComputeNode[] = [];
   readonly #local: LocalPool;
@@ -188,13 +160,12 @@ export class Server extends EventEmitter<ServerEvents> {
   readonly #sharedMemory: boolean;
   readonly #counters = new Map<string, NodeCounters>();
   readonly #estimates = new Map<string, DurationEstimate>();
-  readonly #registries = new WeakMap<object, ClassRegistry>();
-  readonly #definitions = new Map<string, FunctionDefinition>();
+  readonly #functions = new WeakMap<FunctionBundle, FunctionEntry>();
   readonly #groups = new Map<string, GroupState>();
   readonly #refs = new Map<string, RefData>();
   #nextId = 1;
   #drainScheduled = false;
-  readonly #cancelJob = (job: Job<any>, reason: unknown): void => this.#cancel(job.id, reason);
+  readonly #jobHost = { cancel: (rec: JobRecord, reason: unknown) => this.#cancel(rec, reason) };
   #closed = false;
   #closing: Promise<void> | null = null;
   #fatal: Error | null = null;
@@ -215,9 +186,11 @@ export class Server extends EventEmitter<ServerEvents> {
     const ncpus = options.ncpus ?? availableParallelism();
     checkNcpus(ncpus);
     const events: NodeEvents = {
-      onResult: (node, id, status, durationMs, blob) => this.#onResult(node, id, status, durationMs, blob),
-      onJobFailed: (_node, id, error) => this.#onJobFailed(id, error),
-      onRequeue: (_node, ids) => this.#onRequeue(ids),
+      // Nodes hand back the DispatchJob objects they were given: this server's JobRecords.
+      onResult: (node, job, status, durationMs, blob) =>
+        this.#onResult(node, job as JobRecord, status, durationMs, blob),
+      onJobFailed: (_node, job, error) => this.#onJobFailed(job as JobRecord, error),
+      onRequeue: (_node, jobs) => this.#onRequeue(jobs as JobRecord[]),
       onCapacity: () => this.#scheduleDrain(),
     };
     this.#sharedMemory = options.sharedMemory ?? true;
@@ -317,8 +290,8 @@ export class Server extends EventEmitter<ServerEvents> {
       modules: options.modules,
       globals: options.globals,
     });
-    const registry = this.#registryOf(bundle);
-    const encoded = this.#captureArgs(bundle.thisArg, args, registry);
+    const fnEntry = this.#functionOf(bundle);
+    const encoded = this.#captureArgs(bundle.thisArg, args, fnEntry.registry);
     let refs: RefData[] = NO_REFS;
     for (const arg of args) {
       if (!(arg instanceof Ref)) continue;
@@ -334,23 +307,22 @@ export class Server extends EventEmitter<ServerEvents> {
     }
     const group = options.group ?? DEFAULT_GROUP;
     const id = this.#nextId++;
-    const job = new Job<any>(id, bundle.name, group, this.#cancelJob);
     const rec = new JobRecord(
+      this.#jobHost,
       id,
-      job,
-      bundle,
-      registry,
+      group,
+      fnEntry,
       encoded,
       refs,
       timeoutMs,
       options.callback,
       options.callbackArgs ?? NO_ARGS,
-      this.#definitions,
     );
     let g = this.#groups.get(group);
     if (!g) this.#groups.set(group, (g = { pending: 0, waiters: [] }));
     g.pending++;
-    this.#records.set(id, rec);
+    this.#records.add(rec);
+    const job = rec.job;
 
     const signal = options.signal;
     if (signal) {
@@ -358,7 +330,7 @@ export class Server extends EventEmitter<ServerEvents> {
         this.#settle(rec, false, abortError(bundle.name, signal.reason));
         return job;
       }
-      const onAbort = () => this.#cancel(id, signal.reason);
+      const onAbort = () => this.#cancel(rec, signal.reason);
       signal.addEventListener('abort', onAbort, { once: true });
       rec.unlisten = () => signal.removeEventListener('abort', onAbort);
     }
@@ -458,7 +430,7 @@ export class Server extends EventEmitter<ServerEvents> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
     const error = new ServerClosedError('the server was closed before this job finished');
-    for (const rec of [...this.#records.values()]) this.#settle(rec, false, error);
+    for (const rec of this.#records.toArray()) this.#settle(rec, false, error);
     this.#queue.clear();
     const browser = this.#browser;
     this.#browser = null;
@@ -504,19 +476,21 @@ export class Server extends EventEmitter<ServerEvents> {
 
   /** Drops the record of a job no node holds anymore, and its arguments' shared memory. */
   #forget(rec: JobRecord): void {
-    this.#records.delete(rec.job.id);
+    this.#records.delete(rec);
     releaseArgs(rec.args);
   }
 
-  #registryOf(bundle: FunctionBundle): ClassRegistry {
-    // Bundles are cached per definition, so this is one registry per function.
-    const key = bundle.classes as object;
-    let r = this.#registries.get(key);
-    if (!r) {
+  /** What this server knows about a function (bundles are cached per definition). */
+  #functionOf(bundle: FunctionBundle): FunctionEntry {
+    let entry = this.#functions.get(bundle);
+    if (!entry) {
       checkGlobals(bundle);
-      this.#registries.set(key, (r = makeClassRegistry([...bundle.classes, REF_CLASS])));
+      let estimate = this.#estimates.get(bundle.hash);
+      if (!estimate) this.#estimates.set(bundle.hash, (estimate = new DurationEstimate()));
+      entry = new FunctionEntry(bundle, makeClassRegistry([...bundle.classes, REF_CLASS]), estimate);
+      this.#functions.set(bundle, entry);
     }
-    return r;
+    return entry;
   }
 
   #scheduleDrain(): void {
@@ -539,7 +513,7 @@ export class Server extends EventEmitter<ServerEvents> {
         head = queue.peek();
       }
       if (!head) return;
-      const estimate = this.#estimates.get(head.bundle.hash)?.value;
+      const estimate = head.fn.estimate.value;
       const counts = assignJobs(
         queue.size,
         nodes.map((n) => n.freeSlots(estimate)),
@@ -553,7 +527,7 @@ export class Server extends EventEmitter<ServerEvents> {
           const rec = queue.shift()!;
           if (rec.settled) continue;
           rec.node = nodes[i]!;
-          rec.estimatedMs = this.#estimates.get(rec.hash)?.value;
+          rec.estimatedMs = rec.fn.estimate.value;
           batch.push(rec);
         }
         if (batch.length > 0) {
@@ -565,31 +539,34 @@ export class Server extends EventEmitter<ServerEvents> {
     }
   }
 
-  #onResult(node: ComputeNode, id: number, status: JobStatus, durationMs: number, blob: Uint8Array): void {
-    const rec = this.#records.get(id);
+  #onResult(
+    node: ComputeNode,
+    rec: JobRecord,
+    status: JobStatus,
+    durationMs: number,
+    blob: Uint8Array,
+  ): void {
     this.#scheduleDrain();
-    // Unknown or already settled (cancelled, or a late duplicate): drop, never deliver twice.
-    if (!rec || rec.node !== node) return;
+    // Forgotten, or given to another node since (a late duplicate): drop, never deliver twice.
+    if (!rec.live || rec.node !== node) return;
     this.#forget(rec);
     if (status === JobStatus.Cancelled) {
-      this.#settle(rec, false, abortError(rec.bundle.name, undefined));
+      this.#settle(rec, false, abortError(rec.name, undefined));
       return;
     }
     const counters = this.#counters.get(node.id)!;
     counters.jobs++;
     counters.timeMs += durationMs;
-    let est = this.#estimates.get(rec.bundle.hash);
-    if (!est) this.#estimates.set(rec.bundle.hash, (est = new DurationEstimate()));
-    est.add(durationMs);
+    rec.fn.estimate.add(durationMs);
 
     let value: unknown;
     try {
-      value = decode(blob, rec.registry);
+      value = decode(blob, rec.fn.registry);
     } catch (error) {
       this.#settle(
         rec,
         false,
-        new JobSetupError(`the outcome of ${rec.bundle.name} could not be decoded`, { cause: error }),
+        new JobSetupError(`the outcome of ${rec.name} could not be decoded`, { cause: error }),
       );
       return;
     }
@@ -604,28 +581,27 @@ export class Server extends EventEmitter<ServerEvents> {
         this.#settle(
           rec,
           false,
-          new JobSetupError(`${rec.bundle.name} could not start on ${node.id}: ${messageOf(value)}`, {
+          new JobSetupError(`${rec.name} could not start on ${node.id}: ${messageOf(value)}`, {
             cause: value,
           }),
         );
     }
   }
 
-  #onJobFailed(id: number, error: Error): void {
-    const rec = this.#records.get(id);
+  #onJobFailed(rec: JobRecord, error: Error): void {
     this.#scheduleDrain();
-    if (!rec) return;
+    if (!rec.live) return;
     this.#forget(rec);
     this.#settle(rec, false, error);
   }
 
   /** Jobs a node gave back unstarted go to the front of the queue, in their order. */
-  #onRequeue(ids: number[]): void {
+  #onRequeue(jobs: JobRecord[]): void {
     const back: JobRecord[] = [];
-    for (const id of ids) {
-      const rec = this.#records.get(id);
-      if (!rec || rec.settled) {
-        if (rec) this.#forget(rec);
+    for (const rec of jobs) {
+      if (!rec.live) continue;
+      if (rec.settled) {
+        this.#forget(rec);
         continue;
       }
       rec.node = null;
@@ -643,8 +619,7 @@ export class Server extends EventEmitter<ServerEvents> {
     // Nothing left that could ever run the queued jobs: fail them rather than wait forever.
     const unusable = this.#whyUnusable();
     if (unusable)
-      for (const rec of [...this.#records.values()])
-        if (rec.node === null) this.#settle(rec, false, unusable);
+      for (const rec of this.#records.toArray()) if (rec.node === null) this.#settle(rec, false, unusable);
   }
 
   /** Why no job can ever run here (every node failed for good), or null. */
@@ -660,16 +635,15 @@ export class Server extends EventEmitter<ServerEvents> {
     if (i >= 0) this.#nodes.splice(i, 1);
     this.#fatal = error;
     if (this.#nodes.length > 0) return;
-    for (const rec of [...this.#records.values()]) this.#settle(rec, false, error);
+    for (const rec of this.#records.toArray()) this.#settle(rec, false, error);
   }
 
-  #cancel(id: number, reason: unknown): void {
-    const rec = this.#records.get(id);
-    if (!rec || rec.settled) return;
+  #cancel(rec: JobRecord, reason: unknown): void {
+    if (!rec.live || rec.settled) return;
     if (rec.node)
-      rec.node.cancel(id); // its outcome, when reported, is dropped
+      rec.node.cancel(rec.id); // its outcome, when reported, is dropped
     else this.#forget(rec);
-    this.#settle(rec, false, abortError(rec.bundle.name, reason));
+    this.#settle(rec, false, abortError(rec.name, reason));
   }
 
   #settle(rec: JobRecord, ok: boolean, value: unknown): void {
@@ -718,22 +692,6 @@ function checkNcpus(n: number): void {
   if (!Number.isInteger(n) || n < 0) {
     throw new RangeError(`ncpus must be a whole number >= 0 (0 = no local workers), got ${n}`);
   }
-}
-
-function definitionOf(bundle: FunctionBundle, cache: Map<string, FunctionDefinition>): FunctionDefinition {
-  let def = cache.get(bundle.hash);
-  if (!def) {
-    def = {
-      hash: bundle.hash,
-      name: bundle.name,
-      code: bundle.code,
-      bindings: bundle.bindings,
-      modules: bundle.modules,
-      globals: bundle.globals,
-    };
-    cache.set(bundle.hash, def);
-  }
-  return def;
 }
 
 /**
@@ -798,12 +756,12 @@ function messageOf(value: unknown): string {
 function markError(value: unknown, rec: JobRecord, node: ComputeNode): unknown {
   if (value instanceof Error) {
     Object.defineProperty(value, 'job', {
-      value: { id: rec.job.id, name: rec.bundle.name, node: node.id },
+      value: { id: rec.job.id, name: rec.name, node: node.id },
       enumerable: false,
       configurable: true,
     });
     if (typeof value.stack === 'string') {
-      value.stack += `\n    at job #${rec.job.id} ${rec.bundle.name} on node '${node.id}'`;
+      value.stack += `\n    at job #${rec.job.id} ${rec.name} on node '${node.id}'`;
     }
   }
   return value;

@@ -96,9 +96,9 @@ export class NodeServer {
     this.pool = new LocalPool(
       { ncpus: opts.workers, isolation: 'process', niceness: opts.niceness ?? 10 },
       {
-        onResult: (_n, id, status, durationMs, blob) => this.onResult(id, status, durationMs, blob),
-        onJobFailed: (_n, id, error) => this.onJobFailed(id, error),
-        onRequeue: (_n, ids) => this.onRequeue(ids),
+        onResult: (_n, job, status, durationMs, blob) => this.onResult(job.id, status, durationMs, blob),
+        onJobFailed: (_n, job, error) => this.onJobFailed(job.id, error),
+        onRequeue: (_n, jobs) => this.onRequeue(jobs.map((j) => j.id)),
         onCapacity: () => this.scheduleDrain(),
       },
     );

@@ -35,13 +35,20 @@ export interface NodeEvents {
   /**
    * The job ran (or threw, or was cancelled on request); reported once. `blob` is the encoded
    * value (or error), to decode with the job's class registry. (Flat arguments: this runs
-   * once per job, and an outcome object per job showed up in the GC profile.)
+   * once per job, and an outcome object per job showed up in the GC profile.) Nodes report
+   * each job as the very object they were given, so the caller needs no lookup.
    */
-  onResult(node: ComputeNode, jobId: number, status: JobStatus, durationMs: number, blob: Uint8Array): void;
+  onResult(
+    node: ComputeNode,
+    job: DispatchJob,
+    status: JobStatus,
+    durationMs: number,
+    blob: Uint8Array,
+  ): void;
   /** The job failed for a reason outside its function's code (worker crash, timeout). */
-  onJobFailed(node: ComputeNode, jobId: number, error: Error): void;
+  onJobFailed(node: ComputeNode, job: DispatchJob, error: Error): void;
   /** These jobs never started; run them elsewhere (or here again). */
-  onRequeue(node: ComputeNode, jobIds: number[]): void;
+  onRequeue(node: ComputeNode, jobs: DispatchJob[]): void;
   /** The node can take more work than before (a worker became ready, a slot freed). */
   onCapacity(node: ComputeNode): void;
 }

@@ -14,6 +14,7 @@ import {
   type Message,
   runMessage,
 } from '../protocol/messages.ts';
+import { writeRunFrame } from '../protocol/run-frame.ts';
 import { type ArenaSlot, createFileArena, createMemoryArena, type SharedArena } from './arena.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
 import { argsParts } from './job-args.ts';
@@ -140,11 +141,7 @@ export class LocalPool implements ComputeNode {
     while (next < jobs.length && order.length > 0) {
       this.sendBatch(order[i++ % order.length]!, [jobs[next++]!]);
     }
-    if (next < jobs.length)
-      this.events.onRequeue(
-        this,
-        jobs.slice(next).map((j) => j.id),
-      );
+    if (next < jobs.length) this.events.onRequeue(this, jobs.slice(next));
   }
 
   private sendBatch(w: WorkerHandle, batch: DispatchJob[]): void {
@@ -171,20 +168,38 @@ export class LocalPool implements ComputeNode {
     for (const job of batch) w.inFlight.push(job);
     this.placedCount += batch.length;
     // The worker itself needs neither timeouts (the pool enforces them) nor ref ids.
-    const jobs: Array<{ id: number; hash: string; blob: BlobParts }> = [];
+    const blobs: Uint8Array[] = [];
     let slots: number[][] | undefined;
-    batch.forEach((job, i) => {
-      const args = job.args;
+    let whole = true;
+    for (let i = 0; i < batch.length; i++) {
+      const args = batch[i]!.args;
       if (args.stored && args.stored.arena === this.arena) {
         slots ??= batch.map(() => []);
         for (const s of args.stored.slots) slots[i]!.push(s.offset, s.length);
-        jobs.push({ id: job.id, hash: job.hash, blob: args.bytes });
+        blobs.push(args.bytes);
       } else {
-        jobs.push({ id: job.id, hash: job.hash, blob: argsParts(args) });
+        // Split parts outside this arena go inline: the general encoder joins them.
+        if (args.splits.length > 0) whole = false;
+        blobs.push(args.bytes);
       }
-    });
-    w.send(encodeMessage(runMessage(jobs, slots)));
+    }
+    if (whole) w.sendFrame(writeRunFrame(batch, blobs, slots, w.framed));
+    else
+      w.send(
+        encodeMessage(
+          runMessage(
+            batch.map((job) => ({ id: job.id, hash: job.hash, blob: this.blobOf(job) })),
+            slots,
+          ),
+        ),
+      );
     if (wasIdle) this.armHeadTimer(w);
+  }
+
+  /** A job's arguments as this pool's workers read them: arena slots stay where they are. */
+  private blobOf(job: DispatchJob): BlobParts {
+    const args = job.args;
+    return args.stored && args.stored.arena === this.arena ? args.bytes : argsParts(args);
   }
 
   release(refIds: readonly string[]): void {
@@ -287,14 +302,15 @@ export class LocalPool implements ComputeNode {
   ): void {
     // Jobs run in order, so the answer is for the head; anything else is a protocol bug.
     const inFlight = w.inFlight;
-    if (inFlight[0]?.id === id) inFlight.shift();
+    let job = inFlight[0];
+    if (job?.id === id) inFlight.shift();
     else {
       const at = inFlight.findIndex((j) => j.id === id);
       if (at < 0) return;
-      inFlight.splice(at, 1);
+      job = inFlight.splice(at, 1)[0]!;
     }
     this.placedCount--;
-    this.events.onResult(this, id, status, durationMs, blob);
+    this.events.onResult(this, job!, status, durationMs, blob);
   }
 
   private afterResults(w: WorkerHandle): void {
@@ -331,7 +347,8 @@ export class LocalPool implements ComputeNode {
     const leftJobs = w.inFlight.splice(0);
     this.placedCount -= leftJobs.length;
     const left = leftJobs.map((j) => j.id);
-    const nameOf = (id: number) => leftJobs.find((j) => j.id === id)?.name ?? `job ${id}`;
+    const jobOf = (id: number) => leftJobs.find((j) => j.id === id);
+    const nameOf = (id: number) => jobOf(id)?.name ?? `job ${id}`;
     const reason = w.stopReason;
     let culprit: number | undefined;
     let error: Error | undefined;
@@ -348,8 +365,8 @@ export class LocalPool implements ComputeNode {
     } else if (reason === null && !w.ready) {
       this.startFailures++;
     }
-    const requeue = left.filter((id) => id !== culprit);
-    if (culprit !== undefined && error) this.events.onJobFailed(this, culprit, error);
+    const requeue = leftJobs.filter((j) => j.id !== culprit);
+    if (culprit !== undefined && error) this.events.onJobFailed(this, jobOf(culprit)!, error);
     if (requeue.length > 0) this.events.onRequeue(this, requeue);
 
     if (this.closed) return;

@@ -116,10 +116,7 @@ export class RemoteNode implements ComputeNode {
   dispatch(jobs: DispatchJob[]): void {
     const socket = this.socket;
     if (this.state !== 'ready' || !socket) {
-      this.events.onRequeue(
-        this,
-        jobs.map((j) => j.id),
-      );
+      this.events.onRequeue(this, jobs);
       return;
     }
     const defs: FunctionDefinition[] = [];
@@ -331,27 +328,32 @@ export class RemoteNode implements ComputeNode {
       }
       case 'done':
         msg.results.forEach(([id, status, durationMs], i) => {
-          if (!this.placed.delete(id)) return;
-          this.events.onResult(this, id, status, durationMs, msg.blobs[i]!);
+          const job = this.take(id);
+          if (job) this.events.onResult(this, job, status, durationMs, msg.blobs[i]!);
         });
         this.events.onCapacity(this);
         return;
       case 'failed':
         msg.ids.forEach((id, i) => {
-          if (!this.placed.delete(id)) return;
+          const job = this.take(id);
+          if (!job) return;
           let error: Error;
           try {
             error = decode(msg.blobs[i]!) as Error;
           } catch {
             error = new PPError(`job ${id} failed on node ${this.id}`);
           }
-          this.events.onJobFailed(this, id, error);
+          this.events.onJobFailed(this, job, error);
         });
         this.events.onCapacity(this);
         return;
       case 'requeue': {
-        const ids = msg.ids.filter((id) => this.placed.delete(id));
-        if (ids.length > 0) this.events.onRequeue(this, ids);
+        const jobs: DispatchJob[] = [];
+        for (const id of msg.ids) {
+          const job = this.take(id);
+          if (job) jobs.push(job);
+        }
+        if (jobs.length > 0) this.events.onRequeue(this, jobs);
         return;
       }
       case 'ping':
@@ -423,9 +425,16 @@ export class RemoteNode implements ComputeNode {
 
   private handBack(): void {
     if (this.placed.size === 0) return;
-    const ids = [...this.placed.keys()];
+    const jobs = [...this.placed.values()];
     this.placed.clear();
-    this.events.onRequeue(this, ids);
+    this.events.onRequeue(this, jobs);
+  }
+
+  /** The job placed here under this id, no longer placed; undefined if there is none. */
+  private take(id: number): DispatchJob | undefined {
+    const job = this.placed.get(id);
+    if (job) this.placed.delete(id);
+    return job;
   }
 }
 

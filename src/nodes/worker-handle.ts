@@ -216,6 +216,21 @@ export class WorkerHandle {
     writeFrame(this.socket!, parts);
   }
 
+  /** Whether {@link sendFrame} takes a frame length header: a socket needs one, a thread's messages come whole. */
+  get framed(): boolean {
+    return this.thread === null;
+  }
+
+  /**
+   * Sends one message encoded whole, with a frame header if {@link framed}. Takes the buffer,
+   * which must own all of its memory (it may be transferred to the thread).
+   */
+  sendFrame(frame: Buffer): void {
+    if (this.exited) return;
+    if (this.thread) this.thread.postMessage(frame.buffer, [frame.buffer as ArrayBuffer]);
+    else this.socket!.write(frame);
+  }
+
   /** Stops the worker at once (the running job, if any, is lost: the caller reports it). */
   kill(): void {
     if (this.exited) return;

@@ -81,8 +81,6 @@ export type Message =
   | { type: 'ncpus'; ncpus: number }
   | { type: 'bye'; reason: string };
 
-const NO_IDS: string[] = Object.freeze([]) as unknown as string[];
-
 /** A blob as one buffer or as parts to be sent one after another (no copy to join them). */
 export type BlobParts = Uint8Array | readonly Uint8Array[];
 
@@ -117,7 +115,9 @@ export function runMessage(
       j.id,
       fn,
       j.timeoutMs ?? 0,
-      j.refs && j.refs.length > 0 ? j.refs.map((r) => r.id) : NO_IDS,
+      // A fresh empty list, not a shared one: the codec would write a shared one as a
+      // back-reference, and protocol/run-frame.ts writes these bytes without tracking objects.
+      j.refs && j.refs.length > 0 ? j.refs.map((r) => r.id) : [],
     ]);
     blobs.push(j.blob);
   }

@@ -1,0 +1,132 @@
+/**
+ * What the server keeps per function and per job. A node gets the job record itself as its
+ * {@link DispatchJob} and reports back with it, so a result finds its job without a lookup:
+ * for tiny jobs a Map from id to record cost a tenth of the main thread's time (its hash
+ * table grew and shrank with every burst of jobs).
+ */
+import type { FunctionBundle } from '../functions/bundle.ts';
+import type { ComputeNode, DispatchJob, RefData } from '../nodes/compute-node.ts';
+import type { JobArgs } from '../nodes/job-args.ts';
+import type { ClassRegistry } from '../protocol/codec.ts';
+import type { FunctionDefinition } from '../protocol/messages.ts';
+import type { DurationEstimate } from '../scheduler/policy.ts';
+import { Job, type JobOwner } from './job.ts';
+
+/** One function as this server knows it: made at its first submit, shared by its jobs. */
+export class FunctionEntry {
+  #definition: FunctionDefinition | undefined = undefined;
+
+  constructor(
+    readonly bundle: FunctionBundle,
+    /** Classes its arguments and results may carry. */
+    readonly registry: ClassRegistry,
+    /** Its measured run time (shared by every entry of the same code). */
+    readonly estimate: DurationEstimate,
+  ) {}
+
+  /** What a worker or node needs to compile it; built once, when the first one lacks it. */
+  definition(): FunctionDefinition {
+    const b = this.bundle;
+    this.#definition ??= {
+      hash: b.hash,
+      name: b.name,
+      code: b.code,
+      bindings: b.bindings,
+      modules: b.modules,
+      globals: b.globals,
+    };
+    return this.#definition;
+  }
+}
+
+/** How a record asks its server to cancel its job. */
+export interface JobHost {
+  cancel(rec: JobRecord, reason: unknown): void;
+}
+
+/**
+ * A submitted job as the server tracks it, from submit until it is settled and no node holds
+ * it. It makes the user's {@link Job} and owns it.
+ */
+export class JobRecord implements DispatchJob, JobOwner {
+  readonly job: Job<any>;
+  estimatedMs: number | undefined = undefined;
+  /** The node it was given to; null while queued (or once handed back). */
+  node: ComputeNode | null = null;
+  settled = false;
+  unlisten: (() => void) | null = null;
+  /** Links of the server's list of live jobs ({@link LiveJobs}). */
+  prev: JobRecord | null = null;
+  next: JobRecord | null = null;
+  live = false;
+
+  constructor(
+    private readonly host: JobHost,
+    readonly id: number,
+    group: string,
+    readonly fn: FunctionEntry,
+    readonly args: JobArgs,
+    readonly refs: readonly RefData[],
+    readonly timeoutMs: number | undefined,
+    readonly callback: ((...args: any[]) => void) | undefined,
+    readonly callbackArgs: readonly unknown[],
+  ) {
+    this.job = new Job(id, fn.bundle.name, group, this);
+  }
+
+  cancel(reason: unknown): void {
+    this.host.cancel(this, reason);
+  }
+
+  get hash(): string {
+    return this.fn.bundle.hash;
+  }
+
+  get name(): string {
+    return this.fn.bundle.name;
+  }
+
+  definition(): FunctionDefinition {
+    return this.fn.definition();
+  }
+}
+
+/**
+ * The jobs the server still answers for, as an intrusive doubly linked list: adding and
+ * removing allocate nothing, and removing twice is harmless.
+ */
+export class LiveJobs {
+  #head: JobRecord | null = null;
+  #size = 0;
+
+  get size(): number {
+    return this.#size;
+  }
+
+  add(rec: JobRecord): void {
+    if (rec.live) return;
+    rec.live = true;
+    rec.prev = null;
+    rec.next = this.#head;
+    if (this.#head) this.#head.prev = rec;
+    this.#head = rec;
+    this.#size++;
+  }
+
+  delete(rec: JobRecord): void {
+    if (!rec.live) return;
+    rec.live = false;
+    if (rec.prev) rec.prev.next = rec.next;
+    else this.#head = rec.next;
+    if (rec.next) rec.next.prev = rec.prev;
+    rec.prev = rec.next = null;
+    this.#size--;
+  }
+
+  /** A snapshot, oldest job first (safe to change the list while walking it). */
+  toArray(): JobRecord[] {
+    const out: JobRecord[] = [];
+    for (let r = this.#head; r; r = r.next) out.push(r);
+    return out.reverse();
+  }
+}

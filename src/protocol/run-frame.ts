@@ -1,0 +1,133 @@
+/**
+ * The commonest message from a server to its workers, a 'run' of jobs whose arguments are
+ * one buffer each, written straight into one frame: no message object, no entry array per
+ * job, no second copy. For tiny jobs, building and encoding the general message cost about
+ * as much as running the job.
+ *
+ * The bytes are exactly those of `joinFrame(encodeMessage(runMessage(jobs, slots)), true)`
+ * (transport/frames.ts), so the worker reads it as any other message; the tests compare both.
+ */
+import { encode, writeNumberAt } from './codec.ts';
+
+/** A job as {@link writeRunFrame} needs it. */
+export interface RunFrameJob {
+  readonly id: number;
+  readonly hash: string;
+}
+
+// Codec bytes (protocol/codec.ts) of the head ['run', entries, fns, slots?, blobLengths].
+const FIXARRAY = 0xa0;
+const T_ARRAY = 0xc7;
+const RUN = [0x83, 0x72, 0x75, 0x6e]; // 'run' as a short Latin-1 string
+const ENTRY_HEAD = FIXARRAY | 4; // [id, fn, timeout, refs]
+const NO_TIMEOUT = 0;
+const NO_REFS = FIXARRAY; // an empty array
+/** Most bytes one number takes (a float64 and its tag). */
+const NUMBER_MAX = 9;
+
+let scratch = Buffer.allocUnsafeSlow(16 * 1024);
+
+/**
+ * The message that runs `jobs`, job i with arguments `blobs[i]` and, if given, arena slots
+ * `slots[i]` (offset, length pairs), behind a frame length header if `withHeader` (for a
+ * stream; a thread's messages need none). The worker needs no timeouts (the pool enforces
+ * them) and no ref ids, so none are written. The result owns all of its memory, so it may be
+ * transferred to a worker thread.
+ */
+export function writeRunFrame(
+  jobs: readonly RunFrameJob[],
+  blobs: readonly Uint8Array[],
+  slots: ReadonlyArray<readonly number[]> | undefined,
+  withHeader: boolean,
+): Buffer {
+  const n = jobs.length;
+  // Distinct functions in order of first use: almost always one, so a list beats a Map.
+  const fns: string[] = [];
+  let slotNumbers = 0;
+  if (slots) for (const s of slots) slotNumbers += s.length;
+  const fnBytes = encodeFnList(jobs, fns);
+  const worst =
+    64 + fnBytes.byteLength + n * (6 + 3 * NUMBER_MAX) + (slots ? n * 6 + slotNumbers * NUMBER_MAX : 0);
+  if (scratch.byteLength < worst) scratch = Buffer.allocUnsafeSlow(Math.max(worst, scratch.byteLength * 2));
+  const b = scratch;
+
+  // Head, from byte 8 (frame length and head length go in front once known).
+  let p = 8;
+  b[p++] = fnBytes[0]!; // CODEC_VERSION
+  b[p++] = FIXARRAY | (slots ? 5 : 4);
+  for (const c of RUN) b[p++] = c;
+  p = writeLength(b, p, n);
+  for (let i = 0; i < n; i++) {
+    const job = jobs[i]!;
+    b[p++] = ENTRY_HEAD;
+    p = writeNumberAt(b, p, job.id);
+    p = writeNumberAt(b, p, fnIndex(fns, job.hash));
+    b[p++] = NO_TIMEOUT;
+    b[p++] = NO_REFS;
+  }
+  for (let i = 1; i < fnBytes.byteLength; i++) b[p++] = fnBytes[i]!;
+  if (slots) {
+    p = writeLength(b, p, n);
+    for (let i = 0; i < n; i++) {
+      const s = slots[i]!;
+      p = writeLength(b, p, s.length);
+      for (const x of s) p = writeNumberAt(b, p, x);
+    }
+  }
+  p = writeLength(b, p, n);
+  let body = 0;
+  for (let i = 0; i < n; i++) {
+    const len = blobs[i]!.byteLength;
+    body += len;
+    p = writeNumberAt(b, p, len);
+  }
+  const headLen = p - 8;
+  writeU32BE(b, 0, 4 + headLen + body);
+  writeU32BE(b, 4, headLen);
+
+  const from = withHeader ? 0 : 4;
+  const out = Buffer.allocUnsafeSlow(p - from + body);
+  out.set(new Uint8Array(b.buffer, from, p - from));
+  p -= from;
+  for (let i = 0; i < n; i++) {
+    const blob = blobs[i]!;
+    const len = blob.byteLength;
+    if (len <= 16) for (let k = 0; k < len; k++) out[p + k] = blob[k]!;
+    else out.set(blob, p);
+    p += len;
+  }
+  return out;
+}
+
+/** The codec encoding of the batch's distinct function hashes (fills `fns`). */
+function encodeFnList(jobs: readonly RunFrameJob[], fns: string[]): Buffer {
+  for (const job of jobs) if (!fns.includes(job.hash)) fns.push(job.hash);
+  return encode(fns);
+}
+
+function fnIndex(fns: readonly string[], hash: string): number {
+  if (fns[0] === hash) return 0;
+  return fns.indexOf(hash);
+}
+
+/** An array header of `len` items, as the codec writes it. */
+function writeLength(b: Uint8Array, p: number, len: number): number {
+  if (len < 16) {
+    b[p] = FIXARRAY | len;
+    return p + 1;
+  }
+  b[p++] = T_ARRAY;
+  while (len >= 0x80) {
+    b[p++] = (len & 0x7f) | 0x80;
+    len = Math.floor(len / 128);
+  }
+  b[p++] = len;
+  return p;
+}
+
+function writeU32BE(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = v >>> 16;
+  b[at + 2] = v >>> 8;
+  b[at + 3] = v;
+}
