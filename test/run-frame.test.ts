@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { encode } from '../src/protocol/codec.ts';
-import { decodeMessage, encodeMessage, runMessage } from '../src/protocol/messages.ts';
+import { decodeMessage, encodeMessage, receivedBlob, runMessage } from '../src/protocol/messages.ts';
 import { writeRunFrame } from '../src/protocol/run-frame.ts';
 import { joinFrame } from '../src/transport/frames.ts';
 
@@ -66,7 +66,7 @@ test('a run frame owns its memory, and decodes to the jobs, blobs and slots it w
     c.jobs.map((j) => [j.id, j.hash]),
   );
   assert.deepEqual(
-    msg.blobs.map((b) => Buffer.from(b)),
+    msg.blobs.map((b) => Buffer.from(receivedBlob(b))),
     c.blobs.map((b) => Buffer.from(b)),
   );
   assert.deepEqual(msg.slots, c.slots);
