@@ -6,6 +6,7 @@ import {
   CODEC_VERSION,
   CodecError,
   decode,
+  decodeRange,
   encode,
   encodeSplit,
   joinSplit,
@@ -1343,5 +1344,59 @@ describe('split encoding (large parts out of band)', () => {
     const { bytes: enc, segments } = encodeSplit(value);
     assert.equal(segments.length, 0);
     assert.ok(enc.equals(encode(value)));
+  });
+});
+
+describe('decodeRange', () => {
+  const values: unknown[] = [
+    0,
+    -0,
+    'text',
+    { a: [1, 2, { b: 3n }] },
+    new Map([[1, new Set(['x'])]]),
+    new Float64Array([1.5, 2]),
+  ];
+  it('decodes a value from the middle of a larger buffer exactly as decode does', () => {
+    for (const v of values) {
+      const bytes = encode(v);
+      const chunk = Buffer.concat([Buffer.from([0xff, 0x00, 0x17]), bytes, Buffer.from([0xc8, 0xc8])]);
+      assert.deepEqual(decodeRange(chunk, 3, 3 + bytes.length), decode(bytes));
+    }
+  });
+  it('reads nothing outside the range, and reports a fault as decode does for the range alone', () => {
+    const bytes = encode(['abc', 'def']);
+    const chunk = Buffer.concat([Buffer.alloc(10), bytes]);
+    const alone = (() => {
+      try {
+        decode(bytes.subarray(0, bytes.length - 1));
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'no error';
+    })();
+    assert.match(alone, /truncated.*at byte \d+/);
+    assert.throws(
+      () => decodeRange(chunk, 10, chunk.length - 1),
+      (e: Error) => {
+        assert.ok(e instanceof CodecError);
+        assert.equal(e.message, alone);
+        return true;
+      },
+    );
+    assert.throws(() => decodeRange(chunk, 10, 10), /empty input/);
+    assert.throws(
+      () => decodeRange(Buffer.concat([chunk, Buffer.from([1])]), 10, chunk.length + 1),
+      /trailing/,
+    );
+  });
+  it('rejects a range that is not inside the buffer', () => {
+    const chunk = encode(1);
+    for (const [s, e] of [
+      [-1, 1],
+      [0, chunk.length + 1],
+      [2, 1],
+      [0.5, 1],
+    ] as const)
+      assert.throws(() => decodeRange(chunk, s, e), RangeError);
   });
 });

@@ -11,7 +11,7 @@ test('FrameReader reassembles frames split at every possible byte boundary', () 
   const stream = frames(payloads);
   for (let cut = 0; cut <= stream.length; cut++) {
     const got: Buffer[] = [];
-    const r = new FrameReader((f) => got.push(Buffer.from(f)));
+    const r = new FrameReader((b, s, e) => got.push(Buffer.from(b.subarray(s, e))));
     r.push(stream.subarray(0, cut));
     r.push(stream.subarray(cut));
     assert.deepEqual(got, payloads, `cut at ${cut}`);
@@ -22,7 +22,7 @@ test('FrameReader handles one byte at a time', () => {
   const payloads = [Buffer.from('xyz'), Buffer.alloc(70_000, 1)];
   const stream = frames(payloads);
   const got: Buffer[] = [];
-  const r = new FrameReader((f) => got.push(Buffer.from(f)));
+  const r = new FrameReader((b, s, e) => got.push(Buffer.from(b.subarray(s, e))));
   for (let i = 0; i < stream.length; i++) r.push(stream.subarray(i, i + 1));
   assert.deepEqual(got, payloads);
 });

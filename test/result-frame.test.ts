@@ -105,3 +105,21 @@ test('encodeInto writes nothing and returns -1 when the value does not fit', () 
   const end = encodeInto(42, undefined, 'value', out, 3);
   assert.deepEqual(out.subarray(3, end), encode(42));
 });
+
+test('readResult reads a frame inside a larger buffer by its range, and never past the range', () => {
+  const view: ResultView = { id: 0, status: 0, durationMs: 0, blobStart: 0 };
+  const a = generalFrame(7, JobStatus.Ok, 2, 'first').subarray(4);
+  const b = generalFrame(8, JobStatus.Threw, 3, { second: [1, 2] }).subarray(4);
+  const chunk = Buffer.concat([Buffer.from([9, 9, 9]), a, b]);
+  const bStart = 3 + a.length;
+  assert.equal(readResult(chunk, view, bStart, chunk.length), true);
+  assert.equal(view.id, 8);
+  assert.equal(view.status, JobStatus.Threw);
+  assert.deepEqual(chunk.subarray(view.blobStart), encode({ second: [1, 2] }));
+  assert.equal(readResult(chunk, view, 3, bStart), true);
+  assert.equal(view.id, 7);
+  assert.deepEqual(chunk.subarray(view.blobStart, bStart), encode('first'));
+  // A range that ends inside the frame, or holds two frames, is not one result.
+  assert.equal(readResult(chunk, view, 3, bStart - 1), false);
+  assert.equal(readResult(chunk, view, 3, chunk.length), false);
+});

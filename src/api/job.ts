@@ -12,6 +12,17 @@ export type JobState = 'pending' | 'fulfilled' | 'rejected';
 
 const noop = (): void => {};
 
+// One executor for every job, which leaves the settling functions here for the constructor
+// to take: an executor closure per job would cost a function and a context each.
+const captured: { resolve: (v: unknown) => void; reject: (e: unknown) => void } = {
+  resolve: noop,
+  reject: noop,
+};
+function captureSettlers(resolve: (v: any) => void, reject: (e: unknown) => void): void {
+  captured.resolve = resolve;
+  captured.reject = reject;
+}
+
 /** @internal Whoever answers for a job: the server's record of it. */
 export interface JobOwner {
   cancel(reason: unknown): void;
@@ -38,14 +49,10 @@ export class Job<T = unknown> extends Promise<T> {
 
   /** @internal Jobs are made by `Server.submit`. */
   constructor(id: number, name: string, group: string, owner: JobOwner) {
-    let resolve!: (v: T) => void;
-    let reject!: (e: unknown) => void;
-    super((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    this.#resolve = resolve;
-    this.#reject = reject;
+    super(captureSettlers);
+    this.#resolve = captured.resolve as (v: T) => void;
+    this.#reject = captured.reject;
+    captured.resolve = captured.reject = noop; // holding them would keep this job alive
     this.id = id;
     this.name = name;
     this.group = group;

@@ -20,7 +20,13 @@ import {
   type RemoteNodeListener,
 } from '../nodes/remote-node.ts';
 import type { Isolation } from '../nodes/worker-handle.ts';
-import { type ClassRegistry, decode, encode, encodeSplit, makeClassRegistry } from '../protocol/codec.ts';
+import {
+  type ClassRegistry,
+  decodeRange,
+  encode,
+  encodeSplit,
+  makeClassRegistry,
+} from '../protocol/codec.ts';
 import { JobStatus } from '../protocol/messages.ts';
 import { Fifo } from '../scheduler/fifo.ts';
 import { assignJobs, DurationEstimate } from '../scheduler/policy.ts';
@@ -187,8 +193,8 @@ export class Server extends EventEmitter<ServerEvents> {
     checkNcpus(ncpus);
     const events: NodeEvents = {
       // Nodes hand back the DispatchJob objects they were given: this server's JobRecords.
-      onResult: (node, job, status, durationMs, blob) =>
-        this.#onResult(node, job as JobRecord, status, durationMs, blob),
+      onResult: (node, job, status, durationMs, bytes, start, end) =>
+        this.#onResult(node, job as JobRecord, status, durationMs, bytes, start, end),
       onJobFailed: (_node, job, error) => this.#onJobFailed(job as JobRecord, error),
       onRequeue: (_node, jobs) => this.#onRequeue(jobs as JobRecord[]),
       onCapacity: () => this.#scheduleDrain(),
@@ -330,9 +336,7 @@ export class Server extends EventEmitter<ServerEvents> {
         this.#settle(rec, false, abortError(bundle.name, signal.reason));
         return job;
       }
-      const onAbort = () => this.#cancel(rec, signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      rec.unlisten = () => signal.removeEventListener('abort', onAbort);
+      this.#cancelOnAbort(rec, signal);
     }
     const unusable = this.#whyUnusable();
     if (unusable) {
@@ -493,13 +497,23 @@ export class Server extends EventEmitter<ServerEvents> {
     return entry;
   }
 
+  // Hot paths (submit, every result) make no closures: a function that creates one allocates
+  // its context on every call, even when it returns before reaching it.
+  readonly #drainTask = (): void => {
+    this.#drainScheduled = false;
+    this.#drain();
+  };
+
   #scheduleDrain(): void {
     if (this.#drainScheduled || this.#closed) return;
     this.#drainScheduled = true;
-    queueMicrotask(() => {
-      this.#drainScheduled = false;
-      this.#drain();
-    });
+    queueMicrotask(this.#drainTask);
+  }
+
+  #cancelOnAbort(rec: JobRecord, signal: AbortSignal): void {
+    const onAbort = () => this.#cancel(rec, signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    rec.unlisten = () => signal.removeEventListener('abort', onAbort);
   }
 
   /** Hands queued jobs to nodes as far as they have room. */
@@ -544,7 +558,9 @@ export class Server extends EventEmitter<ServerEvents> {
     rec: JobRecord,
     status: JobStatus,
     durationMs: number,
-    blob: Uint8Array,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
   ): void {
     this.#scheduleDrain();
     // Forgotten, or given to another node since (a late duplicate): drop, never deliver twice.
@@ -561,7 +577,7 @@ export class Server extends EventEmitter<ServerEvents> {
 
     let value: unknown;
     try {
-      value = decode(blob, rec.fn.registry);
+      value = decodeRange(bytes, start, end, rec.fn.registry);
     } catch (error) {
       this.#settle(
         rec,
@@ -625,8 +641,9 @@ export class Server extends EventEmitter<ServerEvents> {
   /** Why no job can ever run here (every node failed for good), or null. */
   #whyUnusable(): Error | null {
     if (this.#browser) return null; // nodes may still appear
-    const usable = this.#nodes.some((n) => (n instanceof RemoteNode ? n.state !== 'rejected' : n.ncpus > 0));
-    if (usable) return null;
+    // A loop, not some(callback): this runs on every submit.
+    for (const n of this.#nodes)
+      if (n instanceof RemoteNode ? n.state !== 'rejected' : n.ncpus > 0) return null;
     return this.#lastRejection ?? this.#fatal ?? null;
   }
 

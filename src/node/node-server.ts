@@ -96,7 +96,8 @@ export class NodeServer {
     this.pool = new LocalPool(
       { ncpus: opts.workers, isolation: 'process', niceness: opts.niceness ?? 10 },
       {
-        onResult: (_n, job, status, durationMs, blob) => this.onResult(job.id, status, durationMs, blob),
+        onResult: (_n, job, status, durationMs, bytes, start, end) =>
+          this.onResult(job.id, status, durationMs, bytes.subarray(start, end)),
         onJobFailed: (_n, job, error) => this.onJobFailed(job.id, error),
         onRequeue: (_n, jobs) => this.onRequeue(jobs.map((j) => j.id)),
         onCapacity: () => this.scheduleDrain(),
@@ -323,13 +324,16 @@ export class NodeServer {
     return job;
   }
 
+  // No closure here: it would be allocated on every call (one per result).
+  private readonly drainTask = (): void => {
+    this.drainScheduled = false;
+    this.drain();
+  };
+
   private scheduleDrain(): void {
     if (this.drainScheduled) return;
     this.drainScheduled = true;
-    queueMicrotask(() => {
-      this.drainScheduled = false;
-      this.drain();
-    });
+    queueMicrotask(this.drainTask);
   }
 
   private drain(): void {

@@ -33,17 +33,20 @@ export interface RefData {
 
 export interface NodeEvents {
   /**
-   * The job ran (or threw, or was cancelled on request); reported once. `blob` is the encoded
-   * value (or error), to decode with the job's class registry. (Flat arguments: this runs
-   * once per job, and an outcome object per job showed up in the GC profile.) Nodes report
-   * each job as the very object they were given, so the caller needs no lookup.
+   * The job ran (or threw, or was cancelled on request); reported once. `bytes[start, end)`
+   * is the encoded value (or error), to decode with the job's class registry. (Flat
+   * arguments, and a range rather than a view: this runs once per job, and an outcome object
+   * or a view per job showed in the GC profile.) Nodes report each job as the very object
+   * they were given, so the caller needs no lookup.
    */
   onResult(
     node: ComputeNode,
     job: DispatchJob,
     status: JobStatus,
     durationMs: number,
-    blob: Uint8Array,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
   ): void;
   /** The job failed for a reason outside its function's code (worker crash, timeout). */
   onJobFailed(node: ComputeNode, job: DispatchJob, error: Error): void;

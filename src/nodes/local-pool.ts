@@ -257,8 +257,8 @@ export class LocalPool implements ComputeNode {
       {
         onMessage: (worker, msg) => this.onMessage(worker, msg),
         // One result, read by the worker handle's fast path (protocol/result-frame.ts).
-        onResult: (worker, id, status, durationMs, blob) => {
-          this.takeResult(worker, id, status, durationMs, blob);
+        onResult: (worker, id, status, durationMs, bytes, start, end) => {
+          this.takeResult(worker, id, status, durationMs, bytes, start, end);
           this.afterResults(worker);
         },
         onExit: (worker, exit) => this.onExit(worker, exit),
@@ -288,7 +288,8 @@ export class LocalPool implements ComputeNode {
     if (msg.type !== 'done') return;
     for (let i = 0; i < msg.results.length; i++) {
       const [id, status, durationMs] = msg.results[i]!;
-      this.takeResult(w, id, status, durationMs, msg.blobs[i]!);
+      const blob = msg.blobs[i]!;
+      this.takeResult(w, id, status, durationMs, blob, 0, blob.byteLength);
     }
     this.afterResults(w);
   }
@@ -298,7 +299,9 @@ export class LocalPool implements ComputeNode {
     id: number,
     status: JobStatus,
     durationMs: number,
-    blob: Uint8Array,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
   ): void {
     // Jobs run in order, so the answer is for the head; anything else is a protocol bug.
     const inFlight = w.inFlight;
@@ -310,7 +313,7 @@ export class LocalPool implements ComputeNode {
       job = inFlight.splice(at, 1)[0]!;
     }
     this.placedCount--;
-    this.events.onResult(this, job!, status, durationMs, blob);
+    this.events.onResult(this, job!, status, durationMs, bytes, start, end);
   }
 
   private afterResults(w: WorkerHandle): void {
@@ -326,8 +329,11 @@ export class LocalPool implements ComputeNode {
       w.headTimer = null;
     }
     const head = w.inFlight[0];
-    const timeoutMs = head?.timeoutMs;
-    if (timeoutMs === undefined) return;
+    if (head?.timeoutMs !== undefined) this.startHeadTimer(w, head, head.timeoutMs);
+  }
+
+  // Apart from armHeadTimer: a closure there would cost a context allocation on every call.
+  private startHeadTimer(w: WorkerHandle, head: DispatchJob, timeoutMs: number): void {
     w.headTimer = setTimeout(() => {
       if (w.inFlight[0] !== head) return;
       w.stopReason = { kind: 'timeout', jobId: head.id };

@@ -329,7 +329,8 @@ export class RemoteNode implements ComputeNode {
       case 'done':
         msg.results.forEach(([id, status, durationMs], i) => {
           const job = this.take(id);
-          if (job) this.events.onResult(this, job, status, durationMs, msg.blobs[i]!);
+          const blob = msg.blobs[i]!;
+          if (job) this.events.onResult(this, job, status, durationMs, blob, 0, blob.byteLength);
         });
         this.events.onCapacity(this);
         return;

@@ -53,8 +53,16 @@ export interface WorkerExit {
 /** What a worker handle reports to its pool. */
 export interface WorkerListener {
   onMessage(w: WorkerHandle, msg: Message): void;
-  /** A one-result 'done' message, read without building it (protocol/result-frame.ts). */
-  onResult(w: WorkerHandle, id: number, status: JobStatus, durationMs: number, blob: Uint8Array): void;
+  /** A one-result 'done' message, read without building it (protocol/result-frame.ts); its value is `bytes[start, end)`. */
+  onResult(
+    w: WorkerHandle,
+    id: number,
+    status: JobStatus,
+    durationMs: number,
+    bytes: Buffer,
+    start: number,
+    end: number,
+  ): void;
   onExit(w: WorkerHandle, exit: WorkerExit): void;
 }
 
@@ -138,7 +146,7 @@ export class WorkerHandle {
     }
     const socket = child.stdio[3] as Socket;
     this.socket = socket;
-    const reader = new FrameReader((frame) => this.receive(frame));
+    const reader = new FrameReader((bytes, start, end) => this.receive(bytes, start, end));
     socket.on('data', (chunk: Buffer) => reader.push(chunk));
     socket.on('error', () => {}); // EPIPE after a crash: the exit handler reports it
     // Report the exit only after the socket is drained, so results written just before a
@@ -182,7 +190,7 @@ export class WorkerHandle {
     });
     this.thread = thread;
     this.pid = process.pid;
-    thread.on('message', (data: ArrayBuffer) => this.receive(new Uint8Array(data)));
+    thread.on('message', (data: ArrayBuffer) => this.receive(Buffer.from(data), 0, data.byteLength));
     thread.on('error', (e) => {
       if (!this.ready) console.error('pp-node: worker thread failed to start:', e);
     });
@@ -193,13 +201,13 @@ export class WorkerHandle {
     });
   }
 
-  /** A message from the worker: one result (the common case, read in place), or any other. */
-  private receive(frame: Uint8Array): void {
+  /** A message from the worker, `bytes[start, end)`: one result (the common case, read in place), or any other. */
+  private receive(bytes: Buffer, start: number, end: number): void {
     const r = this.result;
-    if (readResult(frame, r)) {
-      this.listener.onResult(this, r.id, r.status, r.durationMs, frame.subarray(r.blobStart));
+    if (readResult(bytes, r, start, end)) {
+      this.listener.onResult(this, r.id, r.status, r.durationMs, bytes, r.blobStart, end);
     } else {
-      this.listener.onMessage(this, decodeMessage(frame));
+      this.listener.onMessage(this, decodeMessage(bytes.subarray(start, end)));
     }
   }
   get alive(): boolean {

@@ -1229,8 +1229,11 @@ class Decoder {
   classes: ClassRegistry | undefined = undefined;
   segments: SegmentSource | undefined = undefined;
 
+  /** Where the value starts in `b` (a value may be decoded from a range of a larger buffer). */
+  start = 0;
+
   fail(detail: string): PathFail {
-    return new PathFail(`${detail} (at byte ${this.pos})`);
+    return new PathFail(`${detail} (at byte ${this.pos - this.start})`);
   }
 
   need(n: number): void {
@@ -1756,11 +1759,14 @@ class Decoder {
     classes: ClassRegistry | undefined,
     limits: DecodeLimits | undefined,
     segments: SegmentSource | undefined,
+    start: number,
+    end: number,
   ): unknown {
     this.segments = segments;
     this.b = bytes instanceof Buffer ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    this.pos = 0;
-    this.end = bytes.byteLength;
+    this.start = start;
+    this.pos = start;
+    this.end = end;
     // A fresh array is cheaper than truncating the old one (a runtime call).
     this.refs = [];
     this.depth = 0;
@@ -1771,16 +1777,16 @@ class Decoder {
     if (limits !== undefined) {
       if (limits.maxDepth !== undefined) this.maxDepth = limits.maxDepth;
       if (limits.maxItems !== undefined) this.maxItems = limits.maxItems;
-      if (limits.maxBytes !== undefined && this.end > limits.maxBytes) {
-        throw new PathFail(`input is ${this.end} bytes, over the maxBytes limit of ${limits.maxBytes}`);
+      if (limits.maxBytes !== undefined && end - start > limits.maxBytes) {
+        throw new PathFail(`input is ${end - start} bytes, over the maxBytes limit of ${limits.maxBytes}`);
       }
     }
-    if (this.end === 0) throw new PathFail('empty input');
-    const version = this.b[0]!;
+    if (end === start) throw new PathFail('empty input');
+    const version = this.b[start]!;
     if (version !== CODEC_VERSION) {
       throw new PathFail(`encoded by codec version ${version}; this build reads version ${CODEC_VERSION}`);
     }
-    this.pos = 1;
+    this.pos = start + 1;
     const v = this.value();
     if (this.pos !== this.end) throw this.fail(`${this.end - this.pos} trailing bytes after the value`);
     return v;
@@ -1823,11 +1829,41 @@ export function decode(
   segments?: SegmentSource,
 ): unknown {
   if (!(bytes instanceof Uint8Array)) throw new CodecError('value: decode expects a Uint8Array', 'value');
+  return decodeIn(bytes, 0, bytes.byteLength, classes, limits, segments);
+}
+
+/**
+ * Like {@link decode}, for a value that is `bytes[start, end)`: no view of the range is made
+ * (the server decodes every result this way, straight from the chunk it was read in).
+ */
+export function decodeRange(bytes: Uint8Array, start: number, end: number, classes?: ClassRegistry): unknown {
+  if (!(bytes instanceof Uint8Array)) throw new CodecError('value: decode expects a Uint8Array', 'value');
+  if (
+    !(
+      Number.isInteger(start) &&
+      Number.isInteger(end) &&
+      start >= 0 &&
+      start <= end &&
+      end <= bytes.byteLength
+    )
+  )
+    throw new RangeError(`decodeRange: [${start}, ${end}) is not a range of ${bytes.byteLength} bytes`);
+  return decodeIn(bytes, start, end, classes, undefined, undefined);
+}
+
+function decodeIn(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  classes: ClassRegistry | undefined,
+  limits: DecodeLimits | undefined,
+  segments: SegmentSource | undefined,
+): unknown {
   // Decoding runs no user code, but stay correct if that ever changes.
   const dec = decoding ? new Decoder() : sharedDecoder;
   decoding = true;
   try {
-    return dec.run(bytes, classes, limits, segments);
+    return dec.run(bytes, classes, limits, segments, start, end);
   } catch (e) {
     if (e instanceof PathFail) throw toCodecError(e, 'value');
     // Anything else (e.g. a stack overflow with a huge maxDepth) is still malformed input to the caller.

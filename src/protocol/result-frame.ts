@@ -48,7 +48,7 @@ export function writeResultHead(
   return start;
 }
 
-/** A result read by {@link readResult}; its value's bytes are `frame[blobStart, frame end)`. */
+/** A result read by {@link readResult}; its value's bytes are `bytes[blobStart, end)`. */
 export interface ResultView {
   id: number;
   status: JobStatus;
@@ -57,18 +57,18 @@ export interface ResultView {
 }
 
 /**
- * Reads a frame payload (without the frame header) that is a 'done' message with one
- * result. Returns false for any other message, and for anything malformed: the caller then
- * hands the frame to decodeMessage, which says what is wrong.
+ * Reads a frame payload (without the frame header), `frame[start, end)`, that is a 'done'
+ * message with one result. Returns false for any other message, and for anything malformed:
+ * the caller then hands the frame to decodeMessage, which says what is wrong.
  */
-export function readResult(frame: Uint8Array, out: ResultView): boolean {
-  const end = frame.byteLength;
-  if (end < 4 + HEAD_START.length) return false;
-  const headLen = ((frame[0]! << 24) | (frame[1]! << 16) | (frame[2]! << 8) | frame[3]!) >>> 0;
-  const headEnd = 4 + headLen;
+export function readResult(frame: Uint8Array, out: ResultView, start = 0, end = frame.byteLength): boolean {
+  if (end - start < 4 + HEAD_START.length) return false;
+  const headLen =
+    ((frame[start]! << 24) | (frame[start + 1]! << 16) | (frame[start + 2]! << 8) | frame[start + 3]!) >>> 0;
+  const headEnd = start + 4 + headLen;
   if (headEnd > end) return false;
-  for (let i = 0; i < HEAD_START.length; i++) if (frame[4 + i] !== HEAD_START[i]) return false;
-  let pos = 4 + HEAD_START.length;
+  for (let i = 0; i < HEAD_START.length; i++) if (frame[start + 4 + i] !== HEAD_START[i]) return false;
+  let pos = start + 4 + HEAD_START.length;
   const id = readNumberAt(frame, pos, headEnd);
   if (id === undefined) return false;
   const status = readNumberAt(frame, numberEnd.pos, headEnd);

@@ -67,7 +67,7 @@ if (!isMainThread && parentPort) {
   delete process.env.PP_NODE_ARENA_FD;
   const arena = Number.isInteger(arenaFd) ? arenaReader({ kind: 'file', fd: arenaFd }) : undefined;
   const runtime = new WorkerRuntime({ send, sendFrame }, arena);
-  const reader = new FrameReader((frame) => runtime.receive(frame));
+  const reader = new FrameReader((bytes, start, end) => runtime.receive(bytes.subarray(start, end)));
   socket.on('data', (chunk: Buffer) => reader.push(chunk));
   // The server is gone (or closed the channel): nothing more can be delivered.
   socket.on('end', () => process.exit(0));
