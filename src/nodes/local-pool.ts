@@ -24,6 +24,8 @@ import { type WorkerExit, WorkerHandle, type WorkerOptions } from './worker-hand
 export const PREFETCH_BUDGET_MS = 2;
 /** Most jobs in flight per worker. */
 export const MAX_DEPTH = 128;
+/** Most argument bytes a batch may have to be written as one frame (protocol/run-frame.ts). */
+const RUN_FRAME_MAX_BYTES = 64 * 1024;
 /** Consecutive workers that die before becoming ready, after which the pool gives up. */
 const MAX_START_FAILURES = 3;
 
@@ -171,8 +173,10 @@ export class LocalPool implements ComputeNode {
     const blobs: Uint8Array[] = [];
     let slots: number[][] | undefined;
     let whole = true;
+    let bytes = 0;
     for (let i = 0; i < batch.length; i++) {
       const args = batch[i]!.args;
+      bytes += args.bytes.byteLength;
       if (args.stored && args.stored.arena === this.arena) {
         slots ??= batch.map(() => []);
         for (const s of args.stored.slots) slots[i]!.push(s.offset, s.length);
@@ -183,7 +187,9 @@ export class LocalPool implements ComputeNode {
         blobs.push(args.bytes);
       }
     }
-    if (whole) w.sendFrame(writeRunFrame(batch, blobs, slots, w.framed));
+    // Small jobs: one frame written in one pass. Large arguments: the general path, which
+    // writes them to a socket as they are (writev) instead of copying them into a frame.
+    if (whole && bytes <= RUN_FRAME_MAX_BYTES) w.sendFrame(writeRunFrame(batch, blobs, slots, w.framed));
     else
       w.send(
         encodeMessage(
