@@ -2,12 +2,14 @@
 //
 //   npm run bench [-- --only W1,W4] [-- --rounds N] [-- --systems pp-node,piscina]
 //
-// Every system gets a pool of os.availableParallelism() workers. Each round runs the serial
-// baselines first (no pool alive), then each system in turn (the order rotates from round to
-// round): start the pool, warm it up (not timed), run the selected workloads, stop it.
-// Each figure is the median over the rounds. Workloads that take well under a second (W1, W4,
-// W4u) run three times in a row within a round, and the round counts their median time: one
-// hiccup of the host would otherwise decide a whole round.
+// Every system gets a pool of os.availableParallelism() workers. Each round runs each system
+// in turn (the order rotates from round to round): start the pool, warm it up (not timed), run
+// the selected workloads, stop it. Each figure is the median over the rounds. Workloads that
+// take well under a second (W1, W4, W4u) run three times in a row within a round, and the
+// round counts their median time: one hiccup of the host would otherwise decide a whole round.
+// A speedup (W2x, W3) divides the time of a serial run in this process, made just before the
+// parallel run (the pool idle), by the parallel time: a host whose speed drifts by 20% within
+// minutes (measured here) would otherwise show "speedups" above the number of cores.
 
 import crypto from 'node:crypto';
 import os from 'node:os';
@@ -297,18 +299,22 @@ async function measureSystem(sys: System, round: number): Promise<void> {
     }
     for (const w of workloads) {
       try {
+        let serial: number | undefined;
+        if ('serial' in w) {
+          serial = (w as SpeedupWorkload).serial();
+          serialMs.set(w.id, [...(serialMs.get(w.id) ?? []), serial]);
+        }
         const times: number[] = [];
         for (let k = 0; k < (SHORT_WORKLOADS.has(w.id) ? SHORT_REPEATS : 1); k++) {
           times.push(await withTimeout(sys.run(w), MEASURE_TIMEOUT_MS, `${sys.label} ${w.id}`));
         }
         const ms = median(times);
-        const serial = serialMs.get(w.id);
-        const value = figure(w, ms, serial?.[serial.length - 1]);
+        const value = figure(w, ms, serial);
         const perRound = row(figures, sys.label);
         perRound.set(w.id, [...(perRound.get(w.id) ?? []), value]);
         console.log(
           `[round ${round}] ${w.id.padEnd(4)} ${sys.label.padEnd(20)} ${fmt(value, w.unit).padStart(10)} ${w.unit}` +
-            `  (${times.map((t) => t.toFixed(0)).join(' / ')} ms)`,
+            `  (${times.map((t) => t.toFixed(0)).join(' / ')} ms${serial === undefined ? '' : `; serial ${serial.toFixed(0)} ms`})`,
         );
       } catch (e) {
         console.log(`[round ${round}] ${w.id.padEnd(4)} ${sys.label.padEnd(20)} failed: ${describeError(e)}`);
@@ -330,16 +336,10 @@ console.log(
 for (const w of workloads) console.log(`  ${w.id.padEnd(4)} ${w.title} — ${w.unit}`);
 console.log('');
 
+// The serial code runs once untimed first, so that the first system's baseline is not a cold one.
+for (const w of workloads) if ('serial' in w) (w as SpeedupWorkload).serial();
+
 for (let round = 1; round <= rounds; round++) {
-  for (const w of workloads) {
-    if ('serial' in w) {
-      const ms = (w as SpeedupWorkload).serial();
-      serialMs.set(w.id, [...(serialMs.get(w.id) ?? []), ms]);
-      console.log(
-        `[round ${round}] ${w.id.padEnd(4)} ${'serial'.padEnd(20)} ${ms.toFixed(0).padStart(10)} ms`,
-      );
-    }
-  }
   // rotate the order of the systems from round to round
   const shift = (round - 1) % systems.length;
   for (const sys of [...systems.slice(shift), ...systems.slice(0, shift)]) {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { type JobRecord, LiveJobs } from '../src/api/job-record.ts';
 import { FairQueue } from '../src/scheduler/fair-queue.ts';
 import { Fifo } from '../src/scheduler/fifo.ts';
 
@@ -60,4 +61,39 @@ test('FairQueue: unshiftAll puts items back first, remove and removeOwner take i
   assert.deepEqual(q.take(5), [['a', 1]]);
   assert.equal(q.size, 0);
   assert.equal(q.peek(), undefined);
+});
+
+test('LiveJobs: add and delete in any order, twice is harmless, toArray is oldest first', () => {
+  const list = new LiveJobs();
+  const recs = Array.from(
+    { length: 6 },
+    (_, i) => ({ id: i, prev: null, next: null, live: false }) as unknown as JobRecord,
+  );
+  for (const r of recs) list.add(r);
+  list.add(recs[2]!); // again: no change
+  assert.equal(list.size, 6);
+  assert.deepEqual(
+    list.toArray().map((r) => r.id),
+    [0, 1, 2, 3, 4, 5],
+  );
+  list.delete(recs[0]!); // oldest (the tail)
+  list.delete(recs[5]!); // newest (the head)
+  list.delete(recs[3]!); // middle
+  list.delete(recs[3]!); // again: no change
+  assert.equal(list.size, 3);
+  assert.deepEqual(
+    list.toArray().map((r) => r.id),
+    [1, 2, 4],
+  );
+  // Deleting while walking a snapshot is safe.
+  for (const r of list.toArray()) list.delete(r);
+  assert.equal(list.size, 0);
+  assert.deepEqual(list.toArray(), []);
+  list.add(recs[3]!);
+  assert.deepEqual(
+    list.toArray().map((r) => r.id),
+    [3],
+  );
+  assert.equal(recs[0]!.live, false);
+  assert.equal(recs[3]!.live, true);
 });

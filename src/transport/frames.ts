@@ -33,21 +33,24 @@ export function joinFrame(parts: readonly Uint8Array[], withHeader: boolean): Bu
 
 /**
  * Writes one frame to a stream socket. Small frames are joined and written once; large ones
- * go as a single writev (header + parts) without copying the parts.
+ * go as a single writev (header + parts) without copying the parts. `written` is called once
+ * the whole frame has been handed to the kernel.
  */
 export function writeFrame(
-  socket: { write(b: Uint8Array): boolean; cork(): void; uncork(): void },
+  socket: { write(b: Uint8Array, cb?: () => void): boolean; cork(): void; uncork(): void },
   parts: readonly Uint8Array[],
+  written?: () => void,
 ): void {
   let size = 0;
   for (const p of parts) size += p.byteLength;
-  if (size < 65536) {
-    socket.write(joinFrame(parts, true));
+  if (size < 65536 || parts.length === 0) {
+    socket.write(joinFrame(parts, true), written);
     return;
   }
   socket.cork();
   socket.write(frameHeader(size));
-  for (const p of parts) socket.write(p);
+  for (let i = 0; i < parts.length; i++)
+    socket.write(parts[i]!, i === parts.length - 1 ? written : undefined);
   socket.uncork();
 }
 

@@ -46,7 +46,18 @@ if (!isMainThread && parentPort) {
   port.postMessage(joinFrame(encodeMessage({ type: 'ready', pid: process.pid }), false).buffer);
 } else {
   const socket = new Socket({ fd: CHANNEL_FD, readable: true, writable: true });
-  const send = (parts: Uint8Array[]) => writeFrame(socket, parts);
+  // Frames the kernel did not take at once (the server is behind) wait in this process,
+  // where a crash would lose them: the runtime starts no job until they are out (flushed).
+  let flushWaiters: Array<() => void> = [];
+  const written = () => {
+    if (socket.writableLength > 0 || flushWaiters.length === 0) return;
+    const waiters = flushWaiters;
+    flushWaiters = [];
+    for (const w of waiters) w();
+  };
+  const flushed = (): Promise<void> | undefined =>
+    socket.writableLength === 0 ? undefined : new Promise((resolve) => flushWaiters.push(resolve));
+  const send = (parts: Uint8Array[]) => writeFrame(socket, parts, written);
   // One write(2) per result, without the stream machinery (a third of a tiny job's cost),
   // whenever the socket has nothing queued; otherwise behind what is queued, in order.
   const sendFrame = (buf: Uint8Array, start: number, end: number) => {
@@ -59,14 +70,14 @@ if (!isMainThread && parentPort) {
         // queues the frame, or reports the error (handled below).
       }
     }
-    socket.write(Buffer.from(buf.subarray(start, end)));
+    socket.write(Buffer.from(buf.subarray(start, end)), written);
   };
   // Set by the pool when it passed its shared arena (see nodes/arena.ts); jobs' own child
   // processes must not inherit the claim.
   const arenaFd = Number(process.env.PP_NODE_ARENA_FD);
   delete process.env.PP_NODE_ARENA_FD;
   const arena = Number.isInteger(arenaFd) ? arenaReader({ kind: 'file', fd: arenaFd }) : undefined;
-  const runtime = new WorkerRuntime({ send, sendFrame }, arena);
+  const runtime = new WorkerRuntime({ send, sendFrame, flushed }, arena);
   const reader = new FrameReader((bytes, start, end) => runtime.receive(bytes.subarray(start, end)));
   socket.on('data', (chunk: Buffer) => reader.push(chunk));
   // The server is gone (or closed the channel): nothing more can be delivered.

@@ -38,6 +38,11 @@ export interface WorkerChannel {
    * soon as this returns, so the channel writes or copies it now.
    */
   sendFrame(buf: Uint8Array, start: number, end: number): void;
+  /**
+   * Resolves once everything sent so far is out of this process (a crash can no longer lose
+   * it); undefined if it already is. A channel whose messages leave at once needs none.
+   */
+  flushed?(): Promise<void> | undefined;
 }
 
 /** Reads `length` bytes at `offset` of the server's shared arena into a fresh ArrayBuffer. */
@@ -161,6 +166,9 @@ export class WorkerRuntime {
           this.reply(job.id, JobStatus.SetupFailed, 0, encodeError(entry.error, undefined));
           continue;
         }
+        // The results before this job must be safe from a crash in it (see the top).
+        const flushing = this.channel.flushed?.();
+        if (flushing) await flushing;
         const pending = this.run(job, entry);
         if (pending) await pending;
       }
