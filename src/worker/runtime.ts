@@ -5,8 +5,10 @@
  * order. Strict order is what lets the server tell, when a worker dies, which job was
  * running (the oldest one without a result) and which never started (all later ones).
  *
- * Each result is written to the channel as soon as its job ends, before the next job starts,
- * so a hard crash (segfault, out of memory) cannot swallow the results of finished jobs.
+ * Each result is written to the channel as soon as its job ends, and the next job starts only
+ * once the result has left this process (a full socket holds it back until it drains), so a
+ * hard crash (segfault, out of memory, process.exit) cannot swallow the results of finished
+ * jobs, whose jobs the server would then run again.
  */
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
