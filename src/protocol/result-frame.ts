@@ -89,7 +89,8 @@ export function readResult(frame: Uint8Array, out: ResultView, start = 0, end = 
   return true;
 }
 
-function writeU32BE(b: Uint8Array, at: number, v: number): void {
+/** A frame or head length, as transport/frames.ts reads it (big-endian). */
+export function writeU32BE(b: Uint8Array, at: number, v: number): void {
   b[at] = v >>> 24;
   b[at + 1] = v >>> 16;
   b[at + 2] = v >>> 8;

@@ -8,6 +8,7 @@
  * (transport/frames.ts), so the worker reads it as any other message; the tests compare both.
  */
 import { encode, writeNumberAt } from './codec.ts';
+import { writeU32BE } from './result-frame.ts';
 
 /** A job as {@link writeRunFrame} needs it. */
 export interface RunFrameJob {
@@ -123,11 +124,4 @@ function writeLength(b: Uint8Array, p: number, len: number): number {
   }
   b[p++] = len;
   return p;
-}
-
-function writeU32BE(b: Uint8Array, at: number, v: number): void {
-  b[at] = v >>> 24;
-  b[at + 1] = v >>> 16;
-  b[at + 2] = v >>> 8;
-  b[at + 3] = v;
 }
