@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 export { Job, type JobState } from './api/job.ts';
+export type { Progress, WaitOptions } from './api/progress.ts';
 export { Ref, type RefArgs } from './api/ref.ts';
 export {
   type JobFunction,

@@ -7,6 +7,7 @@ import { after, describe, test } from 'node:test';
 import {
   JobCancelledError,
   JobTimeoutError,
+  type Progress,
   Server,
   ServerClosedError,
   Template,
@@ -202,6 +203,43 @@ describe('Server on local processes', () => {
       Array.from({ length: 20 }, (_, i) => i * i).sort((a, b) => a - b),
     );
     assert.ok(seen.every((s) => s[0] === 'sq'));
+  });
+
+  test('wait reports progress while it waits, per group or over all jobs, and a new burst starts from zero', async () => {
+    const slow = (i: number) => {
+      const until = Date.now() + 15;
+      while (Date.now() < until) {}
+      if (i === 7) throw new Error('seven');
+      return i;
+    };
+    const jobs = Array.from({ length: 40 }, (_, i) => server.submit(slow, [i], { group: 'p' }));
+    jobs[7]!.catch(() => {});
+    const other = server.submit((x: number) => x, [1], { group: 'q' });
+    const reports: Progress[] = [];
+    await server.wait('p', { onProgress: (p) => reports.push(p), progressEveryMs: 40 });
+    assert.ok(reports.length >= 4, `${reports.length} reports`);
+    assert.deepEqual(reports[0], { total: 40, finished: 0, failed: 0, pending: 40 });
+    assert.deepEqual(reports.at(-1), { total: 40, finished: 40, failed: 1, pending: 0 });
+    for (let i = 1; i < reports.length; i++) {
+      assert.ok(reports[i]!.finished >= reports[i - 1]!.finished, 'never goes back');
+      assert.equal(reports[i]!.finished + reports[i]!.pending, 40);
+    }
+    assert.ok(
+      reports.some((r) => r.finished > 0 && r.finished < 40),
+      'a report in the middle',
+    );
+    await other;
+    assert.deepEqual(server.progress('q'), { total: 1, finished: 1, failed: 0, pending: 0 });
+    assert.equal(server.progress().total, 41);
+    // The next burst counts from zero; wait(options) waits for all groups.
+    const next = [1, 2, 3].map((x) => server.submit((v: number) => v, [x], { group: 'p' }));
+    assert.deepEqual(server.progress('p'), { total: 3, finished: 0, failed: 0, pending: 3 });
+    const last: Progress[] = [];
+    await server.wait({ onProgress: (p) => last.push(p) });
+    assert.deepEqual(last.at(-1), { total: 3, finished: 3, failed: 0, pending: 0 });
+    assert.deepEqual(await Promise.all(next), [1, 2, 3]);
+    assert.deepEqual(server.progress('never used'), { total: 0, finished: 0, failed: 0, pending: 0 });
+    assert.throws(() => server.wait({ onProgress: () => {}, progressEveryMs: 0 }), RangeError);
   });
 
   test('put stores a value once per worker; jobs take the Ref as an argument', async () => {

@@ -11,6 +11,7 @@ import type { ClassRegistry } from '../protocol/codec.ts';
 import type { FunctionDefinition } from '../protocol/messages.ts';
 import type { DurationEstimate } from '../scheduler/policy.ts';
 import { Job, type JobOwner } from './job.ts';
+import type { Tally } from './progress.ts';
 
 /** One function as this server knows it: made at its first submit, shared by its jobs. */
 export class FunctionEntry {
@@ -64,6 +65,8 @@ export class JobRecord implements DispatchJob, JobOwner {
     private readonly host: JobHost,
     readonly id: number,
     group: string,
+    /** Counts of the job's group (for `server.wait(group)`). */
+    readonly tally: Tally,
     readonly fn: FunctionEntry,
     readonly args: JobArgs,
     readonly refs: readonly RefData[],

@@ -33,6 +33,7 @@ import { assignJobs, DurationEstimate } from '../scheduler/policy.ts';
 import { resolveSecret } from '../secret.ts';
 import type { Job } from './job.ts';
 import { FunctionEntry, JobRecord, LiveJobs } from './job-record.ts';
+import { type Progress, Tally, type WaitOptions } from './progress.ts';
 import { REF_CLASS, Ref, type RefArgs } from './ref.ts';
 import { formatStats, type NodeStats, type ServerStats } from './stats.ts';
 
@@ -138,11 +139,6 @@ interface NodeCounters {
   timeMs: number;
 }
 
-interface GroupState {
-  pending: number;
-  waiters: Array<() => void>;
-}
-
 const DEFAULT_GROUP = 'default';
 
 /**
@@ -167,7 +163,9 @@ export class Server extends EventEmitter<ServerEvents> {
   readonly #counters = new Map<string, NodeCounters>();
   readonly #estimates = new Map<string, DurationEstimate>();
   readonly #functions = new WeakMap<FunctionBundle, FunctionEntry>();
-  readonly #groups = new Map<string, GroupState>();
+  /** Jobs per group, and over all groups. */
+  readonly #groups = new Map<string, Tally>();
+  readonly #all = new Tally();
   readonly #refs = new Map<string, RefData>();
   #nextId = 1;
   #drainScheduled = false;
@@ -312,11 +310,14 @@ export class Server extends EventEmitter<ServerEvents> {
       throw new RangeError(`timeout must be a positive number of milliseconds, got ${timeoutMs}`);
     }
     const group = options.group ?? DEFAULT_GROUP;
+    let tally = this.#groups.get(group);
+    if (!tally) this.#groups.set(group, (tally = new Tally()));
     const id = this.#nextId++;
     const rec = new JobRecord(
       this.#jobHost,
       id,
       group,
+      tally,
       fnEntry,
       encoded,
       refs,
@@ -324,9 +325,8 @@ export class Server extends EventEmitter<ServerEvents> {
       options.callback,
       options.callbackArgs ?? NO_ARGS,
     );
-    let g = this.#groups.get(group);
-    if (!g) this.#groups.set(group, (g = { pending: 0, waiters: [] }));
-    g.pending++;
+    tally.submitted();
+    this.#all.submitted();
     this.#records.add(rec);
     const job = rec.job;
 
@@ -367,21 +367,46 @@ export class Server extends EventEmitter<ServerEvents> {
     for (const node of this.#nodes) node.release([ref.id]);
   }
 
-  /** Resolves when every job submitted so far (of `group`, if given) has finished. */
-  wait(group?: string): Promise<void> {
-    const pendingIn = (g: GroupState | undefined) => (g ? g.pending : 0);
-    if (group !== undefined) {
-      const g = this.#groups.get(group);
-      if (pendingIn(g) === 0) return Promise.resolve();
-      return new Promise((resolve) => g!.waiters.push(resolve));
-    }
-    const groups = [...this.#groups.values()].filter((g) => g.pending > 0);
-    return Promise.all(groups.map((g) => new Promise<void>((resolve) => g.waiters.push(resolve)))).then(
-      () => {
-        // Jobs submitted by callbacks meanwhile count too.
-        if ([...this.#groups.values()].some((g) => g.pending > 0)) return this.wait();
-      },
-    );
+  /**
+   * Resolves when every job submitted so far (of `group`, if given) has finished; jobs that
+   * callbacks submit meanwhile count too. With `onProgress`, reports how far the jobs are
+   * while it waits:
+   *
+   * ```ts
+   * await server.wait({ onProgress: (p) => console.log(`${p.finished}/${p.total} jobs done`) });
+   * ```
+   */
+  wait(group?: string, options?: WaitOptions): Promise<void>;
+  wait(options: WaitOptions): Promise<void>;
+  wait(groupOrOptions?: string | WaitOptions, maybeOptions?: WaitOptions): Promise<void> {
+    const group = typeof groupOrOptions === 'string' ? groupOrOptions : undefined;
+    const options = typeof groupOrOptions === 'object' ? groupOrOptions : maybeOptions;
+    const tally = group === undefined ? this.#all : this.#groups.get(group);
+    const idle = tally ? tally.idle() : Promise.resolve();
+    const onProgress = options?.onProgress;
+    if (!onProgress) return idle;
+    const every = options.progressEveryMs ?? 1000;
+    if (!(every > 0)) throw new RangeError(`progressEveryMs must be a positive number, got ${every}`);
+    const report = () => {
+      try {
+        onProgress(this.progress(group));
+      } catch (error) {
+        console.error('pp-node: the onProgress callback of wait() threw:', error);
+      }
+    };
+    report();
+    const timer = setInterval(report, every);
+    timer.unref();
+    return idle.finally(() => {
+      clearInterval(timer);
+      report();
+    });
+  }
+
+  /** How far the current burst of jobs (of `group`, if given) is: see {@link Progress}. */
+  progress(group?: string): Progress {
+    const tally = group === undefined ? this.#all : this.#groups.get(group);
+    return tally ? tally.progress() : { total: 0, finished: 0, failed: 0, pending: 0 };
   }
 
   /** Number of local workers. */
@@ -415,7 +440,7 @@ export class Server extends EventEmitter<ServerEvents> {
     return {
       nodes,
       uptime: (performance.now() - this.#created) / 1000,
-      activeJobs: [...this.#groups.values()].reduce((s, g) => s + g.pending, 0),
+      activeJobs: this.#all.pending,
       ncpus: this.#nodes.reduce((s, n) => s + n.ncpus, 0),
       totalJobs: total,
     };
@@ -684,11 +709,8 @@ export class Server extends EventEmitter<ServerEvents> {
         console.error(`pp-node: job #${rec.job.id} (${rec.job.name}) failed:`, value);
       }
     }
-    const g = this.#groups.get(rec.job.group)!;
-    if (--g.pending === 0) {
-      const waiters = g.waiters.splice(0);
-      for (const w of waiters) w();
-    }
+    rec.tally.settled(ok);
+    this.#all.settled(ok);
   }
 }
 
