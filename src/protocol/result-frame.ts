@@ -44,7 +44,8 @@ export function writeResultHead(
   const start = blobStart - 8 - n;
   writeU32BE(buf, start, blobEnd - start - 4); // frame payload
   writeU32BE(buf, start + 4, n); // message head
-  buf.set(scratch.subarray(0, n), start + 8);
+  const at = start + 8;
+  for (let i = 0; i < n; i++) buf[at + i] = scratch[i]!; // a few bytes: no view needed
   return start;
 }
 
