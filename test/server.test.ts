@@ -4,6 +4,8 @@ declare const SALT: string;
 declare const crypto: typeof import('node:crypto');
 
 import { after, describe, test } from 'node:test';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import {
   JobCancelledError,
   JobTimeoutError,
@@ -454,6 +456,26 @@ test('close ends every worker, rejects unfinished jobs, and submit after close t
   await assert.rejects(pending, ServerClosedError);
   assert.throws(() => server.submit((x: number) => x, [1]), ServerClosedError);
   for (const pid of new Set(pids)) assert.equal(alive(pid), false, `worker ${pid} ended`);
+});
+
+test("a finished Job the caller keeps does not keep its arguments' memory alive", async () => {
+  // Arguments copied onto the heap (no shared memory) belong to the server's record of the job.
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const collect = async () => {
+    gc();
+    await new Promise((r) => setTimeout(r, 20));
+    gc();
+    return process.memoryUsage().arrayBuffers;
+  };
+  await using server = new Server({ ncpus: 2, sharedMemory: false });
+  const length = (a: Float64Array) => a.length;
+  const before = await collect();
+  const jobs = Array.from({ length: 200 }, () => server.submit(length, [new Float64Array(1 << 17)])); // 1 MiB each
+  assert.deepEqual(new Set(await Promise.all(jobs)), new Set([1 << 17]));
+  const grown = (await collect()) - before;
+  assert.ok(grown < 50 * 2 ** 20, `${(grown / 2 ** 20).toFixed(0)} MiB still held by 200 finished jobs`);
+  assert.equal(jobs.length, 200); // the jobs were kept all along
 });
 
 describe('Server on worker threads', () => {

@@ -27,6 +27,7 @@ function captureSettlers(resolve: (v: any) => void, reject: (e: unknown) => void
 export interface JobOwner {
   cancel(reason: unknown): void;
 }
+const NO_OWNER: JobOwner = { cancel: noop };
 
 export class Job<T = unknown> extends Promise<T> {
   /** Promises derived from a job (then, catch, finally) are plain Promises. */
@@ -45,7 +46,8 @@ export class Job<T = unknown> extends Promise<T> {
   #observed = false;
   readonly #resolve: (v: T) => void;
   readonly #reject: (e: unknown) => void;
-  readonly #owner: JobOwner;
+  /** Let go once settled: the owner holds the job's arguments, which a kept Job must not keep alive. */
+  #owner: JobOwner;
 
   /** @internal Jobs are made by `Server.submit`. */
   constructor(id: number, name: string, group: string, owner: JobOwner) {
@@ -102,6 +104,7 @@ export class Job<T = unknown> extends Promise<T> {
   _settle(ok: boolean, value: unknown): void {
     if (this.#state !== 'pending') return;
     this.#state = ok ? 'fulfilled' : 'rejected';
+    this.#owner = NO_OWNER;
     if (ok) {
       this.#resolve(value as T);
       return;
