@@ -193,7 +193,7 @@ export class Server extends EventEmitter<ServerEvents> {
       // Nodes hand back the DispatchJob objects they were given: this server's JobRecords.
       onResult: (node, job, status, durationMs, bytes, start, end) =>
         this.#onResult(node, job as JobRecord, status, durationMs, bytes, start, end),
-      onJobFailed: (_node, job, error) => this.#onJobFailed(job as JobRecord, error),
+      onJobFailed: (node, job, error) => this.#onJobFailed(node, job as JobRecord, error),
       onRequeue: (_node, jobs) => this.#onRequeue(jobs as JobRecord[]),
       onCapacity: () => this.#scheduleDrain(),
     };
@@ -629,9 +629,10 @@ export class Server extends EventEmitter<ServerEvents> {
     }
   }
 
-  #onJobFailed(rec: JobRecord, error: Error): void {
+  #onJobFailed(node: ComputeNode, rec: JobRecord, error: Error): void {
     this.#scheduleDrain();
-    if (!rec.live) return;
+    // As for results: only the node that holds the job may fail it.
+    if (!rec.live || rec.node !== node) return;
     this.#forget(rec);
     this.#settle(rec, false, error);
   }
