@@ -182,14 +182,12 @@ export class LocalPool implements ComputeNode {
     for (let i = 0; i < batch.length; i++) {
       const args = batch[i]!.args;
       bytes += args.bytes.byteLength;
+      blobs.push(args.bytes);
       if (args.stored && args.stored.arena === this.arena) {
         slots ??= batch.map(() => []);
         for (const s of args.stored.slots) slots[i]!.push(s.offset, s.length);
-        blobs.push(args.bytes);
-      } else {
-        // Split parts outside this arena go inline: the general encoder joins them.
-        if (args.splits.length > 0) whole = false;
-        blobs.push(args.bytes);
+      } else if (args.splits.length > 0) {
+        whole = false; // parts outside this arena go inline: the general encoder joins them
       }
     }
     // Small jobs: one frame written in one pass. Large arguments: the general path, which

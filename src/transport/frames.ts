@@ -43,7 +43,7 @@ export function writeFrame(
 ): void {
   let size = 0;
   for (const p of parts) size += p.byteLength;
-  if (size < 65536 || parts.length === 0) {
+  if (size < 65536) {
     socket.write(joinFrame(parts, true), written);
     return;
   }
