@@ -7,13 +7,15 @@
 // the selected workloads, stop it. Each figure is the median over the rounds. Workloads that
 // take well under a second (W1, W4, W4u) run three times in a row within a round, and the
 // round counts their median time: one hiccup of the host would otherwise decide a whole round.
-// A speedup (W2x, W3) divides the time of a serial run in this process, made just before the
-// parallel run (the pool idle), by the parallel time: a host whose speed drifts by 20% within
-// minutes (measured here) would otherwise show "speedups" above the number of cores.
+// A speedup (W2x, W3) divides the time of a serial run in this process by the parallel time.
+// The serial time is the mean of two serial runs, one just before and one just after the
+// parallel run (the pool idle during both): a host whose speed drifts by 20% within minutes
+// (measured here) would otherwise show "speedups" above the number of cores.
 
 import crypto from 'node:crypto';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { hostCapacity } from './host-capacity.ts';
 import {
   type Call,
   piscina,
@@ -299,22 +301,24 @@ async function measureSystem(sys: System, round: number): Promise<void> {
     }
     for (const w of workloads) {
       try {
-        let serial: number | undefined;
-        if ('serial' in w) {
-          serial = (w as SpeedupWorkload).serial();
-          serialMs.set(w.id, [...(serialMs.get(w.id) ?? []), serial]);
-        }
+        const speedup = 'serial' in w ? (w as SpeedupWorkload) : undefined;
+        const before = speedup?.serial();
         const times: number[] = [];
         for (let k = 0; k < (SHORT_WORKLOADS.has(w.id) ? SHORT_REPEATS : 1); k++) {
           times.push(await withTimeout(sys.run(w), MEASURE_TIMEOUT_MS, `${sys.label} ${w.id}`));
         }
+        // The serial time at the moment of the parallel run: the mean of the runs just before
+        // and just after it, which cancels the host's drift during the three runs.
+        const after = speedup?.serial();
+        const serial = speedup && (before! + after!) / 2;
+        if (serial !== undefined) serialMs.set(w.id, [...(serialMs.get(w.id) ?? []), serial]);
         const ms = median(times);
         const value = figure(w, ms, serial);
         const perRound = row(figures, sys.label);
         perRound.set(w.id, [...(perRound.get(w.id) ?? []), value]);
         console.log(
           `[round ${round}] ${w.id.padEnd(4)} ${sys.label.padEnd(20)} ${fmt(value, w.unit).padStart(10)} ${w.unit}` +
-            `  (${times.map((t) => t.toFixed(0)).join(' / ')} ms${serial === undefined ? '' : `; serial ${serial.toFixed(0)} ms`})`,
+            `  (${times.map((t) => t.toFixed(0)).join(' / ')} ms${serial === undefined ? '' : `; serial ${before!.toFixed(0)} before, ${after!.toFixed(0)} after`})`,
         );
       } catch (e) {
         console.log(`[round ${round}] ${w.id.padEnd(4)} ${sys.label.padEnd(20)} failed: ${describeError(e)}`);
@@ -339,7 +343,16 @@ console.log('');
 // The serial code runs once untimed first, so that the first system's baseline is not a cold one.
 for (const w of workloads) if ('serial' in w) (w as SpeedupWorkload).serial();
 
+// Context for the speedups: how fast n busy threads run against one, with no pool at all.
+const capacities: number[] = [];
+const hasSpeedups = workloads.some((w) => 'serial' in w);
+
 for (let round = 1; round <= rounds; round++) {
+  if (hasSpeedups) {
+    const c = await hostCapacity(ncpus);
+    capacities.push(c);
+    console.log(`[round ${round}] host capacity: ${ncpus} busy threads ran at ${c.toFixed(2)}x one thread`);
+  }
   // rotate the order of the systems from round to round
   const shift = (round - 1) % systems.length;
   for (const sys of [...systems.slice(shift), ...systems.slice(0, shift)]) {
@@ -393,6 +406,13 @@ console.log(
       .join(''),
 );
 
+if (capacities.length > 0) {
+  console.log(
+    `host capacity: ${fmt(median(capacities), 'speedup')}${spread(capacities)} ` +
+      `(${ncpus} busy threads against one, no pool: the ceiling for any speedup here)`,
+  );
+}
+
 const ppRows = systems.filter((s) => s.label.startsWith('pp-node'));
 const peerRows = systems.filter((s) => !s.label.startsWith('pp-node'));
 if (ppRows.length > 0 && peerRows.length > 0) {
@@ -417,6 +437,7 @@ if (ppRows.length > 0) {
   console.log('');
   console.log('Targets');
   const base = 'piscina (default)';
+  const ceiling = capacities.length > 0 ? ` (host capacity ${fmt(median(capacities), 'speedup')})` : '';
   for (const p of ppRows) {
     const lines: string[] = [];
     const verdict = (value: Cell, target: number): string =>
@@ -441,10 +462,10 @@ if (ppRows.length > 0) {
         lines.push(`W2x remote within 5% of local: ${show(r, 'speedup')} of local ${verdict(r, 0.95)}`);
       } else if (w.id === 'W2x') {
         const v = cell(p.label, 'W2x');
-        lines.push(`W2x speedup >= 1.95: ${show(v, 'speedup')} ${verdict(v, 1.95)}`);
+        lines.push(`W2x speedup >= 1.95: ${show(v, 'speedup')} ${verdict(v, 1.95)}${ceiling}`);
       } else if (w.id === 'W3' && !remote) {
         const v = cell(p.label, 'W3');
-        lines.push(`W3 speedup >= 1.9: ${show(v, 'speedup')} ${verdict(v, 1.9)}`);
+        lines.push(`W3 speedup >= 1.9: ${show(v, 'speedup')} ${verdict(v, 1.9)}${ceiling}`);
       } else if (w.id === 'W4' && remote) {
         const v = cell(p.label, 'W4');
         lines.push(`W4 remote (encrypted) >= 300 MiB/s: ${show(v, 'MiB/s')} ${verdict(v, 300)}`);
