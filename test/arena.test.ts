@@ -162,6 +162,26 @@ describe('shared arenas', () => {
     });
   }
 
+  // Arenas small enough to overflow in a test (a file arena takes a quarter of /dev/shm).
+  for (const [kind, make] of [
+    ['memory (SharedArrayBuffer)', () => createMemoryArena(4 * 1024 * 1024)],
+    ['heap', () => createHeapArena(4 * 1024 * 1024)],
+  ] as const) {
+    test(`${kind}: a store that fails takes back its shares too`, () => {
+      const arena = make()!;
+      const data = bytes(70_000, 13);
+      const first = arena.store([data])!;
+      const tooBig = new Uint8Array(5 * 1024 * 1024); // more than the whole arena: every store of it fails
+      for (let i = 0; i < MAX_SHARERS + 5; i++) assert.equal(arena.store([data, tooBig]), null);
+      const more = Array.from({ length: MAX_SHARERS - 1 }, () => arena.store([data])!);
+      const offsets = new Set([first, ...more].map((s) => s[0]!.offset));
+      assert.equal(offsets.size, 1, 'the failed stores used up none of the shares');
+      for (const s of [first, ...more]) arena.free(s);
+      assert.equal(arena.used, 0);
+      arena.close();
+    });
+  }
+
   test('file arena: a change past the first piece read is found, and the copy kept is whole', () => {
     const arena = createFileArena()!;
     const data = bytes(600_000, 12);

@@ -170,7 +170,14 @@ export abstract class SharedArena {
    */
   store(parts: readonly Uint8Array[]): ArenaSlot[] | null {
     if (this.closed) return null;
-    const slots: ArenaSlot[] = [];
+    const slots: StoredPart[] = [];
+    const shared: StoredPart[] = [];
+    // All or none: a failure takes back what this call gave, shares included.
+    const undo = (): null => {
+      for (const slot of shared) slot.sharers--;
+      this.free(slots);
+      return null;
+    };
     for (const part of parts) {
       const earlier = this.storedFrom.get(part.buffer);
       if (
@@ -184,13 +191,11 @@ export abstract class SharedArena {
         earlier.holders++;
         earlier.sharers++;
         slots.push(earlier);
+        shared.push(earlier);
         continue;
       }
       const offset = this.ring.alloc(part.byteLength);
-      if (offset < 0) {
-        this.free(slots);
-        return null;
-      }
+      if (offset < 0) return undo();
       const slot: StoredPart = {
         offset,
         length: part.byteLength,
@@ -202,9 +207,7 @@ export abstract class SharedArena {
       try {
         this.write(part, offset);
       } catch {
-        // e.g. /dev/shm is full: the message carries the parts instead
-        this.free(slots);
-        return null;
+        return undo(); // e.g. /dev/shm is full: the message carries the parts instead
       }
       this.storedFrom.set(part.buffer, slot);
     }
