@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 
 declare const SALT: string;
 declare const crypto: typeof import('node:crypto');
+declare const fs: typeof import('node:fs');
 
 import { after, describe, test } from 'node:test';
 import v8 from 'node:v8';
@@ -64,6 +65,45 @@ async function crashBehindQueuedJobs(server: Server): Promise<void> {
     if (i === 4000) continue;
     assert.equal(await jobs[i], i);
     assert.equal(seen[i], 1, `job ${i} delivered once`);
+  }
+}
+
+/**
+ * Jobs cancelled while they wait inside a worker, behind a job it is running, must never
+ * start: the worker reads the cancel before it starts the next job.
+ */
+async function cancelQueuedInWorker(isolation: 'process' | 'thread'): Promise<void> {
+  const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'pp-cancel-'));
+  const file = join(dir, 'ran');
+  await using server = new Server({ ncpus: 1, isolation });
+  const mark = (path: string, tag: string, ms: number) => {
+    const end = Date.now() + ms;
+    while (Date.now() < end);
+    fs.appendFileSync(path, `${tag}\n`);
+    return tag;
+  };
+  const opts = { modules: ['node:fs'] };
+  try {
+    // Measured as tiny, so the worker gets the long one and the five behind it in one batch.
+    await Promise.all(
+      Array.from({ length: 30 }, () => server.submit(mark, [join(dir, 'warm'), 'w', 0], opts)),
+    );
+    const ac = new AbortController();
+    const long = server.submit(mark, [file, 'long', 400], opts);
+    const queued = Array.from({ length: 5 }, (_, i) =>
+      server.submit(mark, [file, `queued ${i}`, 0], { ...opts, signal: ac.signal }),
+    );
+    await new Promise((r) => setTimeout(r, 150));
+    ac.abort();
+    for (const q of queued) await assert.rejects(q, (e: any) => e.name === 'AbortError');
+    assert.equal(await long, 'long');
+    assert.equal(await server.submit(mark, [file, 'after', 0], opts), 'after');
+    assert.deepEqual(readFileSync(file, 'utf8').trim().split('\n'), ['long', 'after']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -288,6 +328,8 @@ describe('Server on local processes', () => {
   test('a crash behind hundreds of queued tiny jobs loses none of them and repeats none', () =>
     crashBehindQueuedJobs(server));
 
+  test('a job cancelled while it waits inside a worker never starts', () => cancelQueuedInWorker('process'));
+
   test('results written while the server is not reading (full socket) all arrive, once and in order', async () => {
     // Workers write each result straight to their socket; when it is full they queue behind
     // it. Keep this process busy so the sockets fill (a worker holds hundreds of these 4 KB
@@ -495,4 +537,6 @@ describe('Server on worker threads', () => {
     await using server = new Server({ ncpus: 2, isolation: 'thread' });
     await crashBehindQueuedJobs(server);
   });
+
+  test('a job cancelled while it waits inside a worker never starts', () => cancelQueuedInWorker('thread'));
 });

@@ -67,6 +67,20 @@ interface Failed {
 }
 type CacheEntry = Ready | Failed | Promise<Ready | Failed>;
 
+/**
+ * Longest a worker runs queued jobs back to back without reading its messages. A job
+ * cancelled while it waits here must be seen cancelled before it starts, and messages are
+ * read only when the event loop turns: after a job of a millisecond or more, it turns once
+ * (a few microseconds) before the next job starts.
+ */
+const READ_MESSAGES_EVERY_MS = 1;
+
+/** Resolves after the event loop has polled for input: two turns, as an immediate queued in
+ * the check phase of the turn in progress runs before that turn's poll. */
+function afterNextPoll(): Promise<void> {
+  return new Promise((resolve) => setImmediate(setImmediate, resolve));
+}
+
 /** Compiled functions kept per worker; old ones are dropped first when it fills. */
 const MAX_CACHED_FUNCTIONS = 1000;
 /** Results up to this size are framed in one reused buffer; larger ones take the general path. */
@@ -151,26 +165,34 @@ export class WorkerRuntime {
     // The flag is cleared synchronously when no job awaited, so a run message handled right
     // after this one (same chunk) starts a new drain instead of finding pumping still set.
     try {
+      let lastRead = performance.now(); // a message just came in
       while (this.queueHead < this.queue.length) {
+        // The results so far must be safe from a crash in the next job (see the top).
+        const flushing = this.channel.flushed?.();
+        if (flushing) {
+          await flushing;
+          lastRead = performance.now();
+        }
+        if (performance.now() - lastRead >= READ_MESSAGES_EVERY_MS) {
+          await afterNextPoll(); // a cancel sent while the last job ran (see the constant)
+          lastRead = performance.now();
+        }
         const job = this.queue[this.queueHead]!;
         this.queue[this.queueHead++] = undefined as never;
         if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
           this.queue.splice(0, this.queueHead);
           this.queueHead = 0;
         }
+        let entry = this.lookup(job.hash);
+        if (entry instanceof Promise) entry = await entry;
         if (this.cancelled.delete(job.id)) {
           this.reply(job.id, JobStatus.Cancelled, 0, encode(undefined));
           continue;
         }
-        let entry = this.lookup(job.hash);
-        if (entry instanceof Promise) entry = await entry;
         if ('error' in entry) {
           this.reply(job.id, JobStatus.SetupFailed, 0, encodeError(entry.error, undefined));
           continue;
         }
-        // The results before this job must be safe from a crash in it (see the top).
-        const flushing = this.channel.flushed?.();
-        if (flushing) await flushing;
         const pending = this.run(job, entry);
         if (pending) await pending;
       }
