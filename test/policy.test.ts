@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { targetDepth } from '../src/nodes/local-pool.ts';
-import { assignJobs, DurationEstimate } from '../src/scheduler/policy.ts';
+import { HOLD_NEXT_WAITING_PER_WORKER, LocalPool, targetDepth } from '../src/nodes/local-pool.ts';
+import { assignJobs, DurationEstimate, levelFill } from '../src/scheduler/policy.ts';
 
 test('assignJobs gives every node its free slots when work exceeds room', () => {
   assert.deepEqual(assignJobs(100, [2, 3, 0]), [2, 3, 0]);
@@ -19,6 +19,39 @@ test('assignJobs spreads scarce work in proportion to room and hands out exactly
     counts.forEach((c, i) => {
       assert.ok(c <= [5, 3, 7, 0][i]!);
     });
+  }
+});
+
+test('levelFill gives each job to the least loaded worker with room, ties to the earlier one', () => {
+  assert.deepEqual(levelFill([0, 0], [2, 2], 2), [1, 1], 'two idle workers: one job each, not two for one');
+  assert.deepEqual(levelFill([1, 0], [1, 2], 1), [0, 1]);
+  assert.deepEqual(levelFill([600, 0], [0, 1024], 1000), [0, 1000], 'a worker without room gets nothing');
+  assert.deepEqual(levelFill([3, 0, 1], [5, 5, 5], 5), [0, 3, 2]);
+  assert.deepEqual(levelFill([3, 0, 1], [5, 5, 5], 6), [1, 3, 2]);
+  assert.deepEqual(levelFill([], [], 3), []);
+  assert.deepEqual(levelFill([0, 0], [0, 0], 3), [0, 0]);
+  // Against the definition: one job at a time to the least loaded worker with room.
+  let seed = 7;
+  const rnd = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  for (let t = 0; t < 500; t++) {
+    const k = 1 + rnd(6);
+    const loads = Array.from({ length: k }, () => rnd(10));
+    const caps = Array.from({ length: k }, () => rnd(8));
+    const count = rnd(40);
+    const want = loads.map(() => 0);
+    for (let j = 0; j < count; j++) {
+      let pick = -1;
+      for (let i = 0; i < k; i++) {
+        if (want[i]! >= caps[i]!) continue;
+        if (pick < 0 || loads[i]! + want[i]! < loads[pick]! + want[pick]!) pick = i;
+      }
+      if (pick < 0) break;
+      want[pick]!++;
+    }
+    assert.deepEqual(levelFill(loads, caps, count), want, JSON.stringify({ loads, caps, count }));
   }
 });
 
@@ -43,4 +76,18 @@ test('targetDepth prefetches short jobs only', () => {
   assert.equal(targetDepth(50), 1);
   assert.ok(targetDepth(0.01) > 50);
   assert.ok(targetDepth(0.5) >= 4);
+});
+
+test('a local worker holds the next long job only while many wait, and never one of unknown cost', async () => {
+  const events = { onResult() {}, onJobFailed() {}, onRequeue() {}, onCapacity() {} };
+  const pool = new LocalPool({ ncpus: 2, isolation: 'thread', sharedMemory: false }, events);
+  try {
+    const many = HOLD_NEXT_WAITING_PER_WORKER * 2;
+    assert.equal(pool.freeSlots(50, many - 1), 2, 'near the end of a burst: one job per worker');
+    assert.equal(pool.freeSlots(50, many), 4, 'many waiting: the running one and the next');
+    assert.equal(pool.freeSlots(undefined, 1000), 2, 'unknown cost: one per worker');
+    assert.equal(pool.freeSlots(0.01, 0), 2 * targetDepth(0.01), 'short jobs: the prefetch budget decides');
+  } finally {
+    await pool.close();
+  }
 });

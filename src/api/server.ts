@@ -555,7 +555,7 @@ export class Server extends EventEmitter<ServerEvents> {
       const estimate = head.fn.estimate.value;
       const counts = assignJobs(
         queue.size,
-        nodes.map((n) => n.freeSlots(estimate)),
+        nodes.map((n) => n.freeSlots(estimate, queue.size)),
       );
       let sent = 0;
       for (let i = 0; i < nodes.length; i++) {

@@ -339,7 +339,8 @@ export class NodeServer {
   private drain(): void {
     while (this.queue.size > 0) {
       const next = this.jobs.get(this.queue.peek()!);
-      const free = this.pool.freeSlots(next ? this.estimates.get(next.dispatch.hash)?.value : undefined);
+      const estimate = next ? this.estimates.get(next.dispatch.hash)?.value : undefined;
+      const free = this.pool.freeSlots(estimate, this.queue.size);
       if (free <= 0) return;
       const batch: DispatchJob[] = [];
       for (const [, id] of this.queue.take(free)) {

@@ -63,8 +63,11 @@ export interface ComputeNode {
   readonly ncpus: number;
   /** Jobs sent to this node without an outcome yet. */
   readonly inFlight: number;
-  /** How many more jobs, each expected to take `estimatedMs`, this node wants right now. */
-  freeSlots(estimatedMs: number | undefined): number;
+  /**
+   * How many more jobs, each expected to take `estimatedMs`, this node wants right now, with
+   * `waiting` jobs queued in the scheduler (a node may hold more ahead while many wait).
+   */
+  freeSlots(estimatedMs: number | undefined, waiting: number): number;
   /** Hands jobs over; the node spreads them over its workers. */
   dispatch(jobs: DispatchJob[]): void;
   /** Best effort: an unstarted job is dropped, a running one is stopped. Reported as a result with status Cancelled or a failure. */

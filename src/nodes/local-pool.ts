@@ -15,6 +15,7 @@ import {
   runMessage,
 } from '../protocol/messages.ts';
 import { writeRunFrame } from '../protocol/run-frame.ts';
+import { levelFill } from '../scheduler/policy.ts';
 import { type ArenaSlot, createFileArena, createMemoryArena, type SharedArena } from './arena.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
 import { argsParts } from './job-args.ts';
@@ -39,6 +40,22 @@ export function targetDepth(estimatedMs: number | undefined): number {
   if (estimatedMs === undefined) return 1; // unknown cost: assume long until measured
   if (estimatedMs >= PREFETCH_BUDGET_MS) return 1;
   return Math.min(MAX_DEPTH, 1 + Math.floor(PREFETCH_BUDGET_MS / Math.max(estimatedMs, 0.001)));
+}
+
+/**
+ * Jobs waiting in the scheduler, per worker, from which a worker running a long job also
+ * holds the next one, and starts it the moment the last one ends instead of idling through a
+ * round trip to the server. Share of the workers' time spent in jobs, 2 workers (medians of
+ * 6 interleaved runs): 3 ms jobs 0.90 → 0.92, 10 ms 0.948 → 0.958, 40 ms 0.982 → 0.989;
+ * reverse_md5 in 128 parts 3% less wall time (8 of 12 pairs). Near the end of a burst no
+ * worker takes a second job, so that none holds one while another idles.
+ */
+export const HOLD_NEXT_WAITING_PER_WORKER = 2;
+
+/** The depth of a worker: {@link targetDepth}, or 2 for long jobs when `holdNext`. */
+function depthOf(estimatedMs: number | undefined, holdNext: boolean): number {
+  const depth = targetDepth(estimatedMs);
+  return holdNext && depth === 1 && estimatedMs !== undefined ? 2 : depth;
 }
 
 /**
@@ -124,31 +141,39 @@ export class LocalPool implements ComputeNode {
     return slots ? { arena, slots } : null;
   }
 
-  freeSlots(estimatedMs: number | undefined): number {
-    const depth = targetDepth(estimatedMs);
+  freeSlots(estimatedMs: number | undefined, waiting: number): number {
+    const holdNext = waiting >= HOLD_NEXT_WAITING_PER_WORKER * this.workers.length;
+    const depth = depthOf(estimatedMs, holdNext);
     let free = 0;
     for (const w of this.workers) free += roomIn(w, depth);
     return free;
   }
 
   dispatch(jobs: DispatchJob[]): void {
-    // Least loaded workers first; each gets its share as one batch (one write).
-    const order = [...this.workers].sort((a, b) => a.inFlight.length - b.inFlight.length);
+    const workers = this.workers;
+    if (jobs.length === 0) return;
+    if (workers.length === 0) {
+      this.events.onRequeue(this, jobs);
+      return;
+    }
+    // Each job to the least loaded worker with room; each worker's share as one batch (one
+    // write). Room for a long job's next one is always allowed here: freeSlots, which decided
+    // how many jobs came, counted it only while many wait, and levelling serves idle workers first.
+    const depth = depthOf(jobs[0]!.estimatedMs, true);
+    const counts = levelFill(
+      workers.map((w) => w.inFlight.length),
+      workers.map((w) => roomIn(w, depth)),
+      jobs.length,
+    );
     let next = 0;
-    for (const w of order) {
-      if (next >= jobs.length) break;
-      const room = roomIn(w, targetDepth(jobs[next]!.estimatedMs));
-      if (room <= 0) continue;
-      const batch = jobs.slice(next, next + room);
-      next += batch.length;
-      this.sendBatch(w, batch);
+    for (let i = 0; i < workers.length; i++) {
+      if (counts[i]! === 0) continue;
+      this.sendBatch(workers[i]!, jobs.slice(next, next + counts[i]!));
+      next += counts[i]!;
     }
     // More than the workers asked for (the scheduler over-assigned): spread the rest evenly.
     let i = 0;
-    while (next < jobs.length && order.length > 0) {
-      this.sendBatch(order[i++ % order.length]!, [jobs[next++]!]);
-    }
-    if (next < jobs.length) this.events.onRequeue(this, jobs.slice(next));
+    while (next < jobs.length) this.sendBatch(workers[i++ % workers.length]!, [jobs[next++]!]);
   }
 
   private sendBatch(w: WorkerHandle, batch: DispatchJob[]): void {
@@ -285,6 +310,9 @@ export class LocalPool implements ComputeNode {
     w.stopReason = { kind: 'retire' };
     this.retiring.add(w);
     if (w.inFlight.length === 0) w.kill();
+    // It finishes the job it runs; those queued behind it come back, to run elsewhere.
+    else if (w.inFlight.length > 1)
+      w.send(encodeMessage({ type: 'withdraw', ids: w.inFlight.slice(1).map((j) => j.id) }));
   }
 
   private onMessage(w: WorkerHandle, msg: Message): void {
@@ -292,6 +320,10 @@ export class LocalPool implements ComputeNode {
       w.ready = true;
       this.startFailures = 0;
       this.events.onCapacity(this);
+      return;
+    }
+    if (msg.type === 'requeue') {
+      this.takeBack(w, msg.ids);
       return;
     }
     if (msg.type !== 'done') return;
@@ -323,6 +355,23 @@ export class LocalPool implements ComputeNode {
     }
     this.placedCount--;
     this.events.onResult(this, job!, status, durationMs, bytes, start, end);
+  }
+
+  /** Jobs the worker gave back unstarted (it was asked to withdraw them). */
+  private takeBack(w: WorkerHandle, ids: readonly number[]): void {
+    const back = new Set(ids);
+    const jobs: DispatchJob[] = [];
+    const inFlight = w.inFlight;
+    let kept = 0;
+    for (const job of inFlight) {
+      if (back.has(job.id)) jobs.push(job);
+      else inFlight[kept++] = job;
+    }
+    if (jobs.length === 0) return;
+    inFlight.length = kept;
+    this.placedCount -= jobs.length;
+    this.events.onRequeue(this, jobs);
+    this.afterResults(w);
   }
 
   private afterResults(w: WorkerHandle): void {

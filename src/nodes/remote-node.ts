@@ -107,7 +107,7 @@ export class RemoteNode implements ComputeNode {
     return this.placed.size;
   }
 
-  freeSlots(estimatedMs: number | undefined): number {
+  freeSlots(estimatedMs: number | undefined, _waiting: number): number {
     if (this.state !== 'ready') return 0;
     // One more job per CPU than locally: it hides the network round trip.
     return Math.max(0, this.ncpus * (targetDepth(estimatedMs) + 1) - this.placed.size);

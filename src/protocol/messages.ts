@@ -62,6 +62,8 @@ export type Message =
    */
   | { type: 'run'; fns: string[]; jobs: RunEntry[]; blobs: BlobParts[]; slots?: number[][] }
   | { type: 'cancel'; ids: number[] }
+  /** Give these jobs back if they have not started (answered by 'requeue'); server → worker only. */
+  | { type: 'withdraw'; ids: number[] }
   /** Values stored once per worker/node (server.put), by random id; blob i = encoded value i. */
   | { type: 'put'; refs: string[]; blobs: Uint8Array[] }
   | { type: 'release'; refs: string[] }
@@ -72,7 +74,7 @@ export type Message =
   | { type: 'done'; results: ResultEntry[]; blobs: Uint8Array[] }
   // node ↔ client only
   | { type: 'welcome'; info: NodeInfo }
-  /** Jobs the node gives back unstarted (it is shutting down). */
+  /** Jobs given back unstarted: by a node shutting down, or by a worker asked to withdraw them. */
   | { type: 'requeue'; ids: number[] }
   /** Jobs that failed through no fault of their code (worker crash, timeout); blob i = the error. */
   | { type: 'failed'; ids: number[]; blobs: Uint8Array[] }
@@ -154,6 +156,7 @@ export function encodeMessage(msg: Message): Uint8Array[] {
       head = ['define', msg.defs];
       break;
     case 'cancel':
+    case 'withdraw':
     case 'requeue':
       head = [msg.type, msg.ids];
       break;
@@ -252,6 +255,7 @@ export function decodeMessage(frame: Uint8Array): Message {
     case 'define':
       return { type, defs: check(a, isDefinitions, type) };
     case 'cancel':
+    case 'withdraw':
     case 'requeue':
       return { type, ids: check(a, isIds, type) };
     case 'ready':

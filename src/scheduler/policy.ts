@@ -29,6 +29,48 @@ export function assignJobs(queued: number, free: readonly number[]): number[] {
 }
 
 /**
+ * Splits `count` jobs over workers that hold `loads[i]` jobs and have room for `caps[i]`
+ * more, as if each job in turn went to the least loaded worker with room (ties to the
+ * earlier one): two idle workers get one job each before either gets a second. Gives out at
+ * most the total room.
+ */
+export function levelFill(loads: readonly number[], caps: readonly number[], count: number): number[] {
+  let room = 0;
+  for (const c of caps) room += Math.max(0, c);
+  const total = Math.min(count, room);
+  const counts = loads.map(() => 0);
+  if (total <= 0) return counts;
+  // Jobs given if every worker is filled up to `level` (as far as its room allows).
+  const upTo = (level: number): number => {
+    let n = 0;
+    for (let i = 0; i < loads.length; i++)
+      n += Math.min(Math.max(0, caps[i]!), Math.max(0, level - loads[i]!));
+    return n;
+  };
+  // The lowest level that takes them all: binary search between the least load and the most.
+  let lo = Math.min(...loads);
+  let hi = Math.max(...loads.map((l, i) => l + Math.max(0, caps[i]!)));
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (upTo(mid) >= total) hi = mid;
+    else lo = mid + 1;
+  }
+  // Everyone up to the level below it, then the rest one each, earlier workers first.
+  let given = 0;
+  for (let i = 0; i < loads.length; i++) {
+    counts[i] = Math.min(Math.max(0, caps[i]!), Math.max(0, lo - 1 - loads[i]!));
+    given += counts[i]!;
+  }
+  for (let i = 0; i < loads.length && given < total; i++) {
+    if (counts[i]! < caps[i]! && loads[i]! + counts[i]! === lo - 1) {
+      counts[i]!++;
+      given++;
+    }
+  }
+  return counts;
+}
+
+/**
  * Running mean of a function's job durations, weighted toward recent jobs so that the
  * estimate follows a function whose cost changes with its arguments.
  */

@@ -140,6 +140,9 @@ export class WorkerRuntime {
       case 'cancel':
         for (const id of msg.ids) this.cancelled.add(id);
         break;
+      case 'withdraw':
+        this.withdraw(new Set(msg.ids));
+        break;
       case 'shutdown':
         process.exit(0);
         break;
@@ -153,6 +156,25 @@ export class WorkerRuntime {
     if (!this.currentJob) return false;
     this.currentJob.fail(error);
     return true;
+  }
+
+  /**
+   * Gives back the jobs among `ids` that have not started. Messages are read only between
+   * jobs, so the queue holds exactly the unstarted ones; those that ran answer as usual.
+   */
+  private withdraw(ids: Set<number>): void {
+    const back: number[] = [];
+    const kept: QueuedJob[] = [];
+    for (let i = this.queueHead; i < this.queue.length; i++) {
+      const job = this.queue[i]!;
+      if (ids.has(job.id)) back.push(job.id);
+      else kept.push(job);
+    }
+    if (back.length === 0) return;
+    this.queue.length = 0;
+    this.queue.push(...kept);
+    this.queueHead = 0;
+    this.channel.send(encodeMessage({ type: 'requeue', ids: back }));
   }
 
   private pump(): void {
