@@ -374,7 +374,7 @@ export class NodeServer {
   }
 
   private onRequeue(ids: number[]): void {
-    // The pool lost a worker: these jobs never started; they keep their place in line.
+    // Jobs that never started (their worker died, or retired and gave them back): they keep their place in line.
     const byOwner = new Map<string, number[]>();
     for (const id of ids) {
       const job = this.jobs.get(id);
