@@ -2,8 +2,9 @@
 //
 // On a VM the "2 cores" may be two threads of one physical core, or share it with noisy
 // neighbours: two busy threads then run at less than twice the speed of one, and no pool can
-// reach a speedup above that. This measures it without any pool: n threads, started up front,
-// run the same fixed piece of work (sum_primes, as W2x) first one alone and then all at once.
+// beat that while it lasts. It drifts, so it is measured once per round, for scale. No pool
+// is involved: n threads, started up front, run the same fixed piece of work (sum_primes, as
+// W2x) first one alone and then all at once.
 // capacity = n × (time of one alone) / (time of all at once), about n on a quiet host.
 
 import { Worker } from 'node:worker_threads';

@@ -343,7 +343,7 @@ console.log('');
 // The serial code runs once untimed first, so that the first system's baseline is not a cold one.
 for (const w of workloads) if ('serial' in w) (w as SpeedupWorkload).serial();
 
-// Context for the speedups: how fast n busy threads run against one, with no pool at all.
+// For scale beside the speedups: how fast n busy threads run against one, with no pool at all.
 const capacities: number[] = [];
 const hasSpeedups = workloads.some((w) => 'serial' in w);
 
@@ -409,7 +409,7 @@ console.log(
 if (capacities.length > 0) {
   console.log(
     `host capacity: ${fmt(median(capacities), 'speedup')}${spread(capacities)} ` +
-      `(${ncpus} busy threads against one, no pool: the ceiling for any speedup here)`,
+      `(${ncpus} busy threads against one, no pool; for scale: it drifts as the speedups do)`,
   );
 }
 

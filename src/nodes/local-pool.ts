@@ -371,7 +371,9 @@ export class LocalPool implements ComputeNode {
     inFlight.length = kept;
     this.placedCount -= jobs.length;
     this.events.onRequeue(this, jobs);
-    this.afterResults(w);
+    // The job it runs is still the head: its timeout goes on as it was.
+    if (this.retiring.has(w) && inFlight.length === 0) w.kill();
+    else this.events.onCapacity(this);
   }
 
   private afterResults(w: WorkerHandle): void {
