@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 declare const SALT: string;
 declare const crypto: typeof import('node:crypto');
 declare const fs: typeof import('node:fs');
+declare const worker_threads: typeof import('node:worker_threads');
 
 import { after, describe, test } from 'node:test';
 import v8 from 'node:v8';
@@ -476,26 +477,29 @@ test('setNcpus grows at once and shrinks while jobs run', async () => {
   assert.equal(third.size, 1, 'one worker left');
 });
 
-test('shrinking: a retired worker finishes the job it runs and gives back those queued behind it', async () => {
-  await using server = new Server({ ncpus: 2 });
-  const slow = (ms: number) => {
-    const end = Date.now() + ms;
-    while (Date.now() < end);
-    return process.pid;
-  };
-  // Measured as tiny, so that each worker takes four of the slow ones at once.
-  await Promise.all(Array.from({ length: 30 }, () => server.submit(slow, [0])));
-  const jobs = Array.from({ length: 8 }, () => server.submit(slow, [150]));
-  await new Promise((r) => setTimeout(r, 50));
-  server.setNcpus(1);
-  const perWorker = new Map<number, number>();
-  for (const pid of await Promise.all(jobs)) perWorker.set(pid, (perWorker.get(pid) ?? 0) + 1);
-  assert.deepEqual(
-    [...perWorker.values()].sort((a, b) => a - b),
-    [1, 7],
-    'the retired worker ran one job, the other worker the seven others',
-  );
-});
+for (const isolation of ['process', 'thread'] as const) {
+  test(`shrinking (${isolation}): a retired worker finishes the job it runs and gives back those queued behind it`, async () => {
+    await using server = new Server({ ncpus: 2, isolation });
+    const slow = (ms: number) => {
+      const end = Date.now() + ms;
+      while (Date.now() < end);
+      return `${process.pid}/${worker_threads.threadId}`; // the worker, in either isolation
+    };
+    const opts = { modules: ['node:worker_threads'] };
+    // Measured as tiny, so that each worker takes four of the slow ones at once.
+    await Promise.all(Array.from({ length: 30 }, () => server.submit(slow, [0], opts)));
+    const jobs = Array.from({ length: 8 }, () => server.submit(slow, [150], opts));
+    await new Promise((r) => setTimeout(r, 50));
+    server.setNcpus(1);
+    const perWorker = new Map<string, number>();
+    for (const pid of await Promise.all(jobs)) perWorker.set(pid, (perWorker.get(pid) ?? 0) + 1);
+    assert.deepEqual(
+      [...perWorker.values()].sort((a, b) => a - b),
+      [1, 7],
+      'the retired worker ran one job, the other worker the seven others',
+    );
+  });
+}
 
 test('idle workers get one job each before any gets a second, even for jobs measured as tiny', async () => {
   await using server = new Server({ ncpus: 2 });
