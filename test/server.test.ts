@@ -457,13 +457,15 @@ test('a Job is a Promise: awaited, in Promise.all, and never an unhandled reject
   }
 });
 
+/** Keeps its worker busy for `ms`, then says which worker process it ran in. */
+function slow(ms: number): number {
+  const end = Date.now() + ms;
+  while (Date.now() < end);
+  return process.pid;
+}
+
 test('setNcpus grows at once and shrinks while jobs run', async () => {
   await using server = new Server({ ncpus: 1 });
-  const slow = (ms: number) => {
-    const end = Date.now() + ms;
-    while (Date.now() < end);
-    return process.pid;
-  };
   const first = Array.from({ length: 6 }, () => server.submit(slow, [100]));
   server.setNcpus(3);
   assert.equal(server.getNcpus(), 3);
@@ -503,11 +505,6 @@ for (const isolation of ['process', 'thread'] as const) {
 
 test('idle workers get one job each before any gets a second, even for jobs measured as tiny', async () => {
   await using server = new Server({ ncpus: 2 });
-  const slow = (ms: number) => {
-    const end = Date.now() + ms;
-    while (Date.now() < end);
-    return process.pid;
-  };
   await Promise.all(Array.from({ length: 30 }, () => server.submit(slow, [0])));
   const pids = await Promise.all([server.submit(slow, [100]), server.submit(slow, [100])]);
   assert.equal(new Set(pids).size, 2, 'the two jobs ran on the two workers');
