@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HOLD_NEXT_WAITING_PER_WORKER, LocalPool, targetDepth } from '../src/nodes/local-pool.ts';
-import { assignJobs, DurationEstimate, levelFill } from '../src/scheduler/policy.ts';
+import { assignJobs, DurationEstimate, levelFill, roomOfNodes } from '../src/scheduler/policy.ts';
 
 test('assignJobs gives every node its free slots when work exceeds room', () => {
   assert.deepEqual(assignJobs(100, [2, 3, 0]), [2, 3, 0]);
@@ -30,6 +30,9 @@ test('levelFill gives each job to the least loaded worker with room, ties to the
   assert.deepEqual(levelFill([3, 0, 1], [5, 5, 5], 6), [1, 3, 2]);
   assert.deepEqual(levelFill([], [], 3), []);
   assert.deepEqual(levelFill([0, 0], [0, 0], 3), [0, 0]);
+  assert.deepEqual(levelFill([0, 2], [Infinity, 5], 4), [3, 1], 'unbounded room');
+  assert.deepEqual(levelFill([2 ** 31, 0], [4, 4], 2), [0, 2], 'loads past 32 bits');
+  assert.deepEqual(levelFill([0, 0], [2, 2], Number.NaN), [0, 0]);
   // Against the definition: one job at a time to the least loaded worker with room.
   let seed = 7;
   const rnd = (n: number) => {
@@ -87,6 +90,23 @@ test('a local worker holds the next long job only while many wait, and never one
     assert.equal(pool.freeSlots(50, many), 4, 'many waiting: the running one and the next');
     assert.equal(pool.freeSlots(undefined, 1000), 2, 'unknown cost: one per worker');
     assert.equal(pool.freeSlots(0.01, 0), 2 * targetDepth(0.01), 'short jobs: the prefetch budget decides');
+  } finally {
+    await pool.close();
+  }
+});
+
+test('roomOfNodes: a pool holds long jobs ahead only with what the other nodes leave waiting', async () => {
+  const events = { onResult() {}, onJobFailed() {}, onRequeue() {}, onCapacity() {} };
+  const pool = new LocalPool({ ncpus: 2, isolation: 'thread', sharedMemory: false }, events);
+  try {
+    const idleRemote = { freeSlots: () => 16 }; // e.g. 8 idle CPUs, two jobs each
+    assert.deepEqual(roomOfNodes([pool], 50, 8), [4], 'alone, with many waiting: two per worker');
+    assert.deepEqual(roomOfNodes([pool, idleRemote], 50, 16 + 4), [4, 16], 'enough for all');
+    assert.deepEqual(
+      roomOfNodes([pool, idleRemote], 50, 8),
+      [2, 16],
+      'the remote CPUs would idle: one per worker',
+    );
   } finally {
     await pool.close();
   }

@@ -329,7 +329,8 @@ describe('Server on local processes', () => {
   test('a crash behind hundreds of queued tiny jobs loses none of them and repeats none', () =>
     crashBehindQueuedJobs(server));
 
-  test('a job cancelled while it waits inside a worker never starts', () => cancelQueuedInWorker('process'));
+  test('a job cancelled while it waits behind a running job inside a worker never starts', () =>
+    cancelQueuedInWorker('process'));
 
   test('results written while the server is not reading (full socket) all arrive, once and in order', async () => {
     // Workers write each result straight to their socket; when it is full they queue behind
@@ -503,6 +504,31 @@ for (const isolation of ['process', 'thread'] as const) {
   });
 }
 
+test('a retiring worker that crashes in its last job fails that job, and does not run it again', async () => {
+  const { mkdtempSync, readFileSync, rmSync, existsSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'pp-retire-'));
+  const file = join(dir, 'ran');
+  const ran = () => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').sort() : []);
+  try {
+    await using server = new Server({ ncpus: 2 });
+    const boom = (path: string, tag: string) => {
+      fs.appendFileSync(path, `${tag}\n`);
+      const end = Date.now() + 200;
+      while (Date.now() < end);
+      process.exit(3);
+    };
+    const jobs = ['a', 'b'].map((tag) => server.submit(boom, [file, tag], { modules: ['node:fs'] }));
+    while (ran().length < 2) await new Promise((r) => setTimeout(r, 5)); // both running
+    server.setNcpus(1); // one of the two retires: it is stopped only once it holds no job
+    for (const job of jobs) await assert.rejects(job, WorkerCrashError);
+    assert.deepEqual(ran(), ['a', 'b'], 'each ran once');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('idle workers get one job each before any gets a second, even for jobs measured as tiny', async () => {
   await using server = new Server({ ncpus: 2 });
   await Promise.all(Array.from({ length: 30 }, () => server.submit(slow, [0])));
@@ -572,5 +598,6 @@ describe('Server on worker threads', () => {
     await crashBehindQueuedJobs(server);
   });
 
-  test('a job cancelled while it waits inside a worker never starts', () => cancelQueuedInWorker('thread'));
+  test('a job cancelled while it waits behind a running job inside a worker never starts', () =>
+    cancelQueuedInWorker('thread'));
 });

@@ -95,7 +95,12 @@ export class Job<T = unknown> extends Promise<T> {
     return super.then(onFulfilled, onRejected);
   }
 
-  /** Cancels the job: a queued job is dropped, a running one is stopped (its worker replaced). */
+  /**
+   * Cancels the job: it rejects at once with an AbortError. A queued job is dropped, a running
+   * one is stopped (its worker replaced). A job already sent to a worker, behind others, is
+   * dropped there unless it starts within about a millisecond (the worker reads its messages
+   * between jobs, at least once per millisecond of work); its outcome is then ignored.
+   */
   cancel(reason?: unknown): void {
     if (this.#state === 'pending') this.#owner.cancel(reason);
   }

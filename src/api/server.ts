@@ -29,7 +29,7 @@ import {
 } from '../protocol/codec.ts';
 import { JobStatus } from '../protocol/messages.ts';
 import { Fifo } from '../scheduler/fifo.ts';
-import { assignJobs, DurationEstimate } from '../scheduler/policy.ts';
+import { assignJobs, DurationEstimate, roomOfNodes } from '../scheduler/policy.ts';
 import { resolveSecret } from '../secret.ts';
 import type { Job } from './job.ts';
 import { FunctionEntry, JobRecord, LiveJobs } from './job-record.ts';
@@ -97,7 +97,7 @@ export interface SubmitOptions<R = unknown> {
   group?: string;
   /** Milliseconds the job may run once started; past it, its worker is stopped and the job rejects. */
   timeout?: number;
-  /** Cancels the job, queued or running. */
+  /** Cancels the job, queued or running, as {@link Job.cancel} does. */
   signal?: AbortSignal;
   /** @internal type anchor */
   readonly __result?: R;
@@ -552,11 +552,7 @@ export class Server extends EventEmitter<ServerEvents> {
         head = queue.peek();
       }
       if (!head) return;
-      const estimate = head.fn.estimate.value;
-      const counts = assignJobs(
-        queue.size,
-        nodes.map((n) => n.freeSlots(estimate, queue.size)),
-      );
+      const counts = assignJobs(queue.size, roomOfNodes(nodes, head.fn.estimate.value, queue.size));
       let sent = 0;
       for (let i = 0; i < nodes.length; i++) {
         const want = counts[i]!;

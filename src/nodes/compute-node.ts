@@ -64,8 +64,9 @@ export interface ComputeNode {
   /** Jobs sent to this node without an outcome yet. */
   readonly inFlight: number;
   /**
-   * How many more jobs, each expected to take `estimatedMs`, this node wants right now, with
-   * `waiting` jobs queued in the scheduler (a node may hold more ahead while many wait).
+   * How many more jobs, each expected to take `estimatedMs`, this node wants right now.
+   * `waiting`: jobs queued in the scheduler beyond what the other nodes have room for; a node
+   * may hold more jobs ahead of its CPUs while many wait, never when few do.
    */
   freeSlots(estimatedMs: number | undefined, waiting: number): number;
   /** Hands jobs over; the node spreads them over its workers. */

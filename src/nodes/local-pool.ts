@@ -425,7 +425,8 @@ export class LocalPool implements ComputeNode {
         reason.kind === 'timeout'
           ? new JobTimeoutError(`${name} ran past its timeout; its worker was stopped and replaced`)
           : new JobCancelledError(`${name} was cancelled while running; its worker was stopped and replaced`);
-    } else if (reason === null && w.ready && left.length > 0) {
+    } else if ((reason === null || reason.kind === 'retire') && w.ready && left.length > 0) {
+      // (A retiring worker is stopped only once it holds no job: holding one, it crashed.)
       culprit = left[0];
       error = crashError(w, exit, nameOf(culprit!), culprit!);
     } else if (reason === null && !w.ready) {

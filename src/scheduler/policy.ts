@@ -3,6 +3,8 @@
  * jobs wait and how many each node wants right now, decide how many each node gets.
  */
 
+import type { ComputeNode } from '../nodes/compute-node.ts';
+
 /**
  * Splits `queued` jobs over nodes that have `free[i]` free slots each. When there is less
  * work than room, the work is spread in proportion to the room (largest remainder), so that
@@ -29,6 +31,22 @@ export function assignJobs(queued: number, free: readonly number[]): number[] {
 }
 
 /**
+ * Each node's room for `queued` jobs, by its own `freeSlots`. A node may hold jobs ahead of
+ * its CPUs only with what the other nodes' plain room (waiting 0) leaves waiting: never
+ * while another node has idle CPUs.
+ */
+export function roomOfNodes(
+  nodes: readonly Pick<ComputeNode, 'freeSlots'>[],
+  estimatedMs: number | undefined,
+  queued: number,
+): number[] {
+  const plain = nodes.map((n) => n.freeSlots(estimatedMs, 0));
+  let total = 0;
+  for (const p of plain) total += p;
+  return nodes.map((n, i) => n.freeSlots(estimatedMs, queued - (total - plain[i]!)));
+}
+
+/**
  * Splits `count` jobs over workers that hold `loads[i]` jobs and have room for `caps[i]`
  * more, as if each job in turn went to the least loaded worker with room (ties to the
  * earlier one): two idle workers get one job each before either gets a second. Gives out at
@@ -39,7 +57,7 @@ export function levelFill(loads: readonly number[], caps: readonly number[], cou
   for (const c of caps) room += Math.max(0, c);
   const total = Math.min(count, room);
   const counts = loads.map(() => 0);
-  if (total <= 0) return counts;
+  if (!(total > 0 && Number.isSafeInteger(total))) return counts; // also NaN, Infinity
   // Jobs given if every worker is filled up to `level` (as far as its room allows).
   const upTo = (level: number): number => {
     let n = 0;
@@ -47,11 +65,12 @@ export function levelFill(loads: readonly number[], caps: readonly number[], cou
       n += Math.min(Math.max(0, caps[i]!), Math.max(0, level - loads[i]!));
     return n;
   };
-  // The lowest level that takes them all: binary search between the least load and the most.
+  // The lowest level that takes them all: binary search from the least load up to the most
+  // load plus all the jobs, which takes them all whatever the caps (and stays finite).
   let lo = Math.min(...loads);
-  let hi = Math.max(...loads.map((l, i) => l + Math.max(0, caps[i]!)));
+  let hi = Math.max(...loads) + total;
   while (lo < hi) {
-    const mid = (lo + hi) >> 1;
+    const mid = Math.floor((lo + hi) / 2);
     if (upTo(mid) >= total) hi = mid;
     else lo = mid + 1;
   }

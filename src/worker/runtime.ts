@@ -199,6 +199,7 @@ export class WorkerRuntime {
           await afterNextPoll(); // a cancel sent while the last job ran (see the constant)
           lastRead = performance.now();
         }
+        if (this.queueHead >= this.queue.length) break; // withdrawn while we waited
         const job = this.queue[this.queueHead]!;
         this.queue[this.queueHead++] = undefined as never;
         if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
