@@ -146,6 +146,39 @@ describe('remote nodes on 127.0.0.1', () => {
     }
   });
 
+  test("SIGTERM: jobs waiting inside the node's workers come back at once instead of running first", async () => {
+    const a = await node({ secret: SECRET, workers: 1 });
+    const b = await node({ secret: SECRET, workers: 1 });
+    const server = new Server({
+      ncpus: 0,
+      ppservers: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`],
+      secret: SECRET,
+    });
+    try {
+      await waitFor(() => server.getActiveNodes().length === 2, 15_000, 'both nodes');
+      const work = (ms: number) => {
+        const end = Date.now() + ms;
+        while (Date.now() < end);
+        return process.ppid; // the node
+      };
+      // Measured as tiny, so that each node's worker takes several of the slow ones at once.
+      await Promise.all(Array.from({ length: 40 }, () => server.submit(work, [0])));
+      const jobs = Array.from({ length: 16 }, () => server.submit(work, [400]));
+      await waitFor(() => jobs.some((j) => j.finished), 10_000, 'a first result');
+      const t0 = Date.now();
+      a.child.kill('SIGTERM');
+      assert.equal(await a.exited, 0, 'the node exits cleanly');
+      const took = Date.now() - t0;
+      const ranOn = await Promise.all(jobs); // every job still gets its result
+      const onA = ranOn.filter((pid) => pid === a.child.pid).length;
+      // Its worker held about 8 of them (3 s of work): it runs at most the one it had started.
+      assert.ok(took < 2000, `the node took ${took} ms to stop: it ran jobs it could have handed back`);
+      assert.ok(onA <= 3, `the stopping node ran ${onA} of the jobs`);
+    } finally {
+      await server.close();
+    }
+  });
+
   test('a wrong secret is a clear error on both sides, and is not retried in a loop', async () => {
     const a = await node({ secret: SECRET });
     const server = new Server({

@@ -147,6 +147,8 @@ export class NodeServer {
       const ids = this.queue.removeOwner(s.id).map((id) => this.forget(id)?.clientId);
       s.send({ type: 'requeue', ids: ids.filter((x): x is number => x !== undefined) });
     }
+    // Jobs queued inside the workers go back too, as each worker ends the job it runs.
+    this.pool.withdrawQueued();
     const deadline = Date.now() + graceMs;
     while (this.pool.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const s of this.sessions.values()) {
@@ -245,6 +247,11 @@ export class NodeServer {
       case 'run':
         // Arena slots name this machine's memory: a client must never be able to point at it.
         if (msg.slots) throw new MessageError(`a client may not send shared-memory slots`);
+        if (this.stopping) {
+          // Sent before the client heard that we stop: back at once, to run elsewhere.
+          s.send({ type: 'requeue', ids: msg.jobs.map(([clientId]) => clientId) });
+          return;
+        }
         msg.jobs.forEach(([clientId, fn, timeoutMs, refIds], i) => {
           this.accept(s, clientId, msg.fns[fn]!, timeoutMs, refIds, receivedBlob(msg.blobs[i]!));
         });
@@ -374,6 +381,10 @@ export class NodeServer {
   }
 
   private onRequeue(ids: number[]): void {
+    if (this.stopping) {
+      this.handBack(ids);
+      return;
+    }
     // Jobs that never started (their worker died, or retired and gave them back): they keep their place in line.
     const byOwner = new Map<string, number[]>();
     for (const id of ids) {
@@ -388,6 +399,19 @@ export class NodeServer {
     }
     for (const [owner, list] of byOwner) this.queue.unshiftAll(owner, list);
     this.scheduleDrain();
+  }
+
+  /** Stopping: jobs that never started go back to their clients at once, to run elsewhere. */
+  private handBack(ids: number[]): void {
+    const bySession = new Map<ClientSession, number[]>();
+    for (const id of ids) {
+      const job = this.forget(id);
+      if (!job?.session.open) continue;
+      const list = bySession.get(job.session) ?? [];
+      list.push(job.clientId);
+      bySession.set(job.session, list);
+    }
+    for (const [s, list] of bySession) s.send({ type: 'requeue', ids: list });
   }
 
   private armIdleTimer(): void {

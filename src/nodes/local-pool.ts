@@ -310,8 +310,19 @@ export class LocalPool implements ComputeNode {
     w.stopReason = { kind: 'retire' };
     this.retiring.add(w);
     if (w.inFlight.length === 0) w.kill();
-    // It finishes the job it runs; those queued behind it come back, to run elsewhere.
-    else if (w.inFlight.length > 1)
+    else this.withdrawBehindHead(w); // it finishes the job it runs; the others run elsewhere
+  }
+
+  /**
+   * Asks every worker for the jobs queued behind the one it runs (a node that stops hands
+   * them back to its clients). They come back through onRequeue, once each worker reads it.
+   */
+  withdrawQueued(): void {
+    for (const w of [...this.workers, ...this.retiring]) this.withdrawBehindHead(w);
+  }
+
+  private withdrawBehindHead(w: WorkerHandle): void {
+    if (w.inFlight.length > 1)
       w.send(encodeMessage({ type: 'withdraw', ids: w.inFlight.slice(1).map((j) => j.id) }));
   }
 

@@ -71,6 +71,8 @@ export class NodeRejectedError extends PPError {}
 export class RemoteNode implements ComputeNode {
   readonly id: string;
   state: RemoteState = 'connecting';
+  /** The node handed jobs back: it is shutting down, so it gets no more (until it says welcome again). */
+  private stopping = false;
   info: NodeInfo | null = null;
 
   private socket: SecureSocket | null = null;
@@ -108,7 +110,7 @@ export class RemoteNode implements ComputeNode {
   }
 
   freeSlots(estimatedMs: number | undefined, _waiting: number): number {
-    if (this.state !== 'ready') return 0;
+    if (this.state !== 'ready' || this.stopping) return 0;
     // One more job per CPU than locally: it hides the network round trip.
     return Math.max(0, this.ncpus * (targetDepth(estimatedMs) + 1) - this.placed.size);
   }
@@ -320,6 +322,7 @@ export class RemoteNode implements ComputeNode {
         }
         this.info = msg.info;
         this.state = 'ready';
+        this.stopping = false;
         this.readyAt = Date.now();
         this.reportedUnreachable = false;
         this.listener.onUp(this);
@@ -349,6 +352,7 @@ export class RemoteNode implements ComputeNode {
         this.events.onCapacity(this);
         return;
       case 'requeue': {
+        this.stopping = true; // only a node that shuts down hands jobs back
         const jobs: DispatchJob[] = [];
         for (const id of msg.ids) {
           const job = this.take(id);
