@@ -380,38 +380,27 @@ export class NodeServer {
     if (job?.session.open) job.session.sendFailed(job.clientId, error);
   }
 
+  /**
+   * Jobs that never started (their worker died, or gave them back when asked): they keep
+   * their place in line, or, when stopping, go back to their clients at once to run elsewhere.
+   */
   private onRequeue(ids: number[]): void {
-    if (this.stopping) {
-      this.handBack(ids);
-      return;
-    }
-    // Jobs that never started (their worker died, or retired and gave them back): they keep their place in line.
-    const byOwner = new Map<string, number[]>();
+    const bySession = new Map<ClientSession, number[]>();
     for (const id of ids) {
       const job = this.jobs.get(id);
       if (!job?.session.open) {
         this.forget(id);
         continue;
       }
-      const list = byOwner.get(job.session.id) ?? [];
-      list.push(id);
-      byOwner.set(job.session.id, list);
-    }
-    for (const [owner, list] of byOwner) this.queue.unshiftAll(owner, list);
-    this.scheduleDrain();
-  }
-
-  /** Stopping: jobs that never started go back to their clients at once, to run elsewhere. */
-  private handBack(ids: number[]): void {
-    const bySession = new Map<ClientSession, number[]>();
-    for (const id of ids) {
-      const job = this.forget(id);
-      if (!job?.session.open) continue;
       const list = bySession.get(job.session) ?? [];
-      list.push(job.clientId);
+      list.push(id);
       bySession.set(job.session, list);
     }
-    for (const [s, list] of bySession) s.send({ type: 'requeue', ids: list });
+    for (const [s, list] of bySession) {
+      if (this.stopping) s.send({ type: 'requeue', ids: list.map((id) => this.forget(id)!.clientId) });
+      else this.queue.unshiftAll(s.id, list);
+    }
+    this.scheduleDrain();
   }
 
   private armIdleTimer(): void {

@@ -54,8 +54,8 @@ export const HOLD_NEXT_WAITING_PER_WORKER = 2;
 
 /** The depth of a worker: {@link targetDepth}, or 2 for long jobs when `holdNext`. */
 function depthOf(estimatedMs: number | undefined, holdNext: boolean): number {
-  const depth = targetDepth(estimatedMs);
-  return holdNext && depth === 1 && estimatedMs !== undefined ? 2 : depth;
+  const long = estimatedMs !== undefined && estimatedMs >= PREFETCH_BUDGET_MS;
+  return holdNext && long ? 2 : targetDepth(estimatedMs);
 }
 
 /**
@@ -382,13 +382,16 @@ export class LocalPool implements ComputeNode {
     inFlight.length = kept;
     this.placedCount -= jobs.length;
     this.events.onRequeue(this, jobs);
-    // The job it runs is still the head: its timeout goes on as it was.
-    if (this.retiring.has(w) && inFlight.length === 0) w.kill();
-    else this.events.onCapacity(this);
+    this.afterUnload(w); // the job it runs is still the head: its timeout goes on as it was
   }
 
   private afterResults(w: WorkerHandle): void {
     this.armHeadTimer(w);
+    this.afterUnload(w);
+  }
+
+  /** A worker holds fewer jobs: a retiring one with none left stops, others take more. */
+  private afterUnload(w: WorkerHandle): void {
     if (this.retiring.has(w) && w.inFlight.length === 0) w.kill();
     else this.events.onCapacity(this);
   }
