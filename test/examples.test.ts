@@ -53,8 +53,8 @@ function matchAll(text: string, re: RegExp): string[][] {
 /**
  * pp's statistics table:
  *   Job execution statistics:
- *    job count | % of all jobs | job time sum | time per job | job server
- *            9 |        100.00 |       0.1234 |     0.013711 | local
+ *    job count | % of all jobs | job time sum | time per job | speed | job server
+ *            9 |        100.00 |       0.1234 |     0.013711 |  1.00 | local
  * Returns the job count of the 'local' row.
  */
 function localJobCount(stdout: string): number {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { HOLD_NEXT_WAITING_PER_WORKER, LocalPool, targetDepth } from '../src/nodes/local-pool.ts';
+import { LocalPool } from '../src/nodes/local-pool.ts';
+import { HOLD_NEXT_WAITING_PER_WORKER, targetDepth } from '../src/scheduler/depth.ts';
 import { assignJobs, DurationEstimate, levelFill, roomOfNodes } from '../src/scheduler/policy.ts';
 
 test('assignJobs gives every node its free slots when work exceeds room', () => {

@@ -404,7 +404,7 @@ describe('Server on local processes', () => {
     server.printStats((t) => (text = t));
     assert.match(
       text,
-      /^Job execution statistics:\n job count \| % of all jobs \| job time sum \| time per job \| job server\n/,
+      /^Job execution statistics:\n job count \| % of all jobs \| job time sum \| time per job \| speed \| job server\n/,
     );
     assert.match(text, /\| local\n/);
     assert.match(text, /active tasks, 2 cores$/);

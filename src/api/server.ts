@@ -29,7 +29,16 @@ import {
 } from '../protocol/codec.ts';
 import { JobStatus } from '../protocol/messages.ts';
 import { Fifo } from '../scheduler/fifo.ts';
-import { assignJobs, DurationEstimate, roomOfNodes } from '../scheduler/policy.ts';
+import {
+  assignJobs,
+  DurationEstimate,
+  FINISH_WINDOW,
+  type NodeLoad,
+  placeByFinish,
+  planSteals,
+  roomOfNodes,
+} from '../scheduler/policy.ts';
+import { NodeSpeed } from '../scheduler/speed.ts';
 import { resolveSecret } from '../secret.ts';
 import type { Job } from './job.ts';
 import { FunctionEntry, JobRecord, LiveJobs } from './job-record.ts';
@@ -74,6 +83,13 @@ export interface ServerOptions {
    * channel instead.
    */
   sharedMemory?: boolean;
+  /**
+   * Work stealing (default true): nodes hold enough jobs to cover their link's round trip,
+   * jobs near the end of a burst go to the node that would finish them first, and a node with
+   * idle CPUs takes unstarted jobs back from one that would finish them later. `false` gives
+   * the plain pull-based dispatch (for comparison, e.g. in `npm run bench -- --only sched`).
+   */
+  stealing?: boolean;
 }
 
 /** A function, or `[object, 'method']` to run a method with the object as `this`. */
@@ -112,6 +128,10 @@ export interface NodeSummary {
   ncpus: number;
   /** Jobs sent to it and not answered yet. */
   inFlight: number;
+  /** How fast it runs this server's jobs against the cluster's mean (2: in half the time); 1 until measured. */
+  speed: number;
+  /** Round trip of the link to it, ms (0 for the local pool). */
+  rttMs: number;
   /** pp-node version of a remote node. */
   version?: string;
 }
@@ -162,6 +182,11 @@ export class Server extends EventEmitter<ServerEvents> {
   readonly #sharedMemory: boolean;
   readonly #counters = new Map<string, NodeCounters>();
   readonly #estimates = new Map<string, DurationEstimate>();
+  /** How fast each node runs each function (kept once there is more than one node). */
+  readonly #speeds = new Map<ComputeNode, NodeSpeed>();
+  readonly #stealing: boolean;
+  /** The function of the job dispatched last: what the nodes' queued jobs most likely run. */
+  #lastFn: FunctionEntry | null = null;
   readonly #functions = new WeakMap<FunctionBundle, FunctionEntry>();
   /** Jobs per group, and over all groups. */
   readonly #groups = new Map<string, Tally>();
@@ -180,6 +205,7 @@ export class Server extends EventEmitter<ServerEvents> {
     events: NodeEvents;
     listener: RemoteNodeListener;
     deadAfterMs: number;
+    sizeByLink: boolean;
   } | null = null;
   #lastRejection: Error | null = null;
 
@@ -198,6 +224,7 @@ export class Server extends EventEmitter<ServerEvents> {
       onCapacity: () => this.#scheduleDrain(),
     };
     this.#sharedMemory = options.sharedMemory ?? true;
+    this.#stealing = options.stealing ?? true;
     this.#local = new LocalPool(
       {
         ncpus,
@@ -216,15 +243,16 @@ export class Server extends EventEmitter<ServerEvents> {
       const listener: RemoteNodeListener = {
         onUp: (node) => {
           this.#scheduleDrain();
-          this.emit('node-up', summarize(node));
+          this.emit('node-up', this.#summarize(node));
         },
-        onDown: (node, reason) => this.emit('node-down', summarize(node), reason),
+        onDown: (node, reason) => this.emit('node-down', this.#summarize(node), reason),
         onProblem: (node, error) => this.#onNodeProblem(node, error),
       };
       const deadAfterMs = (options.nodeTimeout ?? 2) * 1000;
-      this.#remote = { secret, events, listener, deadAfterMs };
+      const sizeByLink = this.#stealing;
+      this.#remote = { secret, events, listener, deadAfterMs, sizeByLink };
       for (const { host, port } of addresses) {
-        this.#addNode(new RemoteNode({ host, port, secret, deadAfterMs }, events, listener));
+        this.#addNode(new RemoteNode({ host, port, secret, deadAfterMs, sizeByLink }, events, listener));
       }
       if (autodiscover) this.#startDiscovery(options.interface);
     }
@@ -254,11 +282,11 @@ export class Server extends EventEmitter<ServerEvents> {
       known.rediscovered(found.addresses);
       return;
     }
-    const { secret, events, listener, deadAfterMs } = this.#remote;
+    const { secret, events, listener, deadAfterMs, sizeByLink } = this.#remote;
     const [host, ...alternates] = found.addresses;
     const label = `${found.host.replace(/\.local\.?$/, '')}:${found.port}`;
     const node = new RemoteNode(
-      { host: host!, alternates, port: found.port, label, secret, deadAfterMs },
+      { host: host!, alternates, port: found.port, label, secret, deadAfterMs, sizeByLink },
       events,
       listener,
     );
@@ -268,7 +296,7 @@ export class Server extends EventEmitter<ServerEvents> {
 
   /** Nodes that can run jobs right now, with their CPUs (the local pool first). */
   getActiveNodes(): NodeSummary[] {
-    return this.#nodes.filter((n) => n.ncpus > 0).map(summarize);
+    return this.#nodes.filter((n) => n.ncpus > 0).map((n) => this.#summarize(n));
   }
 
   /**
@@ -435,6 +463,7 @@ export class Server extends EventEmitter<ServerEvents> {
         jobTimeSum: c.timeMs / 1000,
         timePerJob: c.jobs === 0 ? 0 : c.timeMs / 1000 / c.jobs,
         ncpus: node?.ncpus ?? 0,
+        speed: (node && this.#speeds.get(node)?.relative) ?? 1,
       });
     }
     return {
@@ -474,6 +503,19 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   // ---- internals ----
+
+  #summarize(node: ComputeNode): NodeSummary {
+    const info = node instanceof RemoteNode ? node.info : null;
+    return {
+      id: node.id,
+      name: info?.name ?? node.id,
+      ncpus: node.ncpus,
+      inFlight: node.inFlight,
+      speed: this.#speeds.get(node)?.relative ?? 1,
+      rttMs: node.rttMs,
+      ...(info ? { version: info.version } : {}),
+    };
+  }
 
   #addNode(node: ComputeNode): void {
     this.#nodes.push(node);
@@ -541,37 +583,97 @@ export class Server extends EventEmitter<ServerEvents> {
     rec.unlisten = () => signal.removeEventListener('abort', onAbort);
   }
 
-  /** Hands queued jobs to nodes as far as they have room. */
+  /**
+   * Hands queued jobs to nodes as far as they have room (scheduler/policy.ts decides how
+   * many each gets); with several nodes and nothing queued, lets idle ones steal.
+   */
   #drain(): void {
     const nodes = this.#nodes;
     const queue = this.#queue;
+    // One node (the common case: this machine alone) has no one to balance against.
+    const spread = this.#stealing && nodes.length > 1;
     for (;;) {
       let head = queue.peek();
       while (head?.settled) {
         queue.shift();
         head = queue.peek();
       }
-      if (!head) return;
-      const counts = assignJobs(queue.size, roomOfNodes(nodes, head.fn.estimate.value, queue.size));
+      if (!head) {
+        if (spread) this.#steal();
+        return;
+      }
+      let counts: number[];
+      if (!spread) counts = assignJobs(queue.size, roomOfNodes(nodes, head.fn.estimate.value, queue.size));
+      else {
+        const loads = this.#loads(head.fn, queue.size, false);
+        counts =
+          queue.size <= FINISH_WINDOW
+            ? placeByFinish(queue.size, loads)
+            : assignJobs(
+                queue.size,
+                loads.map((l) => l.room),
+              );
+      }
       let sent = 0;
       for (let i = 0; i < nodes.length; i++) {
         const want = counts[i]!;
         if (want === 0) continue;
+        const node = nodes[i]!;
         const batch: DispatchJob[] = [];
         while (batch.length < want && queue.size > 0) {
           const rec = queue.shift()!;
           if (rec.settled) continue;
-          rec.node = nodes[i]!;
-          rec.estimatedMs = rec.fn.estimate.value;
+          rec.node = node;
+          rec.estimatedMs = spread ? this.#msOn(node, rec.fn) : rec.fn.estimate.value;
           batch.push(rec);
         }
         if (batch.length > 0) {
           sent += batch.length;
-          nodes[i]!.dispatch(batch);
+          this.#lastFn = (batch[batch.length - 1] as JobRecord).fn;
+          node.dispatch(batch);
         }
       }
       if (sent === 0) return;
     }
+  }
+
+  /** Nothing is queued: nodes with room take unstarted jobs from nodes that would finish them later. */
+  #steal(): void {
+    const fn = this.#lastFn;
+    if (!fn) return;
+    let any = false;
+    for (const n of this.#nodes) if (n.stealable > 0) any = true;
+    if (!any) return;
+    const nodes = this.#nodes;
+    const counts = planSteals(this.#loads(fn, 0, true));
+    for (let i = 0; i < nodes.length; i++) if (counts[i]! > 0) nodes[i]!.steal(counts[i]!);
+  }
+
+  /**
+   * What the policy needs to know of each node, for jobs of `fn` with `queued` waiting: a node
+   * may hold long jobs ahead of its CPUs only with what the others' plain room leaves waiting
+   * (as roomOfNodes).
+   */
+  #loads(fn: FunctionEntry, queued: number, withStealable: boolean): NodeLoad[] {
+    const nodes = this.#nodes;
+    const ms = nodes.map((n) => this.#msOn(n, fn));
+    const plain = nodes.map((n, i) => n.freeSlots(ms[i], 0));
+    let total = 0;
+    for (const p of plain) total += p;
+    return nodes.map((n, i) => ({
+      ncpus: n.ncpus,
+      held: n.inFlight,
+      room: queued > 0 ? n.freeSlots(ms[i], queued - (total - plain[i]!)) : plain[i]!,
+      msPerJob: ms[i],
+      rttMs: n.rttMs,
+      stealable: withStealable ? n.stealable : 0,
+    }));
+  }
+
+  /** Expected run time of a job of `fn` on `node`: learnt per node, else the mean over all. */
+  #msOn(node: ComputeNode, fn: FunctionEntry): number | undefined {
+    const mean = fn.estimate.value;
+    return this.#speeds.get(node)?.msPerJob(fn.bundle.hash, mean) ?? mean;
   }
 
   #onResult(
@@ -594,6 +696,11 @@ export class Server extends EventEmitter<ServerEvents> {
     const counters = this.#counters.get(node.id)!;
     counters.jobs++;
     counters.timeMs += durationMs;
+    if (this.#nodes.length > 1) {
+      let speed = this.#speeds.get(node);
+      if (!speed) this.#speeds.set(node, (speed = new NodeSpeed()));
+      speed.add(rec.hash, durationMs, rec.fn.estimate.value);
+    }
     rec.fn.estimate.add(durationMs);
 
     let value: unknown;
@@ -650,7 +757,7 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   #onNodeProblem(node: RemoteNode, error: Error): void {
-    if (this.listenerCount('node-error') > 0) this.emit('node-error', summarize(node), error);
+    if (this.listenerCount('node-error') > 0) this.emit('node-error', this.#summarize(node), error);
     else console.warn(`pp-node: ${error.message}`);
     if (!(error instanceof NodeRejectedError)) return;
     this.#lastRejection = error;
@@ -712,17 +819,6 @@ export class Server extends EventEmitter<ServerEvents> {
 }
 
 const NO_REFS: RefData[] = Object.freeze([]) as unknown as RefData[];
-
-function summarize(node: ComputeNode): NodeSummary {
-  const info = node instanceof RemoteNode ? node.info : null;
-  return {
-    id: node.id,
-    name: info?.name ?? node.id,
-    ncpus: node.ncpus,
-    inFlight: node.inFlight,
-    ...(info ? { version: info.version } : {}),
-  };
-}
 
 function checkNcpus(n: number): void {
   if (!Number.isInteger(n) || n < 0) {

@@ -25,6 +25,7 @@ import {
   receivedBlob,
 } from '../protocol/messages.ts';
 import { FailureLimiter } from '../protocol/rate-limit.ts';
+import { HOLD_NEXT_BELOW_MS } from '../scheduler/depth.ts';
 import { FairQueue } from '../scheduler/fair-queue.ts';
 import { DurationEstimate } from '../scheduler/policy.ts';
 import {
@@ -172,6 +173,7 @@ export class NodeServer {
       jobTimeSum: s.timeMs / 1000,
       timePerJob: s.jobs ? s.timeMs / 1000 / s.jobs : 0,
       ncpus: this.info.ncpus,
+      speed: 1,
     }));
     return formatStats({
       nodes: rows,
@@ -260,6 +262,9 @@ export class NodeServer {
       case 'cancel':
         for (const clientId of msg.ids) this.cancel(s, clientId);
         return;
+      case 'withdraw':
+        s.send({ type: 'withdrawn', ids: this.withdraw(s, msg.ids) });
+        return;
       case 'ping':
         s.send({ type: 'pong', t: msg.t });
         return;
@@ -323,6 +328,26 @@ export class NodeServer {
     this.pool.cancel(id);
   }
 
+  /**
+   * A client takes back jobs of its own that have not started, to run them elsewhere (work
+   * stealing): those still in this node's queue are given up; those already in a worker run
+   * here. Returns the client's ids of the ones given up.
+   */
+  private withdraw(s: ClientSession, clientIds: readonly number[]): number[] {
+    const wanted = new Set<number>();
+    for (const clientId of clientIds) {
+      const id = s.byClientId.get(clientId);
+      if (id !== undefined) wanted.add(id);
+    }
+    if (wanted.size === 0) return [];
+    const given: number[] = [];
+    for (const id of this.queue.removeAll(s.id, (id) => wanted.has(id))) {
+      const job = this.forget(id);
+      if (job) given.push(job.clientId);
+    }
+    return given;
+  }
+
   private forget(id: number): NodeJob | undefined {
     const job = this.jobs.get(id);
     if (!job) return undefined;
@@ -347,7 +372,10 @@ export class NodeServer {
     while (this.queue.size > 0) {
       const next = this.jobs.get(this.queue.peek()!);
       const estimate = next ? this.estimates.get(next.dispatch.hash)?.value : undefined;
-      const free = this.pool.freeSlots(estimate, this.queue.size);
+      // Long jobs wait here rather than behind a running one in a worker: here a client can
+      // still take them back for a CPU that would otherwise idle (see scheduler/depth.ts).
+      const waiting = estimate !== undefined && estimate >= HOLD_NEXT_BELOW_MS ? 0 : this.queue.size;
+      const free = this.pool.freeSlots(estimate, waiting);
       if (free <= 0) return;
       const batch: DispatchJob[] = [];
       for (const [, id] of this.queue.take(free)) {

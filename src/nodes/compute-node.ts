@@ -4,6 +4,10 @@
  * batches, runs them, and reports each job exactly once through its events: a result, a
  * failure that was not the job's own (its worker died, its timeout passed), or a hand-back
  * of jobs that never started, which the server queues again.
+ *
+ * The jobs a node holds beyond those its CPUs run are its deque: the scheduler sizes it
+ * (freeSlots, from scheduler/depth.ts) and may take the newest of them back (steal) for a
+ * CPU that would otherwise idle elsewhere.
  */
 import type { FunctionDefinition, JobStatus } from '../protocol/messages.ts';
 import type { JobArgs } from './job-args.ts';
@@ -63,6 +67,10 @@ export interface ComputeNode {
   readonly ncpus: number;
   /** Jobs sent to this node without an outcome yet. */
   readonly inFlight: number;
+  /** Round trip of the link to this node, ms (0 for the local pool). */
+  readonly rttMs: number;
+  /** Jobs it holds unstarted that {@link steal} could ask back now (0 while a steal is unanswered). */
+  readonly stealable: number;
   /**
    * How many more jobs, each expected to take `estimatedMs`, this node wants right now.
    * `waiting`: jobs queued in the scheduler beyond what the other nodes have room for; a node
@@ -71,6 +79,12 @@ export interface ComputeNode {
   freeSlots(estimatedMs: number | undefined, waiting: number): number;
   /** Hands jobs over; the node spreads them over its workers. */
   dispatch(jobs: DispatchJob[]): void;
+  /**
+   * Asks for up to `count` of the jobs it holds unstarted, newest first, as a transaction: the
+   * node gives back only jobs it will not start (through onRequeue) and runs the others, so
+   * no job runs twice. Returns how many it asked for.
+   */
+  steal(count: number): number;
   /** Best effort: an unstarted job is dropped, a running one is stopped. Reported as a result with status Cancelled or a failure. */
   cancel(jobId: number): void;
   /** Forgets values stored by server.put. */

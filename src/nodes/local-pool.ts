@@ -3,7 +3,8 @@
  *
  * Each worker gets several jobs in flight when jobs are short (a round trip per job would
  * cap throughput at ~16k jobs/s), and just one when they are long (prefetching long jobs
- * only unbalances the pool). The depth comes from the function's measured mean run time.
+ * only unbalances the pool). The depth comes from the function's measured mean run time
+ * (scheduler/depth.ts).
  */
 import { JobCancelledError, JobTimeoutError, WorkerCrashError } from '../errors.ts';
 import {
@@ -15,48 +16,19 @@ import {
   runMessage,
 } from '../protocol/messages.ts';
 import { writeRunFrame } from '../protocol/run-frame.ts';
+import { HOLD_NEXT_WAITING_PER_WORKER, workerDepth } from '../scheduler/depth.ts';
 import { levelFill } from '../scheduler/policy.ts';
 import { type ArenaSlot, createFileArena, createMemoryArena, type SharedArena } from './arena.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
 import { argsParts } from './job-args.ts';
 import { type WorkerExit, WorkerHandle, type WorkerOptions } from './worker-handle.ts';
 
-/** Jobs worth of run time to keep queued inside a worker, beyond the one it runs. */
-export const PREFETCH_BUDGET_MS = 2;
-/**
- * Most jobs in flight per worker. The budget above is what bounds the queue; this only caps
- * it for functions measured at a few microseconds. Each refill is a wake-up of a sleeping
- * worker, and each is slow in a VM: 10,000 tiny jobs took 57 ms at 128, 44 at 512 and 40 at
- * 1024 (2 workers, median wall time).
- */
-export const MAX_DEPTH = 1024;
 /** Most argument bytes a batch may have to be written as one frame (protocol/run-frame.ts). */
 const RUN_FRAME_MAX_BYTES = 64 * 1024;
 /** Consecutive workers that die before becoming ready, after which the pool gives up. */
 const MAX_START_FAILURES = 3;
-
-/** How many jobs a worker should hold for jobs of this expected duration. */
-export function targetDepth(estimatedMs: number | undefined): number {
-  if (estimatedMs === undefined) return 1; // unknown cost: assume long until measured
-  if (estimatedMs >= PREFETCH_BUDGET_MS) return 1;
-  return Math.min(MAX_DEPTH, 1 + Math.floor(PREFETCH_BUDGET_MS / Math.max(estimatedMs, 0.001)));
-}
-
-/**
- * Jobs waiting in the scheduler, per worker, from which a worker running a long job also
- * holds the next one, and starts it the moment the last one ends instead of idling through a
- * round trip to the server. Share of the workers' time spent in jobs, 2 workers (medians of
- * 6 interleaved runs): 3 ms jobs 0.90 → 0.92, 10 ms 0.948 → 0.958, 40 ms 0.982 → 0.989;
- * reverse_md5 in 128 parts 3% less wall time (8 of 12 pairs). Near the end of a burst no
- * worker takes a second job, so that none holds one while another idles.
- */
-export const HOLD_NEXT_WAITING_PER_WORKER = 2;
-
-/** The depth of a worker: {@link targetDepth}, or 2 for long jobs when `holdNext`. */
-function depthOf(estimatedMs: number | undefined, holdNext: boolean): number {
-  const long = estimatedMs !== undefined && estimatedMs >= PREFETCH_BUDGET_MS;
-  return holdNext && long ? 2 : targetDepth(estimatedMs);
-}
+/** How long an unanswered steal keeps this pool from another (workers answer between jobs). */
+const STEAL_ANSWER_MS = 50;
 
 /**
  * Free slots of a worker. A deep worker is refilled only once it has run down to half its
@@ -81,6 +53,10 @@ export class LocalPool implements ComputeNode {
   onFatal: ((error: Error) => void) | null = null;
 
   private readonly workers: WorkerHandle[] = [];
+  /** Jobs the scheduler asked back (steal) and no worker has answered for yet. */
+  private readonly asked = new Set<DispatchJob>();
+  /** Until then, a steal asked of this pool is taken as unanswered (performance.now() ms). */
+  private stealPendingUntil = 0;
   private readonly retiring = new Set<WorkerHandle>();
   /** Jobs sent to workers (and retiring ones) without an outcome yet. */
   private placedCount = 0;
@@ -106,6 +82,44 @@ export class LocalPool implements ComputeNode {
 
   get inFlight(): number {
     return this.placedCount;
+  }
+
+  /** The local pool has no link. */
+  get rttMs(): number {
+    return 0;
+  }
+
+  get stealable(): number {
+    if (performance.now() < this.stealPendingUntil) return 0;
+    let n = 0;
+    for (const w of this.workers) n += Math.max(0, w.inFlight.length - 1);
+    return Math.max(0, n - this.asked.size);
+  }
+
+  /**
+   * Asks workers for the newest `count` jobs queued behind the ones they run, the busiest
+   * worker first. Each answers with those it had not started ('requeue', back through
+   * onRequeue); a worker reads messages between jobs, so it answers when its job ends.
+   */
+  steal(count: number): number {
+    if (!(count > 0) || this.stealable === 0) return 0;
+    const tails = this.workers.map((w) => w.inFlight.length - 1);
+    const picked = this.workers.map((): number[] => []);
+    let n = 0;
+    while (n < count) {
+      let w = -1;
+      for (let i = 0; i < tails.length; i++) if (tails[i]! >= 1 && (w < 0 || tails[i]! > tails[w]!)) w = i;
+      if (w < 0) break;
+      const job = this.workers[w]!.inFlight[tails[w]!--]!;
+      if (this.asked.has(job)) continue;
+      this.asked.add(job);
+      picked[w]!.push(job.id);
+      n++;
+    }
+    for (let i = 0; i < picked.length; i++)
+      if (picked[i]!.length > 0) this.workers[i]!.send(encodeMessage({ type: 'withdraw', ids: picked[i]! }));
+    if (n > 0) this.stealPendingUntil = performance.now() + STEAL_ANSWER_MS;
+    return n;
   }
 
   /** Worker process ids (for diagnostics and tests). */
@@ -143,7 +157,7 @@ export class LocalPool implements ComputeNode {
 
   freeSlots(estimatedMs: number | undefined, waiting: number): number {
     const holdNext = waiting >= HOLD_NEXT_WAITING_PER_WORKER * this.workers.length;
-    const depth = depthOf(estimatedMs, holdNext);
+    const depth = workerDepth(estimatedMs, holdNext);
     let free = 0;
     for (const w of this.workers) free += roomIn(w, depth);
     return free;
@@ -159,7 +173,7 @@ export class LocalPool implements ComputeNode {
     // Each job to the least loaded worker with room; each worker's share as one batch (one
     // write). Room for a long job's next one is always allowed here: freeSlots, which decided
     // how many jobs came, counted it only while many wait, and levelling serves idle workers first.
-    const depth = depthOf(jobs[0]!.estimatedMs, true);
+    const depth = workerDepth(jobs[0]!.estimatedMs, true);
     const counts = levelFill(
       workers.map((w) => w.inFlight.length),
       workers.map((w) => roomIn(w, depth)),
@@ -365,6 +379,7 @@ export class LocalPool implements ComputeNode {
       job = inFlight.splice(at, 1)[0]!;
     }
     this.placedCount--;
+    if (this.asked.size > 0) this.asked.delete(job!);
     this.events.onResult(this, job!, status, durationMs, bytes, start, end);
   }
 
@@ -381,6 +396,8 @@ export class LocalPool implements ComputeNode {
     if (jobs.length === 0) return;
     inFlight.length = kept;
     this.placedCount -= jobs.length;
+    for (const job of jobs) this.asked.delete(job);
+    this.stealPendingUntil = 0;
     this.events.onRequeue(this, jobs);
     this.afterUnload(w); // the job it runs is still the head: its timeout goes on as it was
   }
@@ -426,6 +443,7 @@ export class LocalPool implements ComputeNode {
 
     const leftJobs = w.inFlight.splice(0);
     this.placedCount -= leftJobs.length;
+    for (const job of leftJobs) this.asked.delete(job);
     const left = leftJobs.map((j) => j.id);
     const jobOf = (id: number) => leftJobs.find((j) => j.id === id);
     const nameOf = (id: number) => jobOf(id)?.name ?? `job ${id}`;

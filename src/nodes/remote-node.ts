@@ -17,6 +17,7 @@ import {
   type NodeInfo,
   runMessage,
 } from '../protocol/messages.ts';
+import { linkDepth, targetDepth } from '../scheduler/depth.ts';
 import {
   CHUNK_BYTES,
   CloseCode,
@@ -31,8 +32,10 @@ import { argsParts } from './job-args.ts';
 
 /** Job bytes per run message, leaving room for its head within one chunk. */
 const RUN_MESSAGE_BYTES = CHUNK_BYTES - 64 * 1024;
-
-import { targetDepth } from './local-pool.ts';
+/** The first protocol version in which a node gives jobs back when asked ('withdraw'). */
+const STEAL_PROTOCOL = 2;
+/** Weight of each new round-trip sample in the smoothed round trip. */
+const RTT_WEIGHT = 0.25;
 
 export type RemoteState = 'connecting' | 'ready' | 'backoff' | 'rejected' | 'closed';
 
@@ -52,6 +55,12 @@ export interface RemoteNodeOptions {
   connectTimeoutMs?: number;
   /** Longest wait between reconnection attempts. */
   maxBackoffMs?: number;
+  /**
+   * Hold enough jobs to cover the link's round trip (default true). False: one job per CPU
+   * more than a local worker holds, whatever the link (the pull-based policy before work
+   * stealing, kept for comparison in the scheduling benchmark).
+   */
+  sizeByLink?: boolean;
 }
 
 /** What the Server hears about a remote node's life. */
@@ -64,6 +73,8 @@ export interface RemoteNodeListener {
 
 /** A connection that lasted this long resets the reconnection backoff. */
 const STABLE_AFTER_MS = 10_000;
+/** Added to four round trips: how long an unanswered steal keeps this node from another. */
+const STEAL_ANSWER_GRACE_MS = 100;
 
 /** The node refused us for good (wrong secret, no common protocol version): not retried. */
 export class NodeRejectedError extends PPError {}
@@ -76,7 +87,13 @@ export class RemoteNode implements ComputeNode {
   info: NodeInfo | null = null;
 
   private socket: SecureSocket | null = null;
+  /** Jobs sent and not answered, oldest first (a Map keeps insertion order). */
   private readonly placed = new Map<number, DispatchJob>();
+  /** Placed jobs this client asked the node to give back, not answered yet. */
+  private readonly asked = new Set<number>();
+  /** Until then, a steal asked of this node is taken as unanswered (performance.now() ms). */
+  private stealPendingUntil = 0;
+  private rtt: number | undefined = undefined;
   private known = new Set<string>();
   private knownRefs = new Set<string>();
   private heartbeat: NodeJS.Timeout | null = null;
@@ -109,10 +126,50 @@ export class RemoteNode implements ComputeNode {
     return this.placed.size;
   }
 
+  /** Smoothed round trip of the link, ms, from the heartbeat's pings (0 until measured). */
+  get rttMs(): number {
+    return this.rtt ?? 0;
+  }
+
+  get stealable(): number {
+    if (
+      this.state !== 'ready' ||
+      this.stopping ||
+      (this.info?.protocol ?? 0) < STEAL_PROTOCOL ||
+      performance.now() < this.stealPendingUntil
+    )
+      return 0;
+    // Jobs beyond one per CPU are queued at the node (some may be starting as we ask).
+    return Math.max(0, this.placed.size - this.ncpus - this.asked.size);
+  }
+
   freeSlots(estimatedMs: number | undefined, _waiting: number): number {
     if (this.state !== 'ready' || this.stopping) return 0;
-    // One more job per CPU than locally: it hides the network round trip.
-    return Math.max(0, this.ncpus * (targetDepth(estimatedMs) + 1) - this.placed.size);
+    const depth =
+      this.opts.sizeByLink === false ? targetDepth(estimatedMs) + 1 : linkDepth(estimatedMs, this.rttMs);
+    return Math.max(0, this.ncpus * depth - this.placed.size);
+  }
+
+  /**
+   * Asks the node for the newest `count` jobs it holds unstarted. It answers with the ones it
+   * gave up ('withdrawn', handed back through onRequeue) and runs the rest: only jobs the node
+   * says it will not run move, so none runs twice.
+   */
+  steal(count: number): number {
+    const socket = this.socket;
+    if (!socket || !(count > 0) || this.stealable === 0) return 0;
+    const ids: number[] = [];
+    const all = [...this.placed.keys()];
+    for (let i = all.length - 1; i >= this.ncpus && ids.length < count; i--) {
+      const id = all[i]!;
+      if (!this.asked.has(id)) ids.push(id);
+    }
+    if (ids.length === 0) return 0;
+    for (const id of ids) this.asked.add(id);
+    // The answer normally comes within a round trip; a lost one must not stop stealing for good.
+    this.stealPendingUntil = performance.now() + 4 * this.rttMs + STEAL_ANSWER_GRACE_MS;
+    socket.send(encodeMessage({ type: 'withdraw', ids }));
+    return ids.length;
   }
 
   dispatch(jobs: DispatchJob[]): void {
@@ -325,6 +382,7 @@ export class RemoteNode implements ComputeNode {
         this.stopping = false;
         this.readyAt = Date.now();
         this.reportedUnreachable = false;
+        this.send({ type: 'ping', t: performance.now() }); // the link's round trip, at once
         this.listener.onUp(this);
         this.events.onCapacity(this);
         return;
@@ -351,8 +409,19 @@ export class RemoteNode implements ComputeNode {
         });
         this.events.onCapacity(this);
         return;
+      case 'withdrawn': {
+        // The answer to steal(): these never started there and never will.
+        this.stealPendingUntil = 0;
+        const jobs: DispatchJob[] = [];
+        for (const id of msg.ids) {
+          const job = this.take(id);
+          if (job) jobs.push(job);
+        }
+        if (jobs.length > 0) this.events.onRequeue(this, jobs);
+        return;
+      }
       case 'requeue': {
-        this.stopping = true; // only a node that shuts down hands jobs back
+        this.stopping = true; // only a node that shuts down hands jobs back unasked
         const jobs: DispatchJob[] = [];
         for (const id of msg.ids) {
           const job = this.take(id);
@@ -364,7 +433,13 @@ export class RemoteNode implements ComputeNode {
       case 'ping':
         this.send({ type: 'pong', t: msg.t });
         return;
-      case 'pong':
+      case 'pong': {
+        const sample = performance.now() - msg.t;
+        // Our own pings carry performance.now(); anything else is not a round trip of ours.
+        if (sample >= 0 && sample < 60_000)
+          this.rtt = this.rtt === undefined ? sample : this.rtt + (sample - this.rtt) * RTT_WEIGHT;
+        return;
+      }
       case 'bye':
         return;
       default:
@@ -393,7 +468,7 @@ export class RemoteNode implements ComputeNode {
       }
       if (now - lastPing >= this.heartbeatMs) {
         lastPing = now;
-        socket.send(encodeMessage({ type: 'ping', t: now }));
+        socket.send(encodeMessage({ type: 'ping', t: performance.now() }));
       }
     }, tick);
     this.heartbeat.unref();
@@ -412,6 +487,7 @@ export class RemoteNode implements ComputeNode {
     const wasReady = this.state === 'ready';
     this.known = new Set();
     this.knownRefs = new Set();
+    this.rtt = undefined;
     this.handBack();
     if (this.state === 'closed') return;
     if (this.state === 'rejected') {
@@ -432,13 +508,17 @@ export class RemoteNode implements ComputeNode {
     if (this.placed.size === 0) return;
     const jobs = [...this.placed.values()];
     this.placed.clear();
+    this.asked.clear();
     this.events.onRequeue(this, jobs);
   }
 
   /** The job placed here under this id, no longer placed; undefined if there is none. */
   private take(id: number): DispatchJob | undefined {
     const job = this.placed.get(id);
-    if (job) this.placed.delete(id);
+    if (job) {
+      this.placed.delete(id);
+      this.asked.delete(id);
+    }
     return job;
   }
 }

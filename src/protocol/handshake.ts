@@ -48,7 +48,8 @@ import nacl from 'tweetnacl';
 import { PPError } from '../errors.ts';
 import { Session } from './secure-channel.ts';
 
-export const PROTOCOL_VERSION = 1;
+/** 2: a client may ask a node for jobs back ('withdraw', answered by 'withdrawn'). */
+export const PROTOCOL_VERSION = 2;
 export const MIN_PROTOCOL_VERSION = 1;
 
 const MAGIC = [0x50, 0x50, 0x4e, 0x01] as const; // "PPN" 0x01

@@ -62,7 +62,10 @@ export type Message =
    */
   | { type: 'run'; fns: string[]; jobs: RunEntry[]; blobs: BlobParts[]; slots?: number[][] }
   | { type: 'cancel'; ids: number[] }
-  /** Give these jobs back if they have not started (answered by 'requeue'); server → worker only. */
+  /**
+   * Give these jobs back if they have not started. A worker answers with 'requeue' (only if it
+   * gave some back); a node (protocol 2+) always answers with 'withdrawn'.
+   */
   | { type: 'withdraw'; ids: number[] }
   /** Values stored once per worker/node (server.put), by random id; blob i = encoded value i. */
   | { type: 'put'; refs: string[]; blobs: Uint8Array[] }
@@ -76,6 +79,8 @@ export type Message =
   | { type: 'welcome'; info: NodeInfo }
   /** Jobs given back unstarted: by a node shutting down, or by a worker asked to withdraw them. */
   | { type: 'requeue'; ids: number[] }
+  /** A node's answer to 'withdraw': the jobs it gave up (maybe none); it runs the others. */
+  | { type: 'withdrawn'; ids: number[] }
   /** Jobs that failed through no fault of their code (worker crash, timeout); blob i = the error. */
   | { type: 'failed'; ids: number[]; blobs: Uint8Array[] }
   | { type: 'ping'; t: number }
@@ -158,6 +163,7 @@ export function encodeMessage(msg: Message): Uint8Array[] {
     case 'cancel':
     case 'withdraw':
     case 'requeue':
+    case 'withdrawn':
       head = [msg.type, msg.ids];
       break;
     case 'ready':
@@ -257,6 +263,7 @@ export function decodeMessage(frame: Uint8Array): Message {
     case 'cancel':
     case 'withdraw':
     case 'requeue':
+    case 'withdrawn':
       return { type, ids: check(a, isIds, type) };
     case 'ready':
       return { type, pid: check(a, isCount, type) };

@@ -41,18 +41,22 @@ export class FairQueue<T> {
 
   /** Removes one item wherever it is (linear; for cancellations). */
   remove(owner: string, match: (item: T) => boolean): T | undefined {
+    let found = false;
+    return this.removeAll(owner, (item) => !found && (found = match(item)))[0];
+  }
+
+  /** Removes every item of the owner that `match` picks, in one pass; returns them in queue order. */
+  removeAll(owner: string, match: (item: T) => boolean): T[] {
     const q = this.queues.get(owner);
-    if (!q) return undefined;
-    const items: T[] = [];
-    let found: T | undefined;
-    for (let item = q.shift(); item !== undefined; item = q.shift()) {
-      if (found === undefined && match(item)) found = item;
-      else items.push(item);
-    }
-    q.unshiftAll(items);
-    if (found !== undefined) this.count--;
+    if (!q) return [];
+    const kept: T[] = [];
+    const removed: T[] = [];
+    for (let item = q.shift(); item !== undefined; item = q.shift())
+      (match(item) ? removed : kept).push(item);
+    q.unshiftAll(kept);
+    this.count -= removed.length;
     if (q.size === 0) this.drop(owner);
-    return found;
+    return removed;
   }
 
   /** The item that `take(1)` would return next, without removing it. */

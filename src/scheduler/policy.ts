@@ -1,6 +1,15 @@
 /**
- * Scheduling policy, kept pure so it can be reasoned about and tested alone: given how many
- * jobs wait and how many each node wants right now, decide how many each node gets.
+ * Scheduling policy, kept pure so it can be reasoned about and tested alone: from numbers
+ * only (jobs queued, jobs each node holds and has room for, its speed, its link's round
+ * trip) decide how many jobs each node gets, and which nodes should give jobs back to
+ * others (work stealing). No sockets, no timers: the server acts on the answers.
+ *
+ * Two regimes. While many jobs wait, every node simply gets what it has room for
+ * ({@link assignJobs}, {@link roomOfNodes}). Near the end of a burst, where a job runs
+ * decides when the burst ends: each job goes to the node that would finish it first
+ * ({@link placeByFinish}), and when nothing waits any more, a node with room takes back the
+ * unstarted jobs of the node that would finish last, if it would finish them sooner
+ * ({@link planSteals}).
  */
 
 import type { ComputeNode } from '../nodes/compute-node.ts';
@@ -105,4 +114,131 @@ export class DurationEstimate {
   get value(): number | undefined {
     return this.n === 0 ? undefined : this.mean;
   }
+}
+
+/** What the policy knows of one node at a decision. */
+export interface NodeLoad {
+  /** CPUs that run jobs now (0: the node takes nothing). */
+  readonly ncpus: number;
+  /** Jobs it holds: running, and queued there. */
+  readonly held: number;
+  /** How many more it takes right now. */
+  readonly room: number;
+  /** Expected run time of the jobs in question on this node, ms; undefined: not known yet. */
+  readonly msPerJob: number | undefined;
+  /** Round trip of its link, ms (0 for the local pool). */
+  readonly rttMs: number;
+  /** Jobs it holds that it could give back now (unstarted, not already asked for). */
+  readonly stealable: number;
+}
+
+/** Queued jobs placed one by one by expected finish time: more would cost more than they save. */
+export const FINISH_WINDOW = 256;
+
+/**
+ * A steal must bring a job's expected finish forward by this share of the victim's time per
+ * job, so that estimates that are a little off do not move jobs to and fro.
+ */
+export const STEAL_MARGIN = 0.1;
+
+/** Most jobs one planning round moves. */
+const MAX_STEALS_PER_ROUND = 1024;
+
+/** Taken for a job of unknown cost: long, as in depth.ts, so that it goes where CPUs idle. */
+const UNKNOWN_MS = 50;
+
+/**
+ * When the `extra`-th job given to `node` now (1 = the next one) would be done and its result
+ * back: its link's round trip, the rounds of jobs ahead of it on the node's CPUs (the jobs
+ * running now are taken as half done), and its own run time.
+ */
+export function finishOf(node: NodeLoad, extra: number): number {
+  const ms = node.msPerJob ?? UNKNOWN_MS;
+  const rounds = Math.floor((node.held + extra - 1) / Math.max(1, node.ncpus));
+  return node.rttMs + (rounds > 0 ? (rounds - 0.5) * ms : 0) + ms;
+}
+
+/**
+ * When the last of the jobs `node` holds, but for `removed` of them, would be done here (its
+ * result travels half a round trip back). 0 if it would hold none.
+ */
+function lastFinishOf(node: NodeLoad, removed: number): number {
+  const held = node.held - removed;
+  if (held <= 0) return 0;
+  const ms = node.msPerJob ?? UNKNOWN_MS;
+  const rounds = Math.floor((held - 1) / Math.max(1, node.ncpus));
+  return node.rttMs / 2 + (rounds > 0 ? (rounds - 0.5) * ms : 0) + ms;
+}
+
+/**
+ * Places the first `queued` jobs of the queue (at most {@link FINISH_WINDOW}) one by one on the
+ * node that would finish each first, counting those placed before it (earliest finish time,
+ * as in list scheduling). Returns how many each node gets now: a job whose best node has no
+ * room stays queued for it, rather than start on a node that would finish it later (near
+ * the end of a burst, a slow CPU must not take a job that a busy fast one finishes sooner).
+ */
+export function placeByFinish(queued: number, nodes: readonly NodeLoad[]): number[] {
+  const counts = nodes.map(() => 0);
+  const placed = nodes.map(() => 0);
+  const window = Math.min(queued, FINISH_WINDOW);
+  for (let j = 0; j < window; j++) {
+    let best = -1;
+    let bestAt = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < nodes.length; i++) {
+      const n = nodes[i]!;
+      if (!(n.ncpus > 0)) continue;
+      const at = finishOf(n, placed[i]! + 1);
+      if (at < bestAt) {
+        best = i;
+        bestAt = at;
+      }
+    }
+    if (best < 0) break;
+    placed[best]!++;
+    if (counts[best]! < nodes[best]!.room) counts[best]!++;
+  }
+  return counts;
+}
+
+/**
+ * Work stealing, for when no job waits in the queue: how many jobs each node should give back
+ * (the newest of those it holds unstarted), so that nodes with room run them sooner. Jobs move
+ * one at a time from the node whose last job would finish last to the node with room that
+ * would finish it first, as long as that is sooner by a margin; a stolen job first pays the
+ * victim's round trip (the ask and the answer) and then the thief's. Returns a count per node.
+ */
+export function planSteals(nodes: readonly NodeLoad[]): number[] {
+  const taken = nodes.map(() => 0);
+  const incoming = nodes.map(() => 0);
+  for (let step = 0; step < MAX_STEALS_PER_ROUND; step++) {
+    let victim = -1;
+    let victimAt = 0;
+    for (let i = 0; i < nodes.length; i++) {
+      const n = nodes[i]!;
+      if (n.stealable - taken[i]! <= 0 || incoming[i]! > 0) continue;
+      const at = lastFinishOf(n, taken[i]!);
+      if (at > victimAt) {
+        victim = i;
+        victimAt = at;
+      }
+    }
+    if (victim < 0) break;
+    const v = nodes[victim]!;
+    let thief = -1;
+    let thiefAt = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < nodes.length; i++) {
+      const n = nodes[i]!;
+      if (i === victim || taken[i]! > 0 || !(n.ncpus > 0) || n.room - incoming[i]! <= 0) continue;
+      const at = v.rttMs + finishOf(n, incoming[i]! + 1);
+      if (at < thiefAt) {
+        thief = i;
+        thiefAt = at;
+      }
+    }
+    if (thief < 0) break;
+    if (!(thiefAt + STEAL_MARGIN * (v.msPerJob ?? UNKNOWN_MS) < victimAt)) break;
+    taken[victim]!++;
+    incoming[thief]!++;
+  }
+  return taken;
 }

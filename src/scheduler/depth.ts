@@ -1,0 +1,67 @@
+/**
+ * How many jobs a node holds: the one answer to "how deep is a node's deque", for the local
+ * pool's workers and for remote nodes alike. A node holds jobs beyond those its CPUs run so
+ * that no CPU waits for the next one: locally that wait is one message through a pipe, to a
+ * remote node it is a network round trip. Holding more than that only makes work that an
+ * idle CPU elsewhere could have run; the work-stealing scheduler (policy.ts) takes such jobs
+ * back, but a steal costs a round trip too.
+ */
+
+/** Measured run time to keep queued inside a worker, beyond the job it runs. */
+export const PREFETCH_BUDGET_MS = 2;
+
+/**
+ * Most jobs in flight per worker. The budget above is what bounds the queue; this only caps
+ * it for functions measured at a few microseconds. Each refill is a wake-up of a sleeping
+ * worker, and each is slow in a VM, so a deep queue pays (figures: bench notes in the README).
+ */
+export const MAX_DEPTH = 1024;
+
+/**
+ * Jobs waiting in the scheduler, per worker, from which a worker running a long job also
+ * holds the next one, and starts it the moment the last one ends instead of idling through a
+ * round trip to the server. Near the end of a burst no worker takes a second job, so that
+ * none holds one while another idles.
+ */
+export const HOLD_NEXT_WAITING_PER_WORKER = 2;
+
+/**
+ * A node's workers hold the next job behind a running one only for jobs shorter than this.
+ * Longer ones wait in the node's own queue, where their client can still take them back for
+ * an idle CPU elsewhere (a worker reads messages only between jobs, so a job behind a long
+ * one can no longer be taken back in time). The pipe round trip this costs is under 1% of
+ * such a job.
+ */
+export const HOLD_NEXT_BELOW_MS = 20;
+
+/**
+ * A remote node holds enough jobs to keep its CPUs busy for this many round trips of its
+ * link, beyond {@link targetDepth}: results come back and new jobs go out in one round trip,
+ * and a Wi-Fi link's round trip varies from one to the next.
+ */
+export const LINK_ROUND_TRIPS = 1.5;
+
+/** How many jobs a worker should hold for jobs of this expected duration. */
+export function targetDepth(estimatedMs: number | undefined): number {
+  if (estimatedMs === undefined) return 1; // unknown cost: assume long until measured
+  if (estimatedMs >= PREFETCH_BUDGET_MS) return 1;
+  return Math.min(MAX_DEPTH, 1 + Math.floor(PREFETCH_BUDGET_MS / Math.max(estimatedMs, 0.001)));
+}
+
+/** The depth of a local worker: {@link targetDepth}, or 2 for long jobs when `holdNext`. */
+export function workerDepth(estimatedMs: number | undefined, holdNext: boolean): number {
+  const long = estimatedMs !== undefined && estimatedMs >= PREFETCH_BUDGET_MS;
+  return holdNext && long ? 2 : targetDepth(estimatedMs);
+}
+
+/**
+ * Jobs per CPU that a remote node behind a link with round trip `rttMs` should hold: what a
+ * CPU runs while results travel back and the next jobs travel out, on top of a local
+ * worker's depth. Unknown cost: one more than locally, as for long jobs.
+ */
+export function linkDepth(estimatedMs: number | undefined, rttMs: number): number {
+  const local = targetDepth(estimatedMs);
+  if (estimatedMs === undefined) return local + 1;
+  const cover = Math.ceil((LINK_ROUND_TRIPS * Math.max(0, rttMs)) / Math.max(estimatedMs, 0.001));
+  return Math.min(MAX_DEPTH, local + Math.max(1, cover));
+}

@@ -1,0 +1,45 @@
+/**
+ * How fast a node runs jobs, learnt from the run times its results carry: per function (a
+ * node twice as fast for numeric code may be no faster for I/O-bound jobs), and over all
+ * functions as one figure against the cluster's mean (for display, and for a function the
+ * node has not run yet).
+ */
+import { DurationEstimate } from './policy.ts';
+
+/**
+ * One result's run time against the cluster's mean for its function counts at most this many
+ * times faster or slower: a job that met a page fault storm, or one tiny input, must not
+ * decide a node's speed.
+ */
+const MAX_RATIO = 8;
+/** Weight of older results in the overall figure, per result (a slow drift, not a jump). */
+const DECAY = 0.98;
+
+export class NodeSpeed {
+  readonly #perFunction = new Map<string, DurationEstimate>();
+  #expected = 0;
+  #actual = 0;
+
+  /** A result of function `hash` that ran `ms` here, where the cluster's mean so far is `meanMs`. */
+  add(hash: string, ms: number, meanMs: number | undefined): void {
+    let e = this.#perFunction.get(hash);
+    if (!e) this.#perFunction.set(hash, (e = new DurationEstimate()));
+    e.add(ms);
+    if (meanMs === undefined || !(meanMs > 0) || !(ms >= 0)) return;
+    const clipped = Math.min(meanMs * MAX_RATIO, Math.max(meanMs / MAX_RATIO, ms));
+    this.#expected = this.#expected * DECAY + meanMs;
+    this.#actual = this.#actual * DECAY + clipped;
+  }
+
+  /** Relative speed: 2 runs jobs in half the cluster's mean time; 1 until measured. */
+  get relative(): number {
+    return this.#actual > 0 ? this.#expected / this.#actual : 1;
+  }
+
+  /** Expected run time here of a job of `hash` whose cluster-wide mean is `meanMs`. */
+  msPerJob(hash: string, meanMs: number | undefined): number | undefined {
+    const own = this.#perFunction.get(hash)?.value;
+    if (own !== undefined) return own;
+    return meanMs === undefined ? undefined : meanMs / this.relative;
+  }
+}
