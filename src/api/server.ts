@@ -187,6 +187,8 @@ export class Server extends EventEmitter<ServerEvents> {
   readonly #stealing: boolean;
   /** The function of the job dispatched last: what the nodes' queued jobs most likely run. */
   #lastFn: FunctionEntry | null = null;
+  /** Jobs taken back from a node by work stealing, to run elsewhere. */
+  #stolen = 0;
   readonly #functions = new WeakMap<FunctionBundle, FunctionEntry>();
   /** Jobs per group, and over all groups. */
   readonly #groups = new Map<string, Tally>();
@@ -220,7 +222,10 @@ export class Server extends EventEmitter<ServerEvents> {
       onResult: (node, job, status, durationMs, bytes, start, end) =>
         this.#onResult(node, job as JobRecord, status, durationMs, bytes, start, end),
       onJobFailed: (node, job, error) => this.#onJobFailed(node, job as JobRecord, error),
-      onRequeue: (_node, jobs) => this.#onRequeue(jobs as JobRecord[]),
+      onRequeue: (_node, jobs, stolen) => {
+        if (stolen) this.#stolen += jobs.length;
+        this.#onRequeue(jobs as JobRecord[]);
+      },
       onCapacity: () => this.#scheduleDrain(),
     };
     this.#sharedMemory = options.sharedMemory ?? true;
@@ -472,6 +477,7 @@ export class Server extends EventEmitter<ServerEvents> {
       activeJobs: this.#all.pending,
       ncpus: this.#nodes.reduce((s, n) => s + n.ncpus, 0),
       totalJobs: total,
+      stolen: this.#stolen,
     };
   }
 

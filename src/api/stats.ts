@@ -32,6 +32,8 @@ export interface ServerStats {
   ncpus: number;
   /** Jobs completed over all nodes. */
   totalJobs: number;
+  /** Jobs taken back unstarted from one node to run on another (work stealing). */
+  stolen?: number;
 }
 
 /** Renders stats as pp's table. */
@@ -50,6 +52,7 @@ export function formatStats(stats: ServerStats): string {
     );
   }
   lines.push(`Time elapsed since server creation ${stats.uptime.toFixed(4)}`);
+  if (stats.stolen) lines.push(`${stats.stolen} jobs moved between nodes by work stealing`);
   lines.push(`${stats.activeJobs} active tasks, ${stats.ncpus} cores`);
   return lines.join('\n');
 }

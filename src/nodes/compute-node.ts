@@ -54,8 +54,11 @@ export interface NodeEvents {
   ): void;
   /** The job failed for a reason outside its function's code (worker crash, timeout). */
   onJobFailed(node: ComputeNode, job: DispatchJob, error: Error): void;
-  /** These jobs never started; run them elsewhere (or here again). */
-  onRequeue(node: ComputeNode, jobs: DispatchJob[]): void;
+  /**
+   * These jobs never started; run them elsewhere (or here again). `stolen`: given back because
+   * the scheduler asked ({@link ComputeNode.steal}), not because the node stops or lost a worker.
+   */
+  onRequeue(node: ComputeNode, jobs: DispatchJob[], stolen?: boolean): void;
   /** The node can take more work than before (a worker became ready, a slot freed). */
   onCapacity(node: ComputeNode): void;
 }

@@ -396,9 +396,10 @@ export class LocalPool implements ComputeNode {
     if (jobs.length === 0) return;
     inFlight.length = kept;
     this.placedCount -= jobs.length;
-    for (const job of jobs) this.asked.delete(job);
-    this.stealPendingUntil = 0;
-    this.events.onRequeue(this, jobs);
+    let stolen = false;
+    for (const job of jobs) if (this.asked.delete(job)) stolen = true;
+    if (stolen) this.stealPendingUntil = 0;
+    this.events.onRequeue(this, jobs, stolen);
     this.afterUnload(w); // the job it runs is still the head: its timeout goes on as it was
   }
 

@@ -417,7 +417,7 @@ export class RemoteNode implements ComputeNode {
           const job = this.take(id);
           if (job) jobs.push(job);
         }
-        if (jobs.length > 0) this.events.onRequeue(this, jobs);
+        if (jobs.length > 0) this.events.onRequeue(this, jobs, true);
         return;
       }
       case 'requeue': {

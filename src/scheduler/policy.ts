@@ -148,26 +148,31 @@ const MAX_STEALS_PER_ROUND = 1024;
 const UNKNOWN_MS = 50;
 
 /**
- * When the `extra`-th job given to `node` now (1 = the next one) would be done and its result
- * back: its link's round trip, the rounds of jobs ahead of it on the node's CPUs (the jobs
- * running now are taken as half done), and its own run time.
+ * Time for `node` to run `count` jobs of its queue (the jobs running now taken as half done):
+ * rounds of its CPUs.
  */
-export function finishOf(node: NodeLoad, extra: number): number {
+function workOf(node: NodeLoad, count: number): number {
+  if (count <= 0) return 0;
   const ms = node.msPerJob ?? UNKNOWN_MS;
-  const rounds = Math.floor((node.held + extra - 1) / Math.max(1, node.ncpus));
-  return node.rttMs + (rounds > 0 ? (rounds - 0.5) * ms : 0) + ms;
+  const rounds = Math.floor((count - 1) / Math.max(1, node.ncpus));
+  return (rounds > 0 ? (rounds - 0.5) * ms : 0) + ms;
 }
 
 /**
- * When the last of the jobs `node` holds, but for `removed` of them, would be done here (its
- * result travels half a round trip back). 0 if it would hold none.
+ * When the `extra`-th job given to `node` now (1 = the next one) would be done and its result
+ * back, from now: after the jobs it holds, or a round trip and its own run time, whichever is
+ * later. (What a node holds, as the client counts it, lags by half a round trip, and so do its
+ * results: the link cancels out of a busy node's backlog.)
  */
+export function finishOf(node: NodeLoad, extra: number): number {
+  const ms = node.msPerJob ?? UNKNOWN_MS;
+  return Math.max(node.rttMs + ms, workOf(node, node.held + extra));
+}
+
+/** When the last of the jobs `node` holds, but for `removed` of them, would be done and back. */
 function lastFinishOf(node: NodeLoad, removed: number): number {
   const held = node.held - removed;
-  if (held <= 0) return 0;
-  const ms = node.msPerJob ?? UNKNOWN_MS;
-  const rounds = Math.floor((held - 1) / Math.max(1, node.ncpus));
-  return node.rttMs / 2 + (rounds > 0 ? (rounds - 0.5) * ms : 0) + ms;
+  return held <= 0 ? 0 : Math.max(node.rttMs / 2, workOf(node, held));
 }
 
 /**
@@ -229,7 +234,9 @@ export function planSteals(nodes: readonly NodeLoad[]): number[] {
     for (let i = 0; i < nodes.length; i++) {
       const n = nodes[i]!;
       if (i === victim || taken[i]! > 0 || !(n.ncpus > 0) || n.room - incoming[i]! <= 0) continue;
-      const at = v.rttMs + finishOf(n, incoming[i]! + 1);
+      // The ask and the answer, then the thief's own link, or its backlog if that is longer.
+      const ms = n.msPerJob ?? UNKNOWN_MS;
+      const at = Math.max(v.rttMs + n.rttMs + ms, workOf(n, n.held + incoming[i]! + 1));
       if (at < thiefAt) {
         thief = i;
         thiefAt = at;

@@ -7,9 +7,9 @@
 import { DurationEstimate } from './policy.ts';
 
 /**
- * One result's run time against the cluster's mean for its function counts at most this many
- * times faster or slower: a job that met a page fault storm, or one tiny input, must not
- * decide a node's speed.
+ * One result's run time counts at most this many times faster or slower than the mean it is
+ * added to (the node's own for the function, the cluster's for the overall figure): a job that
+ * met a page fault storm, or one tiny input, must not decide a node's speed.
  */
 const MAX_RATIO = 8;
 /** Weight of older results in the overall figure, per result (a slow drift, not a jump). */
@@ -24,7 +24,8 @@ export class NodeSpeed {
   add(hash: string, ms: number, meanMs: number | undefined): void {
     let e = this.#perFunction.get(hash);
     if (!e) this.#perFunction.set(hash, (e = new DurationEstimate()));
-    e.add(ms);
+    const own = e.value;
+    e.add(own === undefined ? ms : Math.min(own * MAX_RATIO, Math.max(own / MAX_RATIO, ms)));
     if (meanMs === undefined || !(meanMs > 0) || !(ms >= 0)) return;
     const clipped = Math.min(meanMs * MAX_RATIO, Math.max(meanMs / MAX_RATIO, ms));
     this.#expected = this.#expected * DECAY + meanMs;

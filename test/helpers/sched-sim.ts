@@ -1,0 +1,314 @@
+/**
+ * A deterministic simulation of a client scheduling jobs over remote nodes, with a simulated
+ * clock: the scheduler's pure policy (src/scheduler/) decides exactly as the Server does, and
+ * simulated nodes run jobs on their CPUs, answer steals and send results back over links with
+ * a round trip. No timers, no sockets: the same inputs give the same makespan, so a policy
+ * change shows as a number, not as noise.
+ *
+ * What it leaves out: the local pool's workers (every node here is remote), job timeouts and
+ * failures, and the cost of messages themselves.
+ */
+import { linkDepth, targetDepth } from '../../src/scheduler/depth.ts';
+import {
+  assignJobs,
+  DurationEstimate,
+  FINISH_WINDOW,
+  type NodeLoad,
+  placeByFinish,
+  planSteals,
+} from '../../src/scheduler/policy.ts';
+import { NodeSpeed } from '../../src/scheduler/speed.ts';
+
+export interface SimNode {
+  ncpus: number;
+  /** Its jobs take this many times their base duration. */
+  slowdown: number;
+  rttMs: number;
+  /** Usable from this time on (a node that joins); default 0. */
+  joinAtMs?: number;
+  /** Stops at this time: its queued jobs go back to the client, running ones finish. */
+  stopAtMs?: number;
+}
+
+export interface SimOutcome {
+  makespanMs: number;
+  /** Lower bound: total work over the capacity (counted from when each node is usable), or the longest job on the fastest CPU. */
+  boundMs: number;
+  ratio: number;
+  /** Jobs that ran, per node. */
+  ran: number[];
+  /** Jobs run more than once, or never (must both be 0). */
+  duplicates: number;
+  missing: number;
+  steals: number;
+  /** Each run: job, node, start and end (ms). */
+  runs: Array<{ id: number; node: number; start: number; end: number }>;
+}
+
+type Event =
+  | { t: number; kind: 'arrive'; node: number; ids: number[] }
+  | { t: number; kind: 'finish'; node: number; id: number; ms: number }
+  | { t: number; kind: 'result'; node: number; id: number; ms: number }
+  | { t: number; kind: 'stealAsk'; node: number; ids: number[] }
+  | { t: number; kind: 'stealAnswer'; node: number; ids: number[] }
+  | { t: number; kind: 'stop'; node: number }
+  | { t: number; kind: 'requeue'; node: number; ids: number[] }
+  | { t: number; kind: 'join'; node: number };
+
+const HASH = 'f';
+
+/** Runs `jobs` (base durations, ms, in submission order) over `nodes`; `stealing` as Server's option. */
+export function simulate(nodes: readonly SimNode[], jobs: readonly number[], stealing: boolean): SimOutcome {
+  const events: Event[] = [];
+  let seq = 0;
+  const order = new Map<Event, number>();
+  const at = (e: Event) => {
+    order.set(e, seq++);
+    // Sorted insert (stable by insertion for equal times): the queues here stay short.
+    let lo = 0;
+    let hi = events.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (events[mid]!.t <= e.t) lo = mid + 1;
+      else hi = mid;
+    }
+    events.splice(lo, 0, e);
+  };
+  const estimate = new DurationEstimate();
+  const client = nodes.map(() => ({
+    up: false,
+    stopping: false,
+    sent: new Set<number>(), // insertion order: oldest first
+    asked: new Set<number>(),
+    pendingUntil: 0,
+    speed: new NodeSpeed(),
+  }));
+  const node = nodes.map(() => ({ up: false, deque: [] as number[], free: 0 }));
+  const ranCount = new Map<number, number>();
+  const ran = nodes.map(() => 0);
+  let queue: number[] = jobs.map((_, i) => i);
+  let done = 0;
+  let steals = 0;
+  let now = 0;
+  let lastDone = 0;
+  const runs: SimOutcome['runs'] = [];
+
+  const msOn = (i: number) => client[i]!.speed.msPerJob(HASH, estimate.value) ?? estimate.value;
+  const roomOf = (i: number, ms: number | undefined) => {
+    const c = client[i]!;
+    if (!c.up || c.stopping) return 0;
+    const n = nodes[i]!;
+    const depth = stealing ? linkDepth(ms, n.rttMs) : targetDepth(ms) + 1;
+    return Math.max(0, n.ncpus * depth - c.sent.size);
+  };
+  const loads = (withStealable: boolean): NodeLoad[] =>
+    nodes.map((n, i) => {
+      const c = client[i]!;
+      const ms = msOn(i);
+      const usable = c.up && !c.stopping;
+      return {
+        ncpus: usable ? n.ncpus : 0,
+        held: c.sent.size,
+        room: roomOf(i, ms),
+        msPerJob: ms,
+        rttMs: n.rttMs,
+        stealable:
+          withStealable && usable && now >= c.pendingUntil
+            ? Math.max(0, c.sent.size - n.ncpus - c.asked.size)
+            : 0,
+      };
+    });
+
+  const drain = () => {
+    for (;;) {
+      if (queue.length === 0) {
+        if (stealing && nodes.length > 1) steal();
+        return;
+      }
+      const l = loads(false);
+      const counts = !stealing
+        ? assignJobs(
+            queue.length,
+            l.map((x) => x.room),
+          )
+        : queue.length <= FINISH_WINDOW
+          ? placeByFinish(queue.length, l)
+          : assignJobs(
+              queue.length,
+              l.map((x) => x.room),
+            );
+      let sent = 0;
+      counts.forEach((k, i) => {
+        if (k === 0) return;
+        const ids = queue.slice(0, k);
+        queue = queue.slice(k);
+        for (const id of ids) client[i]!.sent.add(id);
+        sent += ids.length;
+        at({ t: now + nodes[i]!.rttMs / 2, kind: 'arrive', node: i, ids });
+      });
+      if (sent === 0) return;
+    }
+  };
+
+  const steal = () => {
+    const l = loads(true);
+    if (!l.some((x) => x.stealable > 0)) return;
+    planSteals(l).forEach((k, i) => {
+      if (k === 0) return;
+      const c = client[i]!;
+      const all = [...c.sent];
+      const ids: number[] = [];
+      for (let j = all.length - 1; j >= nodes[i]!.ncpus && ids.length < k; j--)
+        if (!c.asked.has(all[j]!)) ids.push(all[j]!);
+      if (ids.length === 0) return;
+      for (const id of ids) c.asked.add(id);
+      c.pendingUntil = now + 4 * nodes[i]!.rttMs + 100;
+      steals++;
+      at({ t: now + nodes[i]!.rttMs / 2, kind: 'stealAsk', node: i, ids });
+    });
+  };
+
+  const start = (i: number) => {
+    const n = node[i]!;
+    while (n.free > 0 && n.deque.length > 0) {
+      const id = n.deque.shift()!;
+      n.free--;
+      const ms = jobs[id]! * nodes[i]!.slowdown;
+      runs.push({ id, node: i, start: now, end: now + ms });
+      at({ t: now + ms, kind: 'finish', node: i, id, ms });
+    }
+  };
+
+  const takeBack = (i: number, ids: readonly number[]) => {
+    const c = client[i]!;
+    const back = ids.filter((id) => c.sent.delete(id));
+    for (const id of ids) c.asked.delete(id);
+    queue = [...back, ...queue];
+  };
+
+  nodes.forEach((n, i) => {
+    at({ t: n.joinAtMs ?? 0, kind: 'join', node: i });
+    if (n.stopAtMs !== undefined) at({ t: n.stopAtMs, kind: 'stop', node: i });
+  });
+
+  while (events.length > 0) {
+    const e = events.shift()!;
+    now = e.t;
+    switch (e.kind) {
+      case 'join':
+        node[e.node]!.up = true;
+        node[e.node]!.free = nodes[e.node]!.ncpus;
+        // The client hears of it a round trip later (connect, welcome).
+        client[e.node]!.up = true;
+        break;
+      case 'arrive': {
+        const n = node[e.node]!;
+        if (n.up) {
+          n.deque.push(...e.ids);
+          start(e.node);
+        } else at({ t: now + nodes[e.node]!.rttMs / 2, kind: 'requeue', node: e.node, ids: e.ids });
+        break;
+      }
+      case 'finish':
+        node[e.node]!.free++;
+        ranCount.set(e.id, (ranCount.get(e.id) ?? 0) + 1);
+        ran[e.node]!++;
+        at({ t: now + nodes[e.node]!.rttMs / 2, kind: 'result', node: e.node, id: e.id, ms: e.ms });
+        if (node[e.node]!.up) start(e.node);
+        break;
+      case 'result': {
+        const c = client[e.node]!;
+        if (!c.sent.delete(e.id)) break;
+        c.asked.delete(e.id);
+        c.speed.add(HASH, e.ms, estimate.value);
+        estimate.add(e.ms);
+        done++;
+        lastDone = now;
+        break;
+      }
+      case 'stealAsk': {
+        const n = node[e.node]!;
+        const want = new Set(e.ids);
+        const given = n.deque.filter((id) => want.has(id));
+        n.deque = n.deque.filter((id) => !want.has(id));
+        at({ t: now + nodes[e.node]!.rttMs / 2, kind: 'stealAnswer', node: e.node, ids: given });
+        break;
+      }
+      case 'stealAnswer':
+        client[e.node]!.pendingUntil = 0;
+        takeBack(e.node, e.ids);
+        break;
+      case 'stop': {
+        const n = node[e.node]!;
+        n.up = false;
+        const ids = n.deque;
+        n.deque = [];
+        at({ t: now + nodes[e.node]!.rttMs / 2, kind: 'requeue', node: e.node, ids });
+        break;
+      }
+      case 'requeue':
+        client[e.node]!.stopping = true;
+        takeBack(e.node, e.ids);
+        break;
+    }
+    // As the Server: one drain per turn, after whatever the event changed.
+    if (e.kind !== 'finish' && e.kind !== 'arrive' && e.kind !== 'stealAsk' && e.kind !== 'stop') drain();
+  }
+
+  let duplicates = 0;
+  let missing = 0;
+  for (let id = 0; id < jobs.length; id++) {
+    const k = ranCount.get(id) ?? 0;
+    if (k === 0) missing++;
+    if (k > 1) duplicates++;
+  }
+  if (done !== jobs.length) missing = Math.max(missing, jobs.length - done);
+  const boundMs = lowerBound(nodes, jobs);
+  return { makespanMs: lastDone, boundMs, ratio: lastDone / boundMs, ran, duplicates, missing, steals, runs };
+}
+
+/**
+ * The least makespan any scheduler could reach: the work over the capacity, where capacity is
+ * CPUs over slowdown and counts from when each node is usable (until it stops), or the longest
+ * job on the fastest CPU, whichever is larger.
+ */
+export function lowerBound(nodes: readonly SimNode[], jobs: readonly number[]): number {
+  let work = 0;
+  for (const j of jobs) work += j;
+  const fastest = Math.min(...nodes.map((n) => n.slowdown));
+  const longest = Math.max(...jobs) * fastest;
+  // Smallest T with sum over nodes of capacity x usable time in [join, min(stop, T)] >= work.
+  const usable = (T: number) =>
+    nodes.reduce((s, n) => {
+      const from = n.joinAtMs ?? 0;
+      const to = Math.min(T, n.stopAtMs ?? Number.POSITIVE_INFINITY);
+      return s + Math.max(0, to - from) * (n.ncpus / n.slowdown);
+    }, 0);
+  let lo = 0;
+  let hi = 1;
+  while (usable(hi) < work) hi *= 2;
+  for (let k = 0; k < 60; k++) {
+    const mid = (lo + hi) / 2;
+    if (usable(mid) >= work) hi = mid;
+    else lo = mid;
+  }
+  return Math.max(hi, longest);
+}
+
+/** A seeded PRNG (mulberry32), so both policies see the same jobs. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Heavy-tailed durations (Pareto, shape 1.2) from `minMs`, cut at `maxMs`. */
+export function paretoJobs(count: number, minMs: number, maxMs: number, seed: number): number[] {
+  const rnd = prng(seed);
+  return Array.from({ length: count }, () => Math.min(maxMs, minMs / (1 - rnd()) ** (1 / 1.2)));
+}

@@ -1,0 +1,198 @@
+// The work-stealing policy (src/scheduler/), alone and in a deterministic simulation with a
+// simulated clock (test/helpers/sched-sim.ts): the cases the pull-based dispatch got wrong are
+// regression tests here, with the pull-based figures asserted too so that each test shows the
+// difference it guards.
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { LINK_ROUND_TRIPS, linkDepth, MAX_DEPTH, targetDepth } from '../src/scheduler/depth.ts';
+import { finishOf, type NodeLoad, placeByFinish, planSteals } from '../src/scheduler/policy.ts';
+import { NodeSpeed } from '../src/scheduler/speed.ts';
+import { paretoJobs, type SimNode, simulate } from './helpers/sched-sim.ts';
+
+const load = (over: Partial<NodeLoad>): NodeLoad => ({
+  ncpus: 2,
+  held: 0,
+  room: 2,
+  msPerJob: 10,
+  rttMs: 0,
+  stealable: 0,
+  ...over,
+});
+
+describe('depth', () => {
+  test('linkDepth covers the round trip with jobs, on top of the local depth', () => {
+    assert.equal(linkDepth(2, 20), targetDepth(2) + Math.ceil((LINK_ROUND_TRIPS * 20) / 2));
+    assert.equal(linkDepth(100, 0.3), 2, 'long jobs, a fast link: one more than locally');
+    assert.equal(linkDepth(undefined, 20), 2, 'unknown cost: as long jobs');
+    assert.ok(linkDepth(0.001, 1000) <= MAX_DEPTH);
+    assert.ok(linkDepth(1, 40) > linkDepth(1, 4), 'a slower link holds more');
+  });
+});
+
+describe('NodeSpeed', () => {
+  test('learns per function, and overall against the mean, robust to one outlier', () => {
+    const s = new NodeSpeed();
+    assert.equal(s.relative, 1, '1 until measured');
+    for (let i = 0; i < 50; i++) s.add('a', 30, 10); // 3x slower than the mean
+    assert.ok(Math.abs(s.relative - 1 / 3) < 0.01, `relative ${s.relative}`);
+    s.add('a', 10_000, 10); // one stall: clipped
+    assert.ok(s.relative > 0.25, `one outlier moved the speed to ${s.relative}`);
+    assert.ok(Math.abs(s.msPerJob('a', 10)! - 30) < 30 * 0.5, 'own measurements first');
+    assert.ok(
+      Math.abs(s.msPerJob('b', 10)! - 10 / s.relative) < 1e-9,
+      'another function: the mean over its speed',
+    );
+    assert.equal(s.msPerJob('c', undefined), undefined);
+  });
+});
+
+describe('placeByFinish', () => {
+  test('near the end a slow idle CPU does not take a job that a busy fast one finishes sooner', () => {
+    const fast = load({ ncpus: 1, held: 1, room: 1, msPerJob: 10 });
+    const slow = load({ ncpus: 1, held: 0, room: 1, msPerJob: 100 });
+    assert.deepEqual(placeByFinish(1, [fast, slow]), [1, 0]);
+    // With enough work, the slow CPU takes the job it finishes before the fast one would reach it.
+    assert.deepEqual(placeByFinish(12, [fast, slow]), [1, 1]);
+  });
+
+  test('counts the link: a near node is preferred for short jobs', () => {
+    const near = load({ ncpus: 2, held: 2, room: 4, msPerJob: 2, rttMs: 0 });
+    const far = load({ ncpus: 2, held: 0, room: 4, msPerJob: 2, rttMs: 40 });
+    assert.deepEqual(placeByFinish(4, [near, far]), [4, 0]);
+  });
+
+  test('never gives a node more than its room, and nothing to a node without CPUs', () => {
+    for (let q = 0; q < 40; q++) {
+      const nodes = [load({ room: 3 }), load({ ncpus: 0, room: 5 }), load({ room: 1, msPerJob: 1 })];
+      const c = placeByFinish(q, nodes);
+      assert.ok(c[0]! <= 3 && c[1] === 0 && c[2]! <= 1);
+      assert.ok(c.reduce((a, b) => a + b, 0) <= q);
+    }
+  });
+});
+
+describe('planSteals', () => {
+  test('an idle node takes the newest jobs of the node that would finish last', () => {
+    const busy = load({ ncpus: 2, held: 12, room: 0, stealable: 10, msPerJob: 10 });
+    const idle = load({ ncpus: 2, held: 0, room: 2, msPerJob: 10 });
+    const counts = planSteals([busy, idle]);
+    assert.equal(counts[1], 0, 'the thief gives nothing');
+    assert.equal(counts[0], 2, 'as many as the idle node has room for');
+    assert.ok(finishOf(idle, 1) < finishOf(busy, 12));
+  });
+
+  test('no steal that would not finish sooner: a slow thief, a far victim, no room, nothing stealable', () => {
+    const victim = load({ ncpus: 2, held: 4, room: 0, stealable: 2, msPerJob: 10 });
+    assert.deepEqual(planSteals([victim, load({ msPerJob: 100 })]), [0, 0], 'a thief 10x slower');
+    assert.deepEqual(
+      planSteals([{ ...victim, rttMs: 50 }, load({})]),
+      [0, 0],
+      'asking costs more than it saves',
+    );
+    assert.deepEqual(planSteals([victim, load({ room: 0 })]), [0, 0]);
+    assert.deepEqual(planSteals([{ ...victim, stealable: 0 }, load({})]), [0, 0]);
+    assert.deepEqual(planSteals([victim, load({ ncpus: 0 })]), [0, 0]);
+  });
+
+  test('never takes more than a node can give, and never moves jobs both ways', () => {
+    const a = load({ ncpus: 1, held: 50, room: 5, stealable: 3, msPerJob: 10 });
+    const b = load({ ncpus: 8, held: 0, room: 100, stealable: 0, msPerJob: 10 });
+    const c = load({ ncpus: 1, held: 40, room: 5, stealable: 40, msPerJob: 10 });
+    const counts = planSteals([a, b, c]);
+    assert.ok(counts[0]! <= 3 && counts[2]! <= 40);
+    assert.equal(counts[1], 0);
+    assert.ok(counts[0]! > 0 && counts[2]! > 0, 'both busy nodes give to the idle one');
+  });
+});
+
+describe('simulated cluster (deterministic)', () => {
+  const fastSlow: SimNode[] = [
+    { ncpus: 2, slowdown: 1, rttMs: 0.5 },
+    { ncpus: 2, slowdown: 3, rttMs: 0.5 },
+  ];
+  const both = (nodes: SimNode[], jobs: number[]) => {
+    const pull = simulate(nodes, jobs, false);
+    const steal = simulate(nodes, jobs, true);
+    for (const o of [pull, steal]) {
+      assert.equal(o.duplicates, 0, 'a job ran twice');
+      assert.equal(o.missing, 0, 'a job never ran');
+    }
+    return { pull, steal };
+  };
+
+  test('2 ms jobs over a 20 ms round trip take about as long as over a direct link', () => {
+    const jobs = Array.from({ length: 3000 }, () => 2);
+    const wifi = both(
+      [
+        { ncpus: 2, slowdown: 1, rttMs: 20 },
+        { ncpus: 2, slowdown: 1, rttMs: 20 },
+      ],
+      jobs,
+    );
+    const direct = both(
+      [
+        { ncpus: 2, slowdown: 1, rttMs: 0.5 },
+        { ncpus: 2, slowdown: 1, rttMs: 0.5 },
+      ],
+      jobs,
+    );
+    const ratio = wifi.steal.makespanMs / direct.steal.makespanMs;
+    const before = wifi.pull.makespanMs / direct.pull.makespanMs;
+    assert.ok(ratio <= 1.1, `slow link / direct: ${ratio.toFixed(3)}`);
+    assert.ok(
+      before > 2,
+      `the pull-based policy took ${before.toFixed(2)}x: this test would not show a regression`,
+    );
+  });
+
+  test('jobs growing in submission order: the longest do not end on the slow node', () => {
+    const jobs = Array.from({ length: 100 }, (_, i) => 5 + (195 * i) / 99);
+    const { pull, steal } = both(fastSlow, jobs);
+    assert.ok(steal.ratio <= 1.06, `makespan / bound ${steal.ratio.toFixed(3)}`);
+    assert.ok(pull.ratio > 1.1, `pull ${pull.ratio.toFixed(3)}`);
+  });
+
+  test('uniform jobs on a fast and a 3x slower node: within 2% of the bound', () => {
+    const { pull, steal } = both(fastSlow, Array(400).fill(20));
+    assert.ok(steal.ratio <= 1.02, `makespan / bound ${steal.ratio.toFixed(3)}`);
+    assert.ok(steal.makespanMs <= pull.makespanMs);
+  });
+
+  test('a node holding a deep queue while another idles: the idle one steals', () => {
+    // Node 0 is far (a deep queue for its round trip); node 1, near, joins once nothing is queued.
+    const nodes: SimNode[] = [
+      { ncpus: 2, slowdown: 1, rttMs: 40 },
+      { ncpus: 2, slowdown: 1, rttMs: 0.5, joinAtMs: 150 },
+    ];
+    const jobs = Array.from({ length: 60 }, () => 5);
+    const { pull, steal } = both(nodes, jobs);
+    assert.ok(steal.steals > 0 && steal.ran[1]! > 0, `steals ${steal.steals}, ran ${steal.ran}`);
+    assert.ok(steal.makespanMs < pull.makespanMs, `${steal.makespanMs} vs ${pull.makespanMs}`);
+  });
+
+  test('heavy-tailed jobs, a node joining, a node stopping: nothing lost, nothing twice, never worse than pull', () => {
+    const jobs = paretoJobs(300, 5, 300, 1);
+    const cases: SimNode[][] = [
+      fastSlow,
+      [
+        { ncpus: 2, slowdown: 1, rttMs: 0.5 },
+        { ncpus: 4, slowdown: 1, rttMs: 0.5 },
+      ],
+      [
+        { ncpus: 2, slowdown: 1, rttMs: 0.5 },
+        { ncpus: 8, slowdown: 1, rttMs: 0.5, joinAtMs: 1000 },
+      ],
+      [
+        { ncpus: 2, slowdown: 1, rttMs: 0.5 },
+        { ncpus: 2, slowdown: 1, rttMs: 0.5, stopAtMs: 1000 },
+      ],
+    ];
+    for (const nodes of cases) {
+      const { pull, steal } = both(nodes, jobs);
+      assert.ok(
+        steal.makespanMs <= pull.makespanMs * 1.01,
+        `${JSON.stringify(nodes)}: ${steal.makespanMs} vs ${pull.makespanMs}`,
+      );
+    }
+  });
+});

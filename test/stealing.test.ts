@@ -1,0 +1,139 @@
+// Work stealing as a transaction, against the real thing: a node (remote pp-node, or the local
+// pool) asked for jobs back while it is starting them gives back only jobs it will not run, so
+// every job runs exactly once. Each job writes its id to a run log as it starts, which shows a
+// job that ran twice even where the client would silently drop the second result.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { getBundle } from '../src/functions/bundle.ts';
+import type { ComputeNode, DispatchJob, NodeEvents } from '../src/nodes/compute-node.ts';
+import { wholeArgs } from '../src/nodes/job-args.ts';
+import { LocalPool } from '../src/nodes/local-pool.ts';
+import { RemoteNode } from '../src/nodes/remote-node.ts';
+import { encode } from '../src/protocol/codec.ts';
+import { resolveSecret } from '../src/secret.ts';
+import { type NodeProcess, startNode } from './helpers/nodes.ts';
+import { prng } from './helpers/sched-sim.ts';
+
+const SECRET = 'test-secret-0123456789abcdef0123456789';
+const dir = mkdtempSync(join(tmpdir(), 'pp-steal-'));
+const nodes: NodeProcess[] = [];
+after(async () => {
+  await Promise.all(nodes.map((n) => n.stop('SIGKILL')));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Logs its id as it starts, then sleeps `ms`. */
+function logged(log: string, id: number, ms: number): number {
+  fs.appendFileSync(log, `${id}\n`);
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  return id;
+}
+const bundle = getBundle({ fn: logged, modules: ['node:fs'] });
+const definition = () => ({
+  hash: bundle.hash,
+  name: bundle.name,
+  code: bundle.code,
+  bindings: bundle.bindings,
+  modules: bundle.modules,
+  globals: bundle.globals,
+});
+const job = (log: string, id: number, ms: number): DispatchJob => ({
+  id,
+  hash: bundle.hash,
+  name: bundle.name,
+  definition,
+  args: wholeArgs(encode([undefined, [log, id, ms]])),
+  estimatedMs: ms,
+  timeoutMs: undefined,
+  refs: [],
+});
+
+const waitFor = async (cond: () => boolean, ms: number, what: string) => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+};
+
+/**
+ * Streams `count` jobs through `node` while asking for some back at random moments, as the
+ * scheduler does; jobs given back are dispatched again (as the Server queues them again).
+ * Returns how many were given back.
+ */
+async function stealWhileRunning(
+  make: (events: NodeEvents) => ComputeNode,
+  count: number,
+  seed: number,
+): Promise<{ stolen: number; log: string }> {
+  const log = join(dir, `run-${seed}.log`);
+  const results = new Map<number, number>();
+  let stolen = 0;
+  const events: NodeEvents = {
+    onResult: (_n, j) => results.set(j.id, (results.get(j.id) ?? 0) + 1),
+    onJobFailed: (_n, j, error) => assert.fail(`job ${j.id} failed: ${error.message}`),
+    onRequeue: (n, jobs, wasStolen) => {
+      assert.ok(wasStolen, 'only stolen jobs come back here');
+      stolen += jobs.length;
+      n.dispatch(jobs);
+    },
+    onCapacity: () => {},
+  };
+  const node = make(events);
+  try {
+    await waitFor(() => node.ncpus > 0, 15_000, 'the node');
+    const rnd = prng(seed);
+    let next = 1;
+    // Rounds of a few jobs, each with one steal at a random moment of its run: before any job
+    // starts, as one starts, while the last ones run.
+    while (next <= count) {
+      const batch: DispatchJob[] = [];
+      for (let k = 0; k < 6 && next <= count; k++) batch.push(job(log, next++, 1 + Math.floor(rnd() * 3)));
+      node.dispatch(batch);
+      await new Promise((r) => setTimeout(r, rnd() * 8));
+      node.steal(1 + Math.floor(rnd() * 6));
+      await waitFor(() => results.size === next - 1, 10_000, `round up to job ${next - 1}`);
+    }
+    await waitFor(() => results.size === count, 30_000, `all ${count} results (have ${results.size})`);
+  } finally {
+    await node.close();
+  }
+  for (let id = 1; id <= count; id++) assert.equal(results.get(id), 1, `job ${id}: one result`);
+  const runs = readFileSync(log, 'utf8').trim().split('\n').map(Number);
+  const seen = new Map<number, number>();
+  for (const id of runs) seen.set(id, (seen.get(id) ?? 0) + 1);
+  for (let id = 1; id <= count; id++)
+    assert.equal(seen.get(id), 1, `job ${id} ran ${seen.get(id) ?? 0} times`);
+  return { stolen, log };
+}
+
+describe('a steal racing job starts: only jobs that never start move, each job runs once', () => {
+  test('remote node', async () => {
+    const n = await startNode({ secret: SECRET, workers: 2 });
+    nodes.push(n);
+    const { secret } = resolveSecret({ secret: SECRET, create: false });
+    const { stolen } = await stealWhileRunning(
+      (events) =>
+        new RemoteNode({ host: '127.0.0.1', port: n.port, secret }, events, {
+          onUp() {},
+          onDown() {},
+          onProblem() {},
+        }),
+      240,
+      1,
+    );
+    assert.ok(stolen > 0, 'some steals won the race (else this test shows nothing)');
+  });
+
+  test('local pool', async () => {
+    const { stolen } = await stealWhileRunning(
+      (events) => new LocalPool({ ncpus: 2, isolation: 'thread', sharedMemory: false }, events),
+      240,
+      2,
+    );
+    assert.ok(stolen > 0, 'some steals won the race (else this test shows nothing)');
+  });
+});
