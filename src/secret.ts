@@ -20,9 +20,9 @@ import {
   unlinkSync,
   writeSync,
 } from 'node:fs';
-import { homedir } from 'node:os';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { PPError } from './errors.ts';
+import { homeDir } from './platform.ts';
 
 /** The secret is missing, empty, unreadable or too widely readable; the message says how to fix it. */
 export class SecretError extends PPError {}
@@ -44,8 +44,8 @@ export function defaultSecretPath(env: NodeJS.ProcessEnv = process.env): string 
   const xdg = env.XDG_CONFIG_HOME;
   // The XDG spec says relative values are invalid and must be ignored.
   if (xdg && isAbsolute(xdg)) return join(xdg, 'pp-node', 'secret');
-  const home = env.HOME || env.USERPROFILE || homedir();
-  return join(home, '.config', 'pp-node', 'secret');
+  // The OS's home, as os.homedir() finds it (platform.ts): not HOME on Windows.
+  return join(homeDir(env), '.config', 'pp-node', 'secret');
 }
 
 function howToGetOne(path: string): string {

@@ -2,6 +2,7 @@
 import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
+import { statsSignalHint } from '../platform.ts';
 
 export interface NodeConfig {
   command: 'serve';
@@ -33,6 +34,16 @@ export class UsageError extends Error {
 
 export const DEFAULT_PORT = 60000;
 
+/** What the signals do on `platform` (Windows has no SIGUSR1 and no SIGTERM; see platform.ts). */
+export function signalsHelp(platform: NodeJS.Platform = process.platform): string {
+  const stop =
+    platform === 'win32'
+      ? 'Ctrl+C or closing the console window stop cleanly'
+      : 'Ctrl+C (SIGINT), SIGTERM or SIGHUP (the terminal closing) stop cleanly';
+  return `Signals: ${stop} (queued jobs go back to their clients, running ones finish;
+the same again stops at once); ${statsSignalHint(platform)} prints the job statistics table.`;
+}
+
 export const HELP = `pp-node — run jobs from pp-node clients on this machine's CPUs
 
 Usage:
@@ -58,7 +69,7 @@ Options:
   --log-format json   one JSON object per log line, for log collectors.
   --no-announce       do not announce this node on the LAN (clients then need ppservers: ['host:port']).
   --interface IF      announce on this network interface or address only (Wi-Fi + Ethernet, VPNs).
-                        npx pp-node --interface eth0
+                        npx pp-node --interface 192.168.1.20
   -h, --help          this help.   -v, --version   print the version.
 
 Every client must know the secret: copy ~/.config/pp-node/secret to each machine of the
@@ -66,8 +77,7 @@ cluster (mode 0600), or set PP_SECRET to the same value everywhere. A client the
 this node with:
   new Server({ ppservers: ['this-host:${DEFAULT_PORT}'] })   or   new Server({ autodiscover: true })
 
-Signals: SIGINT/SIGTERM stop cleanly (queued jobs go back to their clients, running ones
-finish); SIGUSR1 prints the job statistics table.`;
+${signalsHelp()}`;
 
 function wholeNumber(
   name: string,

@@ -5,6 +5,7 @@
 import { WebSocket } from 'ws';
 import { type DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
 import { formatAddress } from '../nodes/remote-node.ts';
+import { discoveryHint } from '../platform.ts';
 import { resolveSecret } from '../secret.ts';
 import { clientHandshake, MAX_WS_PAYLOAD, zeroMask } from '../transport/secure-socket.ts';
 import type { LsConfig } from './args.ts';
@@ -60,7 +61,7 @@ export async function listNodes(cfg: LsConfig): Promise<number> {
   } else if (rows.length === 0) {
     process.stdout.write(
       `no pp-node found on the LAN within ${cfg.timeoutS} s. Is one running (npx pp-node)? ` +
-        'See "Troubleshooting" in the README: firewalls (UDP 5353), Wi-Fi client isolation, --interface.\n',
+        `Check: ${discoveryHint()}.\n`,
     );
   } else {
     const header = ['NAME', 'ADDRESS', 'CPUS', 'VERSION', 'SECRET'];

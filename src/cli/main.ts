@@ -2,6 +2,7 @@
 import { createLogger } from '../log.ts';
 import { machineId } from '../node/identity.ts';
 import { NodeServer } from '../node/node-server.ts';
+import { listenHint, statsSignal, stopGraceMs, stopSignals } from '../platform.ts';
 import { PROTOCOL_VERSION } from '../protocol/handshake.ts';
 import { resolveSecret, weakSecretWarning } from '../secret.ts';
 import { VERSION } from '../version.ts';
@@ -68,12 +69,7 @@ async function serve(cfg: NodeConfig): Promise<number> {
     port = await node.listen();
   } catch (error) {
     const e = error as NodeJS.ErrnoException;
-    const hint =
-      e.code === 'EADDRINUSE'
-        ? ` — is another pp-node running? Pick another port with --port.`
-        : e.code === 'EADDRNOTAVAIL'
-          ? ' — --bind must be an address of this machine'
-          : '';
+    const hint = listenHint(e.code);
     log.error(`cannot listen on ${cfg.bind ?? '*'}:${cfg.port}: ${e.message}${hint}`);
     await node.close(0);
     return 1;
@@ -106,19 +102,28 @@ async function serve(cfg: NodeConfig): Promise<number> {
     log.info('announced on the LAN', { instance: a.instanceName, interface: cfg.interface ?? 'default' });
   }
 
-  process.on('SIGUSR1', () => process.stderr.write(`${node.statsTable()}\n`));
+  // SIGUSR1, or Ctrl+Break (SIGBREAK) on Windows, which has no SIGUSR1 (platform.ts).
+  process.on(statsSignal(), () => process.stderr.write(`${node.statsTable()}\n`));
+  // Ctrl+C, SIGTERM, or the terminal (console window) closing: running jobs finish. The
+  // workers ignore these signals (worker/ignore-signals.ts), so this alone decides; the same
+  // signal again exits at once, and busy workers are killed on the way out (nodes/worker-handle.ts).
+  let graceMs: number | undefined;
   await new Promise<void>((resolve) => {
     stopRequested = resolve;
-    const onSignal = (sig: string) => {
-      log.info(`${sig}: stopping (queued jobs go back to clients; again to stop at once)`);
-      process.once(sig as NodeJS.Signals, () => process.exit(130));
+    const signals = stopSignals();
+    const onSignal = (sig: NodeJS.Signals) => {
+      for (const s of signals) process.off(s, onSignal);
+      log.info(
+        `${sig}: stopping (queued jobs go back to clients, running ones finish; again to stop at once)`,
+      );
+      for (const s of signals) process.once(s, () => process.exit(130));
+      graceMs = stopGraceMs(sig);
       resolve();
     };
-    process.once('SIGINT', () => onSignal('SIGINT'));
-    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    for (const s of signals) process.on(s, onSignal);
   });
   await announcer?.stop().catch(() => {});
-  await node.close();
+  await node.close(graceMs);
   log.info('stopped');
   return 0;
 }

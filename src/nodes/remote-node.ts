@@ -8,6 +8,7 @@
  */
 import { WebSocket } from 'ws';
 import { PPError } from '../errors.ts';
+import { unreachableHint } from '../platform.ts';
 import { decode } from '../protocol/codec.ts';
 import {
   decodeMessage,
@@ -328,7 +329,7 @@ export class RemoteNode implements ComputeNode {
       const hint =
         error instanceof HandshakeFailure && error.code === CloseCode.RateLimited
           ? ''
-          : ' Is `npx pp-node` running there, and is the port open in its firewall?';
+          : ` ${unreachableHint((error as NodeJS.ErrnoException).code)}`;
       this.listener.onProblem(
         this,
         new PPError(`cannot reach node ${this.id}: ${error.message}.${hint} Retrying with backoff.`),

@@ -13,6 +13,7 @@ import type { Socket } from 'node:net';
 import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { workerChannelStdio, workerIgnoredSignals } from '../platform.ts';
 import { decodeMessage, type JobStatus, type Message } from '../protocol/messages.ts';
 import { type ResultView, readResult } from '../protocol/result-frame.ts';
 import { FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
@@ -90,6 +91,49 @@ function processExecArgv(opts: WorkerOptions): string[] {
   return argv;
 }
 
+/**
+ * Worker processes ignore terminal signals (worker/ignore-signals.ts): Ctrl+C reaches them
+ * with their parent, and the parent decides. When the parent has no listener of its own for
+ * such a signal, Node's default ends it at once; its busy workers would then run their jobs
+ * to the end as orphans, forever for a job that never ends. So while worker processes live,
+ * this listens too: alone, it kills the busy workers and raises the signal again, which Node
+ * then handles by default (the idle workers see their channel close and exit by themselves).
+ * With the user's (or the node's) own listener, it does nothing: that listener decides. And
+ * when the parent exits (process.exit), busy workers are killed likewise.
+ */
+const liveProcesses = new Set<WorkerHandle>();
+let guards: Array<[NodeJS.Signals, () => void]> | null = null;
+
+function killBusyWorkers(): void {
+  for (const w of liveProcesses) if (w.inFlight.length > 0) w.kill();
+}
+
+function watchSignals(w: WorkerHandle): void {
+  liveProcesses.add(w);
+  if (guards) return;
+  guards = workerIgnoredSignals().map((signal) => {
+    const listener = () => {
+      if (process.listenerCount(signal) > 1) return; // someone else decides
+      killBusyWorkers();
+      unwatchAll();
+      process.kill(process.pid, signal);
+    };
+    process.on(signal, listener);
+    return [signal, listener];
+  });
+  process.on('exit', killBusyWorkers);
+}
+
+function unwatchAll(): void {
+  for (const [signal, listener] of guards ?? []) process.off(signal, listener);
+  process.off('exit', killBusyWorkers);
+  guards = null;
+}
+
+function unwatchSignals(w: WorkerHandle): void {
+  if (liveProcesses.delete(w) && liveProcesses.size === 0) unwatchAll();
+}
+
 export class WorkerHandle {
   readonly isolation: Isolation;
   pid = 0;
@@ -128,14 +172,18 @@ export class WorkerHandle {
     const env: NodeJS.ProcessEnv = { ...process.env };
     if (arena !== undefined) env.PP_NODE_ARENA_FD = String(ARENA_FD);
     env.GLIBC_TUNABLES ??= WORKER_MALLOC_TUNABLES;
+    // The channel is 'overlapped' on Windows, where a plain pipe hangs the worker (platform.ts).
+    const channel = workerChannelStdio();
     const child = spawn(process.execPath, [...processExecArgv(opts), fileURLToPath(entryUrl)], {
       stdio:
         arena === undefined
-          ? ['ignore', 'inherit', 'inherit', 'pipe']
-          : ['ignore', 'inherit', 'inherit', 'pipe', arena],
+          ? ['ignore', 'inherit', 'inherit', channel]
+          : ['ignore', 'inherit', 'inherit', channel, arena],
       env,
+      windowsHide: true, // no console window per worker when the parent has none
     });
     this.child = child;
+    watchSignals(this);
     this.pid = child.pid ?? 0;
     if (opts.niceness && child.pid) {
       try {
@@ -156,6 +204,7 @@ export class WorkerHandle {
     const finish = () => {
       if (exit && socketClosed && !this.exited) {
         this.exited = true;
+        unwatchSignals(this);
         this.listener.onExit(this, exit);
       }
     };

@@ -3,10 +3,13 @@
  * A child process talks over file descriptor 3, a socket pair the server created, and keeps
  * stdout/stderr free for the jobs' own output.
  */
+// First: a Ctrl+C while this worker loads must not end it (see the module).
+import './ignore-signals.ts';
 import { writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { type ArenaHandle, arenaReader } from '../nodes/arena.ts';
+import { syncChannelWrites } from '../platform.ts';
 import { encodeMessage } from '../protocol/messages.ts';
 import { FRAME_HEADER_BYTES, FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
 import { WorkerRuntime } from './runtime.ts';
@@ -59,9 +62,12 @@ if (!isMainThread && parentPort) {
     socket.writableLength === 0 ? undefined : new Promise((resolve) => flushWaiters.push(resolve));
   const send = (parts: Uint8Array[]) => writeFrame(socket, parts, written);
   // One write(2) per result, without the stream machinery (a third of a tiny job's cost),
-  // whenever the socket has nothing queued; otherwise behind what is queued, in order.
+  // whenever the socket has nothing queued; otherwise behind what is queued, in order. Not on
+  // Windows, where the channel is a pipe libuv reads with overlapped I/O and a synchronous
+  // write could block behind that read (platform.ts).
+  const direct = syncChannelWrites();
   const sendFrame = (buf: Uint8Array, start: number, end: number) => {
-    if (socket.writableLength === 0) {
+    if (direct && socket.writableLength === 0) {
       try {
         start += writeSync(CHANNEL_FD, buf, start, end - start);
         if (start === end) return;

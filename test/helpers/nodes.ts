@@ -22,6 +22,8 @@ export async function startNode(opts: {
   port?: number;
   workers?: number;
   args?: string[];
+  /** Start it in its own process group (POSIX), so a test can signal it and its workers together. */
+  detached?: boolean;
 }): Promise<NodeProcess> {
   const child = spawn(
     process.execPath,
@@ -40,7 +42,11 @@ export async function startNode(opts: {
       '--no-announce',
       ...(opts.args ?? []),
     ],
-    { stdio: ['ignore', 'inherit', 'pipe'], env: { ...process.env, PP_SECRET: opts.secret } },
+    {
+      stdio: ['ignore', 'inherit', 'pipe'],
+      env: { ...process.env, PP_SECRET: opts.secret },
+      detached: opts.detached ?? false,
+    },
   );
   const logs: Array<Record<string, unknown>> = [];
   const waiters: Array<{
