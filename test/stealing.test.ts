@@ -17,6 +17,8 @@ import { resolveSecret } from '../src/secret.ts';
 import { type NodeProcess, startNode } from './helpers/nodes.ts';
 import { prng } from './helpers/sched-sim.ts';
 
+declare const fs: typeof import('node:fs'); // bound in the worker by modules: ['node:fs']
+
 const SECRET = 'test-secret-0123456789abcdef0123456789';
 const dir = mkdtempSync(join(tmpdir(), 'pp-steal-'));
 const nodes: NodeProcess[] = [];
