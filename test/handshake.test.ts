@@ -112,8 +112,8 @@ describe('handshake', () => {
     const s = s2.session!;
     assert.equal(c.role, 'client');
     assert.equal(s.role, 'server');
-    assert.equal(c.version, 1);
-    assert.equal(s.version, 1);
+    assert.equal(c.version, PROTOCOL_VERSION, 'the highest version both support');
+    assert.equal(s.version, PROTOCOL_VERSION);
     assert.match(c.id, /^[0-9a-f]{16}$/);
     assert.equal(c.id, s.id);
     // The secret itself never crosses the wire.
@@ -248,8 +248,8 @@ describe('handshake', () => {
   });
 
   for (const [clientRange, serverRange, clientText, serverText] of [
-    [{ minVersion: 2, maxVersion: 3 }, {}, 'versions 2-3', 'version 1'],
-    [{}, { minVersion: 2, maxVersion: 4 }, 'version 1', 'versions 2-4'],
+    [{ minVersion: 3, maxVersion: 4 }, {}, 'versions 3-4', 'versions 1-2'],
+    [{}, { minVersion: 3, maxVersion: 5 }, 'versions 1-2', 'versions 3-5'],
   ] as const) {
     it(`version ranges that do not overlap fail clearly on both sides (${clientText} vs ${serverText})`, () => {
       const client = new ClientHandshake(SECRET, clientRange);
@@ -280,7 +280,7 @@ describe('handshake', () => {
     const sHello = Buffer.from(
       new ServerHandshake(SECRET, { minVersion: 1, maxVersion: 5 }).receive(hello).send!,
     );
-    sHello.writeUInt16BE(2, 5);
+    sHello.writeUInt16BE(PROTOCOL_VERSION + 1, 5);
     assert.equal(client.receive(sHello).error?.code, 'version');
   });
 
