@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { getBundle } from '../src/functions/bundle.ts';
+import { Server } from '../src/index.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from '../src/nodes/compute-node.ts';
 import { wholeArgs } from '../src/nodes/job-args.ts';
 import { LocalPool } from '../src/nodes/local-pool.ts';
@@ -137,5 +138,63 @@ describe('a steal racing job starts: only jobs that never start move, each job r
       2,
     );
     assert.ok(stolen > 0, 'some steals won the race (else this test shows nothing)');
+  });
+});
+
+describe('speculative execution', () => {
+  /** Slow where the node says so (PP_TEST_SLOW_MS), else 5 ms. */
+  function sleepy(i: number): number {
+    const ms = Number(process.env.PP_TEST_SLOW_MS ?? 5);
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+    return i * 10;
+  }
+
+  async function run(speculative: boolean) {
+    const n = await startNode({ secret: SECRET, workers: 2, env: { PP_TEST_SLOW_MS: '30000' } });
+    nodes.push(n);
+    const server = new Server({
+      ncpus: 2,
+      isolation: 'thread',
+      ppservers: [`127.0.0.1:${n.port}`],
+      secret: SECRET,
+      speculative,
+    });
+    try {
+      await waitFor(() => server.getActiveNodes().length === 2, 15_000, 'the node');
+      const delivered = new Map<number, number>();
+      // Learn the speeds first: the remote node's jobs take 30 s, the local ones 5 ms.
+      const jobs = Array.from({ length: 40 }, (_, i) =>
+        server.submit(sleepy, [i], {
+          callback: (r: number) => delivered.set(r, (delivered.get(r) ?? 0) + 1),
+        }),
+      );
+      if (!speculative) {
+        // Without backups the jobs on the slow node would take 30 s: show they are still running.
+        await waitFor(() => jobs.filter((j) => j.finished).length >= 30, 15_000, 'the local jobs');
+        return { server, stats: server.getStats(), finished: jobs.filter((j) => j.finished).length };
+      }
+      assert.deepEqual(
+        await Promise.all(jobs),
+        jobs.map((_, i) => i * 10),
+      );
+      for (let i = 0; i < 40; i++) assert.equal(delivered.get(i * 10), 1, `job ${i} delivered once`);
+      return { server, stats: server.getStats(), finished: 40 };
+    } finally {
+      await server.close();
+      await n.stop('SIGKILL');
+    }
+  }
+
+  test('a job that runs late on a slow node also runs on an idle CPU; the first result wins, once', async () => {
+    const { stats } = await run(true);
+    assert.ok(stats.backups!.started >= 1 && stats.backups!.won >= 1, JSON.stringify(stats));
+    const local = stats.nodes.find((r) => r.node === 'local')!;
+    assert.equal(local.jobs, 40, `every job finished on the fast CPUs: ${JSON.stringify(stats)}`);
+  });
+
+  test('off by default: no copies', async () => {
+    const { stats, finished } = await run(false);
+    assert.equal(stats.backups!.started, 0);
+    assert.ok(finished < 40, 'jobs on the slow node are still running');
   });
 });

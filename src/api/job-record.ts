@@ -54,6 +54,12 @@ export class JobRecord implements DispatchJob, JobOwner {
   estimatedMs: number | undefined = undefined;
   /** The node it was given to; null while queued (or once handed back). */
   node: ComputeNode | null = null;
+  /** When it was last given to a node (performance.now() ms). */
+  dispatchedAt = 0;
+  /** A copy running elsewhere because this one runs late (speculative execution), if any. */
+  backup: BackupJob | null = null;
+  /** May run a backup copy (Server's or submit's `speculative`). */
+  speculative = false;
   settled = false;
   unlisten: (() => void) | null = null;
   /** Links of the server's list of live jobs ({@link LiveJobs}). */
@@ -91,6 +97,43 @@ export class JobRecord implements DispatchJob, JobOwner {
 
   definition(): FunctionDefinition {
     return this.fn.definition();
+  }
+}
+
+/**
+ * A second copy of a job that runs late on a slow node, on a CPU that would otherwise idle
+ * at the end of a burst (`speculative: true`). It is the same job under its own id, so that
+ * nodes tell the two apart: the first outcome settles the job, the other copy is cancelled
+ * and its outcome dropped.
+ */
+export class BackupJob implements DispatchJob {
+  readonly dispatchedAt = performance.now();
+
+  constructor(
+    readonly id: number,
+    readonly primary: JobRecord,
+    /** The node it runs on. */
+    readonly node: ComputeNode,
+    readonly estimatedMs: number | undefined,
+  ) {}
+
+  get hash(): string {
+    return this.primary.hash;
+  }
+  get name(): string {
+    return this.primary.name;
+  }
+  get args(): JobArgs {
+    return this.primary.args;
+  }
+  get refs(): readonly RefData[] {
+    return this.primary.refs;
+  }
+  get timeoutMs(): number | undefined {
+    return this.primary.timeoutMs;
+  }
+  definition(): FunctionDefinition {
+    return this.primary.definition();
   }
 }
 

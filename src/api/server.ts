@@ -31,6 +31,7 @@ import { JobStatus } from '../protocol/messages.ts';
 import { Fifo } from '../scheduler/fifo.ts';
 import {
   assignJobs,
+  backupAfterMs,
   DurationEstimate,
   FINISH_WINDOW,
   type NodeLoad,
@@ -38,10 +39,10 @@ import {
   planSteals,
   roomOfNodes,
 } from '../scheduler/policy.ts';
-import { NodeSpeed } from '../scheduler/speed.ts';
+import { END_OF_BURST_RECHECK_MS, NodeSpeed } from '../scheduler/speed.ts';
 import { resolveSecret } from '../secret.ts';
 import type { Job } from './job.ts';
-import { FunctionEntry, JobRecord, LiveJobs } from './job-record.ts';
+import { BackupJob, FunctionEntry, JobRecord, LiveJobs } from './job-record.ts';
 import { type Progress, Tally, type WaitOptions } from './progress.ts';
 import { REF_CLASS, Ref, type RefArgs } from './ref.ts';
 import { formatStats, type NodeStats, type ServerStats } from './stats.ts';
@@ -90,6 +91,14 @@ export interface ServerOptions {
    * the plain pull-based dispatch (for comparison, e.g. in `npm run bench -- --only sched`).
    */
   stealing?: boolean;
+  /**
+   * Speculative execution (default false): at the end of a burst, when CPUs idle, a job that
+   * runs late on a slow node also runs on an idle one; the first result wins and is delivered
+   * once, the other copy is cancelled. Off by default: a job with side effects would run
+   * twice. Also per job ({@link SubmitOptions.speculative}). Jobs whose arguments went through
+   * shared memory are never copied.
+   */
+  speculative?: boolean;
 }
 
 /** A function, or `[object, 'method']` to run a method with the object as `this`. */
@@ -115,6 +124,8 @@ export interface SubmitOptions<R = unknown> {
   timeout?: number;
   /** Cancels the job, queued or running, as {@link Job.cancel} does. */
   signal?: AbortSignal;
+  /** May this job run a backup copy when it runs late (see {@link ServerOptions.speculative})? Default: the server's. */
+  speculative?: boolean;
   /** @internal type anchor */
   readonly __result?: R;
 }
@@ -189,6 +200,9 @@ export class Server extends EventEmitter<ServerEvents> {
   #lastFn: FunctionEntry | null = null;
   /** Jobs taken back from a node by work stealing, to run elsewhere. */
   #stolen = 0;
+  readonly #speculative: boolean;
+  /** Backup copies started, those that finished first, and the time the losing copies ran. */
+  readonly #backups = { started: 0, won: 0, wastedMs: 0 };
   readonly #functions = new WeakMap<FunctionBundle, FunctionEntry>();
   /** Jobs per group, and over all groups. */
   readonly #groups = new Map<string, Tally>();
@@ -220,16 +234,17 @@ export class Server extends EventEmitter<ServerEvents> {
     const events: NodeEvents = {
       // Nodes hand back the DispatchJob objects they were given: this server's JobRecords.
       onResult: (node, job, status, durationMs, bytes, start, end) =>
-        this.#onResult(node, job as JobRecord, status, durationMs, bytes, start, end),
-      onJobFailed: (node, job, error) => this.#onJobFailed(node, job as JobRecord, error),
+        this.#onResult(node, job as Dispatched, status, durationMs, bytes, start, end),
+      onJobFailed: (node, job, error) => this.#onJobFailed(node, job as Dispatched, error),
       onRequeue: (_node, jobs, stolen) => {
         if (stolen) this.#stolen += jobs.length;
-        this.#onRequeue(jobs as JobRecord[]);
+        this.#onRequeue(jobs as Dispatched[]);
       },
       onCapacity: () => this.#scheduleDrain(),
     };
     this.#sharedMemory = options.sharedMemory ?? true;
     this.#stealing = options.stealing ?? true;
+    this.#speculative = options.speculative ?? false;
     this.#local = new LocalPool(
       {
         ncpus,
@@ -358,6 +373,7 @@ export class Server extends EventEmitter<ServerEvents> {
       options.callback,
       options.callbackArgs ?? NO_ARGS,
     );
+    rec.speculative = options.speculative ?? this.#speculative;
     tally.submitted();
     this.#all.submitted();
     this.#records.add(rec);
@@ -478,6 +494,7 @@ export class Server extends EventEmitter<ServerEvents> {
       ncpus: this.#nodes.reduce((s, n) => s + n.ncpus, 0),
       totalJobs: total,
       stolen: this.#stolen,
+      backups: { ...this.#backups },
     };
   }
 
@@ -493,6 +510,7 @@ export class Server extends EventEmitter<ServerEvents> {
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
+    if (this.#recheck) clearTimeout(this.#recheck);
     const error = new ServerClosedError('the server was closed before this job finished');
     for (const rec of this.#records.toArray()) this.#settle(rec, false, error);
     this.#queue.clear();
@@ -605,7 +623,10 @@ export class Server extends EventEmitter<ServerEvents> {
         head = queue.peek();
       }
       if (!head) {
-        if (spread) this.#steal();
+        if (spread) {
+          if (!this.#steal()) this.#speculate();
+          this.#armRecheck();
+        }
         return;
       }
       let counts: number[];
@@ -621,6 +642,7 @@ export class Server extends EventEmitter<ServerEvents> {
               );
       }
       let sent = 0;
+      const now = performance.now();
       for (let i = 0; i < nodes.length; i++) {
         const want = counts[i]!;
         if (want === 0) continue;
@@ -630,12 +652,14 @@ export class Server extends EventEmitter<ServerEvents> {
           const rec = queue.shift()!;
           if (rec.settled) continue;
           rec.node = node;
+          rec.dispatchedAt = now;
           rec.estimatedMs = spread ? this.#msOn(node, rec.fn) : rec.fn.estimate.value;
           batch.push(rec);
         }
         if (batch.length > 0) {
           sent += batch.length;
           this.#lastFn = (batch[batch.length - 1] as JobRecord).fn;
+          if (spread && node.inFlight === 0) this.#speedOf(node).quietSince = now;
           node.dispatch(batch);
         }
       }
@@ -643,16 +667,112 @@ export class Server extends EventEmitter<ServerEvents> {
     }
   }
 
-  /** Nothing is queued: nodes with room take unstarted jobs from nodes that would finish them later. */
-  #steal(): void {
+  /**
+   * Nothing is queued: nodes with room take unstarted jobs from nodes that would finish them
+   * later. True if it asked for any.
+   */
+  #steal(): boolean {
     const fn = this.#lastFn;
-    if (!fn) return;
+    if (!fn) return false;
     let any = false;
     for (const n of this.#nodes) if (n.stealable > 0) any = true;
-    if (!any) return;
+    if (!any) return false;
     const nodes = this.#nodes;
     const counts = planSteals(this.#loads(fn, 0, true));
-    for (let i = 0; i < nodes.length; i++) if (counts[i]! > 0) nodes[i]!.steal(counts[i]!);
+    let asked = 0;
+    for (let i = 0; i < nodes.length; i++) if (counts[i]! > 0) asked += nodes[i]!.steal(counts[i]!);
+    return asked > 0;
+  }
+
+  /**
+   * Nothing is queued and nothing to steal: an idle CPU runs a backup copy of the job that runs
+   * latest elsewhere, once it is late enough (backupAfterMs), one per idle CPU, fastest node
+   * first; jobs not late yet are looked at again when they will be. Only at the end of a
+   * burst, when few jobs are live.
+   */
+  #speculate(): void {
+    let idleCpus = 0;
+    let cpus = 0;
+    for (const n of this.#nodes) {
+      cpus += n.ncpus;
+      idleCpus += Math.max(0, n.ncpus - n.inFlight);
+    }
+    if (idleCpus === 0 || this.#records.size > 2 * cpus) return;
+    const now = performance.now();
+    const live = this.#records.toArray();
+    for (const here of this.#nodes) {
+      for (let free = here.ncpus - here.inFlight; free > 0; free--) {
+        let pick: JobRecord | null = null;
+        let lateness = 0;
+        for (const rec of live) {
+          const there = rec.node;
+          if (!rec.speculative || rec.settled || rec.backup || !there || there === here) continue;
+          if (rec.args.stored || there.inFlight > there.ncpus) continue; // shared memory; maybe not started
+          const msThere = this.#msOn(there, rec.fn);
+          const after = backupAfterMs(msThere, this.#msOn(here, rec.fn), here.rttMs);
+          if (after === undefined) continue;
+          const elapsed = now - rec.dispatchedAt;
+          if (elapsed <= after) continue;
+          if (elapsed / msThere! > lateness) {
+            pick = rec;
+            lateness = elapsed / msThere!;
+          }
+        }
+        if (!pick) break;
+        const backup = new BackupJob(this.#nextId++, pick, here, this.#msOn(here, pick.fn));
+        pick.backup = backup;
+        this.#backups.started++;
+        here.dispatch([backup]);
+      }
+    }
+  }
+
+  /**
+   * While some CPU idles and another node holds jobs, nothing else may happen for a long time
+   * (a slow node's jobs): look again every END_OF_BURST_RECHECK_MS, as the node's silence
+   * tells more about its speed and jobs grow late.
+   */
+  #armRecheck(): void {
+    if (this.#recheck || this.#closed) return;
+    let idle = false;
+    let holding = false;
+    for (const n of this.#nodes) {
+      if (n.ncpus > n.inFlight) idle = true;
+      if (n.inFlight > 0) holding = true;
+    }
+    if (!idle || !holding) return;
+    this.#recheck = setTimeout(this.#recheckTask, END_OF_BURST_RECHECK_MS);
+    this.#recheck.unref();
+  }
+
+  #recheck: NodeJS.Timeout | null = null;
+  readonly #recheckTask = (): void => {
+    this.#recheck = null;
+    this.#scheduleDrain();
+  };
+
+  /**
+   * A backup copy reported: true if its outcome settles the job (the original has not), and
+   * then the original is cancelled. Either way the copy is gone from its node.
+   */
+  #backupReported(backup: BackupJob, node: ComputeNode): boolean {
+    const rec = backup.primary;
+    if (rec.backup !== backup || backup.node !== node) return false;
+    rec.backup = null;
+    if (rec.settled || !rec.live) return false;
+    this.#backups.won++;
+    this.#backups.wastedMs += performance.now() - rec.dispatchedAt;
+    rec.node?.cancel(rec.id); // its outcome, when reported, is dropped
+    return true;
+  }
+
+  /** The original settled first: its backup copy, if any, is cancelled. */
+  #dropBackup(rec: JobRecord): void {
+    const backup = rec.backup;
+    if (!backup) return;
+    rec.backup = null;
+    this.#backups.wastedMs += performance.now() - backup.dispatchedAt;
+    backup.node.cancel(backup.id);
   }
 
   /**
@@ -662,7 +782,13 @@ export class Server extends EventEmitter<ServerEvents> {
    */
   #loads(fn: FunctionEntry, queued: number, withStealable: boolean): NodeLoad[] {
     const nodes = this.#nodes;
-    const ms = nodes.map((n) => this.#msOn(n, fn));
+    const now = performance.now();
+    // A node that has held jobs this long without finishing any runs them at least this slowly.
+    const ms = nodes.map((n) => {
+      const learnt = this.#msOn(n, fn);
+      const quiet = n.inFlight > 0 ? now - (this.#speeds.get(n)?.quietSince ?? now) : 0;
+      return learnt === undefined || quiet > learnt ? (quiet > 0 ? quiet : learnt) : learnt;
+    });
     const plain = nodes.map((n, i) => n.freeSlots(ms[i], 0));
     let total = 0;
     for (const p of plain) total += p;
@@ -676,6 +802,12 @@ export class Server extends EventEmitter<ServerEvents> {
     }));
   }
 
+  #speedOf(node: ComputeNode): NodeSpeed {
+    let speed = this.#speeds.get(node);
+    if (!speed) this.#speeds.set(node, (speed = new NodeSpeed()));
+    return speed;
+  }
+
   /** Expected run time of a job of `fn` on `node`: learnt per node, else the mean over all. */
   #msOn(node: ComputeNode, fn: FunctionEntry): number | undefined {
     const mean = fn.estimate.value;
@@ -684,7 +816,7 @@ export class Server extends EventEmitter<ServerEvents> {
 
   #onResult(
     node: ComputeNode,
-    rec: JobRecord,
+    job: Dispatched,
     status: JobStatus,
     durationMs: number,
     bytes: Uint8Array,
@@ -692,9 +824,18 @@ export class Server extends EventEmitter<ServerEvents> {
     end: number,
   ): void {
     this.#scheduleDrain();
-    // Forgotten, or given to another node since (a late duplicate): drop, never deliver twice.
-    if (!rec.live || rec.node !== node) return;
-    this.#forget(rec);
+    let rec: JobRecord;
+    if (job instanceof BackupJob) {
+      if (status === JobStatus.Cancelled || !this.#backupReported(job, node)) return;
+      rec = job.primary; // the copy won: its outcome is the job's
+    } else {
+      rec = job;
+      // Forgotten, or given to another node since (a late duplicate): drop, never deliver twice.
+      if (!rec.live || rec.node !== node) return;
+      this.#forget(rec);
+      if (rec.settled) return; // its backup copy won, or it was cancelled
+      this.#dropBackup(rec);
+    }
     if (status === JobStatus.Cancelled) {
       this.#settle(rec, false, abortError(rec.name, undefined));
       return;
@@ -703,9 +844,9 @@ export class Server extends EventEmitter<ServerEvents> {
     counters.jobs++;
     counters.timeMs += durationMs;
     if (this.#nodes.length > 1) {
-      let speed = this.#speeds.get(node);
-      if (!speed) this.#speeds.set(node, (speed = new NodeSpeed()));
+      const speed = this.#speedOf(node);
       speed.add(rec.hash, durationMs, rec.fn.estimate.value);
+      speed.quietSince = performance.now();
     }
     rec.fn.estimate.add(durationMs);
 
@@ -738,18 +879,30 @@ export class Server extends EventEmitter<ServerEvents> {
     }
   }
 
-  #onJobFailed(node: ComputeNode, rec: JobRecord, error: Error): void {
+  #onJobFailed(node: ComputeNode, rec: Dispatched, error: Error): void {
     this.#scheduleDrain();
+    if (rec instanceof BackupJob) {
+      // A copy that failed through no fault of the job's code (its worker died, it was
+      // cancelled): the original goes on.
+      if (rec.primary.backup === rec) rec.primary.backup = null;
+      return;
+    }
     // As for results: only the node that holds the job may fail it.
     if (!rec.live || rec.node !== node) return;
     this.#forget(rec);
+    this.#dropBackup(rec);
     this.#settle(rec, false, error);
   }
 
   /** Jobs a node gave back unstarted go to the front of the queue, in their order. */
-  #onRequeue(jobs: JobRecord[]): void {
+  #onRequeue(jobs: Dispatched[]): void {
     const back: JobRecord[] = [];
     for (const rec of jobs) {
+      if (rec instanceof BackupJob) {
+        // A copy that never started: the original still runs.
+        if (rec.primary.backup === rec) rec.primary.backup = null;
+        continue;
+      }
       if (!rec.live) continue;
       if (rec.settled) {
         this.#forget(rec);
@@ -792,6 +945,7 @@ export class Server extends EventEmitter<ServerEvents> {
 
   #cancel(rec: JobRecord, reason: unknown): void {
     if (!rec.live || rec.settled) return;
+    this.#dropBackup(rec);
     if (rec.node)
       rec.node.cancel(rec.id); // its outcome, when reported, is dropped
     else this.#forget(rec);
@@ -825,6 +979,9 @@ export class Server extends EventEmitter<ServerEvents> {
 }
 
 const NO_REFS: RefData[] = Object.freeze([]) as unknown as RefData[];
+
+/** What nodes report back: this server's job records, or backup copies of them. */
+type Dispatched = JobRecord | BackupJob;
 
 function checkNcpus(n: number): void {
   if (!Number.isInteger(n) || n < 0) {

@@ -34,6 +34,11 @@ export interface ServerStats {
   totalJobs: number;
   /** Jobs taken back unstarted from one node to run on another (work stealing). */
   stolen?: number;
+  /**
+   * Speculative execution: backup copies started, those that finished before the original,
+   * and the milliseconds that losing copies ran (CPU time spent for nothing).
+   */
+  backups?: { started: number; won: number; wastedMs: number };
 }
 
 /** Renders stats as pp's table. */
@@ -53,6 +58,11 @@ export function formatStats(stats: ServerStats): string {
   }
   lines.push(`Time elapsed since server creation ${stats.uptime.toFixed(4)}`);
   if (stats.stolen) lines.push(`${stats.stolen} jobs moved between nodes by work stealing`);
+  const b = stats.backups;
+  if (b?.started)
+    lines.push(
+      `${b.started} backup copies of late jobs, ${b.won} finished first; ${(b.wastedMs / 1000).toFixed(3)} s spent on losing copies`,
+    );
   lines.push(`${stats.activeJobs} active tasks, ${stats.ncpus} cores`);
   return lines.join('\n');
 }

@@ -249,3 +249,25 @@ export function planSteals(nodes: readonly NodeLoad[]): number[] {
   }
   return taken;
 }
+
+/**
+ * A running job is late once it has run this many times as long as jobs of its function
+ * take on its node (Spark's speculation multiplier).
+ */
+export const LATE_AFTER = 1.5;
+
+/**
+ * How long a job must have run on a node where such jobs take `msThere` before a backup copy
+ * on an idle node, where it would take `msHere` plus the link's round trip, is worth it: it
+ * must be late there, and the copy must be expected to take less than the job has already
+ * run (a job that ran long is likely to run longer still, as heavy tails go). Undefined while
+ * `msThere` is unknown.
+ */
+export function backupAfterMs(
+  msThere: number | undefined,
+  msHere: number | undefined,
+  rttHereMs: number,
+): number | undefined {
+  if (msThere === undefined) return undefined;
+  return Math.max(LATE_AFTER * msThere, (msHere ?? msThere) + rttHereMs);
+}

@@ -15,7 +15,18 @@ const MAX_RATIO = 8;
 /** Weight of older results in the overall figure, per result (a slow drift, not a jump). */
 const DECAY = 0.98;
 
+/**
+ * How often the server looks again at the end of a burst while some CPU idles and another
+ * node holds jobs: a node that stays silent is slower than it was thought to be.
+ */
+export const END_OF_BURST_RECHECK_MS = 20;
+
 export class NodeSpeed {
+  /**
+   * Since when the node has held jobs without finishing one (performance.now() ms): the last
+   * result, or the dispatch that found it holding none. Its silence bounds its speed.
+   */
+  quietSince = 0;
   readonly #perFunction = new Map<string, DurationEstimate>();
   #expected = 0;
   #actual = 0;

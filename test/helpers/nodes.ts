@@ -24,6 +24,8 @@ export async function startNode(opts: {
   args?: string[];
   /** Start it in its own process group (POSIX), so a test can signal it and its workers together. */
   detached?: boolean;
+  /** More environment variables for the node (its workers inherit them). */
+  env?: Record<string, string>;
 }): Promise<NodeProcess> {
   const child = spawn(
     process.execPath,
@@ -44,7 +46,7 @@ export async function startNode(opts: {
     ],
     {
       stdio: ['ignore', 'inherit', 'pipe'],
-      env: { ...process.env, PP_SECRET: opts.secret },
+      env: { ...process.env, ...opts.env, PP_SECRET: opts.secret },
       detached: opts.detached ?? false,
     },
   );
