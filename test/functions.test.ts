@@ -12,6 +12,7 @@ import {
   UndeclaredIdentifierError,
 } from '../src/functions/bundle.ts';
 import { compileBundle, moduleExportValue, RUNTIME_HELPERS } from '../src/functions/compile.ts';
+import { GLOBALS_MAX_DEPTH } from '../src/protocol/messages.ts';
 
 // Functions below are compiled by tsx, so their sources carry esbuild's __name helpers, as
 // real users' functions do.
@@ -384,6 +385,27 @@ describe('deps', () => {
     );
     assert.throws(() => getBundle({ fn: () => 1, globals: { f: () => 1 } }), /is a function; pass functions/);
     assert.throws(() => getBundle({ fn: () => 1, globals: { __name: 1 } }), /reserved/);
+  });
+
+  test('globals are checked once, as workers read them: plain values only, within the head limits', () => {
+    class Pt {
+      x = 1;
+    }
+    // Workers read globals with the definition, before its classes exist: no instances, deps or not.
+    assert.throws(
+      () => getBundle({ fn: () => 1, deps: [Pt], globals: { p: new Pt() } }),
+      /^TypeError: the globals of .* must be plain values .*globals\.p: an instance of class Pt cannot travel\. Pass class instances as arguments instead\.$/,
+    );
+    let deep: unknown = 0;
+    for (let i = 0; i < GLOBALS_MAX_DEPTH; i++) deep = [deep];
+    assert.doesNotThrow(() => getBundle({ fn: () => 1, globals: { deep } }));
+    assert.throws(
+      () => getBundle({ fn: () => 1, globals: { deep: [deep] } }),
+      new RegExp(
+        `^RangeError: the globals of .* nest too deep to be sent: globals\\.deep(\\[0\\]){${GLOBALS_MAX_DEPTH}} ` +
+          `is more than ${GLOBALS_MAX_DEPTH} levels down`,
+      ),
+    );
   });
 
   test('an anonymous class stored in a const keeps its name', async () => {

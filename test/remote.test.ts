@@ -1,9 +1,20 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { WebSocket } from 'ws';
-import { Server } from '../src/index.ts';
-import { ClientHandshake } from '../src/protocol/handshake.ts';
-import { encodeMessage } from '../src/protocol/messages.ts';
+import { WebSocket, WebSocketServer } from 'ws';
+import { getBundle } from '../src/functions/bundle.ts';
+import { JobSetupError, Server } from '../src/index.ts';
+import { decode, encode } from '../src/protocol/codec.ts';
+import { ClientHandshake, PROTOCOL_VERSION } from '../src/protocol/handshake.ts';
+import {
+  decodeMessage,
+  encodeMessage,
+  HEAD_LIMITS,
+  JobStatus,
+  type Message,
+  receivedBlob,
+  runMessage,
+} from '../src/protocol/messages.ts';
+import { clientHandshake, serverHandshake } from '../src/transport/secure-socket.ts';
 import { type NodeProcess, startNode } from './helpers/nodes.ts';
 
 const SECRET = 'test-secret-0123456789abcdef0123456789';
@@ -329,6 +340,98 @@ describe('remote nodes on 127.0.0.1', () => {
       assert.equal(await server.submit((x: number) => x * 2, [21]), 42);
     } finally {
       await server.close();
+    }
+  });
+
+  test('a definition the node cannot read within the head limits: its jobs fail with why; the connection stays', {
+    timeout: 30_000,
+  }, async () => {
+    const a = await node({ secret: SECRET });
+    // A client that skipped submit's check: globals nested past what heads allow.
+    const ws = new WebSocket(`ws://127.0.0.1:${a.port}/`);
+    await new Promise((r) => ws.once('open', r));
+    const socket = await clientHandshake(ws, new TextEncoder().encode(SECRET));
+    const got: Message[] = [];
+    let closed = '';
+    socket.on('message', (data) => got.push(decodeMessage(data)));
+    socket.on('close', (code, reason) => (closed = `${code} ${reason}`));
+    socket.resume();
+    try {
+      let deep: unknown = 0;
+      for (let i = 0; i < HEAD_LIMITS.maxDepth; i++) deep = { deep };
+      const { code, bindings, modules } = getBundle({ fn: (x: number) => x + 1 });
+      const def = {
+        hash: 'h-deep',
+        name: 'deep',
+        code,
+        bindings: [...bindings, 'G'],
+        modules,
+        globals: { G: deep },
+      };
+      socket.send(encodeMessage({ type: 'define', defs: [def] }));
+      socket.send(encodeMessage(runMessage([{ id: 5, hash: 'h-deep', blob: encode([undefined, [1]]) }])));
+      const failed = () => got.find((m) => m.type === 'failed');
+      for (const end = Date.now() + 10_000; !failed() && !closed && Date.now() < end; )
+        await new Promise((r) => setTimeout(r, 20));
+      assert.equal(closed, '', 'the node kept the connection');
+      const f = failed();
+      assert.ok(f?.type === 'failed', `a 'failed' answer; got ${JSON.stringify(got.map((m) => m.type))}`);
+      assert.deepEqual(f.ids, [5]);
+      const error = decode(receivedBlob(f.blobs[0]!)) as Error;
+      assert.match(
+        error.message,
+        /could not read the definition of deep: .*nesting deeper than maxDepth \(16\)/,
+      );
+    } finally {
+      ws.close();
+    }
+  });
+
+  test('a result the client cannot handle from a node settles its job with an error', {
+    timeout: 30_000,
+  }, async () => {
+    // A node that answers every job as 'could not start', with an outcome that does not read:
+    // a null-prototype object (no toString), then bytes that do not decode.
+    const secret = new TextEncoder().encode(SECRET);
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((r) => wss.once('listening', r));
+    const payloads = [encode(Object.create(null)), new Uint8Array([0xff, 0xff])];
+    let answered = 0;
+    wss.on('connection', async (ws) => {
+      const socket = await serverHandshake(ws, secret);
+      socket.on('message', (data) => {
+        const msg = decodeMessage(data);
+        if (msg.type === 'ping') socket.send(encodeMessage({ type: 'pong', t: msg.t }));
+        if (msg.type !== 'run') return;
+        for (const [id] of msg.jobs) {
+          const blob = payloads[answered++ % payloads.length]!;
+          socket.send(
+            encodeMessage({ type: 'done', results: [[id, JobStatus.SetupFailed, 0]], blobs: [blob] }),
+          );
+        }
+      });
+      socket.resume();
+      const info = { id: 'fake', name: 'fake', ncpus: 1, version: '0', protocol: PROTOCOL_VERSION };
+      socket.send(encodeMessage({ type: 'welcome', info }));
+    });
+    const port = (wss.address() as { port: number }).port;
+    const server = new Server({ ncpus: 0, ppservers: [`127.0.0.1:${port}`], secret: SECRET });
+    try {
+      await waitFor(() => server.getActiveNodes().length === 1, 10_000, 'the fake node');
+      const first = server.submit((x: number) => x, [1]);
+      await assert.rejects(
+        first,
+        (e: any) => e instanceof JobSetupError && /could not start/.test(e.message),
+      );
+      const second = server.submit((x: number) => x, [2]);
+      await assert.rejects(
+        second,
+        (e: any) => e instanceof JobSetupError && /could not be decoded/.test(e.message),
+      );
+      assert.equal(answered, 2, 'each job was answered once, and never sent again');
+    } finally {
+      await server.close();
+      await new Promise((r) => wss.close(r));
     }
   });
 });

@@ -4,10 +4,14 @@ declare const SALT: string;
 declare const crypto: typeof import('node:crypto');
 declare const fs: typeof import('node:fs');
 declare const worker_threads: typeof import('node:worker_threads');
+declare const G: unknown;
+declare const T: unknown[];
+declare const P: { norm(): number };
 
 import { after, describe, test } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { getBundle } from '../src/functions/bundle.ts';
 import {
   JobCancelledError,
   JobTimeoutError,
@@ -18,6 +22,11 @@ import {
   UndeclaredIdentifierError,
   WorkerCrashError,
 } from '../src/index.ts';
+import type { DispatchJob, NodeEvents } from '../src/nodes/compute-node.ts';
+import { wholeArgs } from '../src/nodes/job-args.ts';
+import { LocalPool } from '../src/nodes/local-pool.ts';
+import { decodeRange, encode } from '../src/protocol/codec.ts';
+import { type FunctionDefinition, GLOBALS_MAX_DEPTH, HEAD_LIMITS } from '../src/protocol/messages.ts';
 
 function isprime(n: number): boolean {
   if (n < 2) return false;
@@ -38,6 +47,13 @@ class Point {
   norm(): number {
     return Math.hypot(this.x, this.y);
   }
+}
+
+/** A value nested `levels` objects deep: { v: { v: ... 0 } }. */
+function nested(levels: number): unknown {
+  let v: unknown = 0;
+  for (let i = 0; i < levels; i++) v = { v };
+  return v;
 }
 
 const alive = (pid: number) => {
@@ -133,6 +149,41 @@ describe('Server on local processes', () => {
     const job = server.submit(md5, ['abc'], { modules: ['node:crypto'], globals: { SALT: '!' } });
     const { createHash } = await import('node:crypto');
     assert.equal(await job, createHash('md5').update('abc!').digest('hex'));
+  });
+
+  test('globals a worker could not read are refused at submit, saying what to do; globals at the limit run', async () => {
+    const depthOf = (x: unknown): number => {
+      let d = 0;
+      for (; x !== null && typeof x === 'object'; d++) x = (x as { v: unknown }).v;
+      return d;
+    };
+    const readG = () => depthOf(G);
+    const ok = server.submit(readG, [], { deps: [depthOf], globals: { G: nested(GLOBALS_MAX_DEPTH) } });
+    assert.equal(await ok, GLOBALS_MAX_DEPTH);
+    assert.throws(
+      () => server.submit(readG, [], { deps: [depthOf], globals: { G: nested(GLOBALS_MAX_DEPTH + 8) } }),
+      (e: any) =>
+        e instanceof RangeError &&
+        e.message.includes(
+          `the globals of readG nest too deep to be sent: globals.G${'.v'.repeat(GLOBALS_MAX_DEPTH)} `,
+        ) &&
+        e.message.includes(`more than ${GLOBALS_MAX_DEPTH} levels down`) &&
+        e.message.includes(`at most ${HEAD_LIMITS.maxDepth} levels deep`) &&
+        e.message.endsWith('Pass deeply nested data as an argument instead.'),
+    );
+    assert.throws(
+      () => server.submit(() => T.length, [], { globals: { T: new Array(HEAD_LIMITS.maxItems).fill(0) } }),
+      new RegExp(
+        `hold too many values to be sent: .*at most ${HEAD_LIMITS.maxItems} values.*server\\.put\\(\\)`,
+      ),
+    );
+    // Instances of dep classes either: globals are read before the function's classes exist.
+    assert.throws(
+      () => server.submit(() => P.norm(), [], { deps: [Point], globals: { P: new Point(3, 4) } }),
+      /the globals of .* must be plain values.*Point.*Pass class instances as arguments instead\./,
+    );
+    // As the message says: deep data goes as an argument.
+    assert.equal(await server.submit(depthOf, [nested(100)]), 100);
   });
 
   test('a job that throws rejects with its own error; other jobs go on', async () => {
@@ -601,3 +652,88 @@ describe('Server on worker threads', () => {
   test('a job cancelled while it waits behind a running job inside a worker never starts', () =>
     cancelQueuedInWorker('thread'));
 });
+
+/**
+ * Defence behind submit's check: messages a worker cannot read, as a sender that skipped it
+ * would send them, straight to a pool. Each job must be answered, never left waiting.
+ */
+for (const isolation of ['process', 'thread'] as const) {
+  describe(`a worker (${isolation}) sent a message it cannot read`, () => {
+    /** A pool of one worker, and what it reported of each job, as readable lines. */
+    function pool(): { pool: LocalPool; outcomes: Map<number, string> } {
+      const outcomes = new Map<number, string>();
+      const events: NodeEvents = {
+        onResult: (_n, job, status, _ms, bytes, start, end) => {
+          const value = decodeRange(bytes, start, end);
+          outcomes.set(job.id, `status ${status}: ${value instanceof Error ? value.message : value}`);
+        },
+        onJobFailed: (_n, job, error) => outcomes.set(job.id, `failed: ${error.name}: ${error.message}`),
+        onRequeue: (_n, jobs) => {
+          for (const j of jobs) outcomes.set(j.id, 'requeued');
+        },
+        onCapacity: () => {},
+      };
+      return { pool: new LocalPool({ ncpus: 1, isolation }, events), outcomes };
+    }
+    const dispatch = (id: number, def: FunctionDefinition, args: unknown[]): DispatchJob => ({
+      id,
+      hash: def.hash,
+      name: def.name,
+      definition: () => def,
+      args: wholeArgs(encode([undefined, args])),
+      estimatedMs: undefined,
+      timeoutMs: undefined,
+      refs: [],
+    });
+    const definition = (fn: Function, globals: Record<string, unknown> = {}): FunctionDefinition => {
+      const { hash, name, code, bindings, modules } = getBundle({ fn });
+      return { hash, name, code, bindings: [...bindings, ...Object.keys(globals)], modules, globals };
+    };
+    const until = async (cond: () => boolean, what: string) => {
+      for (const end = Date.now() + 10_000; !cond(); await new Promise((r) => setTimeout(r, 10)))
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    };
+    const double = (x: number) => x * 2;
+
+    test('a definition past the head limits: its job fails with why, the next job runs', {
+      timeout: 30_000,
+    }, async () => {
+      const { pool: p, outcomes } = pool();
+      try {
+        const deep = definition(() => 1, { G: nested(HEAD_LIMITS.maxDepth) });
+        p.dispatch([dispatch(1, deep, []), dispatch(2, definition(double), [21])]);
+        await until(() => outcomes.size === 2, 'both outcomes');
+        assert.match(
+          outcomes.get(1)!,
+          /^status 2: the worker could not read the 'define' message .*nesting deeper than maxDepth \(16\)/,
+        );
+        assert.equal(outcomes.get(2), 'status 0: 42');
+      } finally {
+        await p.close();
+      }
+    });
+
+    test('a message it cannot read at all: it is replaced, its job fails with why, the others come back', {
+      timeout: 30_000,
+    }, async () => {
+      const { pool: p, outcomes } = pool();
+      try {
+        const malformed = { ...definition(() => 1), code: 42 as unknown as string };
+        p.dispatch([dispatch(1, malformed, []), dispatch(2, definition(double), [21])]);
+        await until(() => outcomes.size === 2, 'both outcomes');
+        assert.match(
+          outcomes.get(1)!,
+          /^failed: JobSetupError: .*\(job 1\) did not finish: the worker could not read a message from the server: malformed 'define' message/,
+        );
+        assert.equal(outcomes.get(2), 'requeued');
+        const again = dispatch(3, definition(double), [4]);
+        await until(() => p.ncpus === 1 && p.freeSlots(undefined, 0) > 0, 'a new worker');
+        p.dispatch([again]);
+        await until(() => outcomes.has(3), 'a job on the new worker');
+        assert.equal(outcomes.get(3), 'status 0: 8');
+      } finally {
+        await p.close();
+      }
+    });
+  });
+}

@@ -1,10 +1,18 @@
 // The runtime inside a worker (src/worker/runtime.ts), driven directly through a fake channel:
-// what it answers to 'withdraw' and 'cancel' that arrive while a job runs.
+// what it answers to 'withdraw' and 'cancel' that arrive while a job runs, and to messages
+// whose heads break the head limits.
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, test } from 'node:test';
 import { getBundle } from '../src/functions/bundle.ts';
-import { encode } from '../src/protocol/codec.ts';
-import { decodeMessage, encodeMessage, type Message, runMessage } from '../src/protocol/messages.ts';
+import { decode, encode } from '../src/protocol/codec.ts';
+import {
+  decodeMessage,
+  encodeMessage,
+  HEAD_LIMITS,
+  type Message,
+  receivedBlob,
+  runMessage,
+} from '../src/protocol/messages.ts';
 import { joinFrame } from '../src/transport/frames.ts';
 import { WorkerRuntime } from '../src/worker/runtime.ts';
 
@@ -73,4 +81,51 @@ test('cancel sent while a job runs: the cancelled job never starts', async () =>
   await settle();
   assert.deepEqual(sent, ['done 1 status 0', 'done 2 status 3', 'done 3 status 0']);
   assert.deepEqual(unhandled, []);
+});
+
+/** A value nested `levels` objects deep. */
+const nested = (levels: number): unknown => {
+  let v: unknown = 0;
+  for (let i = 0; i < levels; i++) v = { v };
+  return v;
+};
+
+test('a definition whose head breaks the head limits: its jobs fail as they come, and the runtime goes on', async () => {
+  const { rt, sent } = runtime();
+  // What a sender that skipped submit's check would send: globals nested past what heads allow.
+  const deep = getBundle({ fn: spin });
+  const def = {
+    hash: 'deep-hash',
+    name: 'deep',
+    code: deep.code,
+    bindings: ['G'],
+    modules: [],
+    globals: { G: nested(HEAD_LIMITS.maxDepth) },
+  };
+  assert.doesNotThrow(() => rt.receive(frame({ type: 'define', defs: [def] })));
+  rt.receive(frame(runMessage([{ id: 1, hash: 'deep-hash', blob: encode([undefined, [0]]) }, job(2, 0)])));
+  for (const end = Date.now() + 5000; sent.length < 2 && Date.now() < end; ) await settle();
+  assert.deepEqual(sent, ['done 1 status 2', 'done 2 status 0']);
+  assert.deepEqual(unhandled, []);
+});
+
+test('a run message whose head breaks the head limits: its jobs fail at once, and the runtime goes on', () => {
+  const replies: Message[] = [];
+  const rt = new WorkerRuntime({
+    send: (parts) => replies.push(decodeMessage(joinFrame(parts, false))),
+    sendFrame: () => assert.fail('no result frames expected'),
+  });
+  // One job that names more Refs than a head may hold values.
+  const refs = Array.from({ length: HEAD_LIMITS.maxItems }, (_, i) => ({ id: String(i) }));
+  const run = runMessage([{ id: 7, hash: bundle.hash, refs, blob: encode([undefined, [0]]) }]);
+  assert.doesNotThrow(() => rt.receive(frame(run)));
+  assert.equal(replies.length, 1);
+  const reply = replies[0]!;
+  assert.ok(reply.type === 'done');
+  assert.deepEqual(
+    reply.results.map(([id, status]) => [id, status]),
+    [[7, 2]],
+  );
+  const error = decode(receivedBlob(reply.blobs[0]!)) as Error;
+  assert.match(error.message, /could not read the 'run' message.*more than 1000000 values/);
 });

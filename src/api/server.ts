@@ -579,7 +579,6 @@ export class Server extends EventEmitter<ServerEvents> {
   #functionOf(bundle: FunctionBundle): FunctionEntry {
     let entry = this.#functions.get(bundle);
     if (!entry) {
-      checkGlobals(bundle);
       let estimate = this.#estimates.get(bundle.hash);
       if (!estimate) this.#estimates.set(bundle.hash, (estimate = new DurationEstimate()));
       entry = new FunctionEntry(bundle, makeClassRegistry([...bundle.classes, REF_CLASS]), estimate);
@@ -850,33 +849,25 @@ export class Server extends EventEmitter<ServerEvents> {
     }
     rec.fn.estimate.add(durationMs);
 
-    let value: unknown;
+    // The job is forgotten now: whatever the node sent, it must settle here, never throw.
+    let ok = false;
+    let outcome: unknown;
     try {
-      value = decodeRange(bytes, start, end, rec.fn.registry);
+      const value = decodeRange(bytes, start, end, rec.fn.registry);
+      if (status === JobStatus.Ok) {
+        ok = true;
+        outcome = value;
+      } else if (status === JobStatus.Threw) outcome = markError(value, rec, node);
+      else
+        outcome = new JobSetupError(`${rec.name} could not start on ${node.id}: ${messageOf(value)}`, {
+          cause: value,
+        });
     } catch (error) {
-      this.#settle(
-        rec,
-        false,
-        new JobSetupError(`the outcome of ${rec.name} could not be decoded`, { cause: error }),
-      );
-      return;
+      outcome = new JobSetupError(`the outcome of ${rec.name} from ${node.id} could not be decoded`, {
+        cause: error,
+      });
     }
-    switch (status) {
-      case JobStatus.Ok:
-        this.#settle(rec, true, value);
-        return;
-      case JobStatus.Threw:
-        this.#settle(rec, false, markError(value, rec, node));
-        return;
-      default:
-        this.#settle(
-          rec,
-          false,
-          new JobSetupError(`${rec.name} could not start on ${node.id}: ${messageOf(value)}`, {
-            cause: value,
-          }),
-        );
-    }
+    this.#settle(rec, ok, outcome);
   }
 
   #onJobFailed(node: ComputeNode, rec: Dispatched, error: Error): void {
@@ -1023,19 +1014,6 @@ function encodeArgs(
   }
 }
 
-/** Globals travel with the function's definition, before its classes exist: plain values only. */
-function checkGlobals(bundle: FunctionBundle): void {
-  if (Object.keys(bundle.globals).length === 0) return;
-  try {
-    encode(bundle.globals, undefined, 'globals');
-  } catch (error) {
-    throw new TypeError(
-      `the globals of ${bundle.name} must be plain values (numbers, strings, arrays, objects, Maps...): ` +
-        `${(error as Error).message.replace(/: pass the class in deps.*$/, '')}. Pass class instances as arguments instead.`,
-    );
-  }
-}
-
 function abortError(name: string, reason: unknown): Error {
   if (reason instanceof Error) return reason;
   const e = new JobCancelledError(`${name} was cancelled`);
@@ -1043,8 +1021,14 @@ function abortError(name: string, reason: unknown): Error {
   return e;
 }
 
+/** A decoded value's message; never throws (a null-prototype object has no toString). */
 function messageOf(value: unknown): string {
-  return value instanceof Error ? value.message : String(value);
+  if (value instanceof Error) return String(value.message);
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
 }
 
 /** Marks a job's own error with where it ran, keeping its class, name, message and stack. */

@@ -16,7 +16,8 @@
 import { createHash } from 'node:crypto';
 import { builtinModules } from 'node:module';
 import { PPError } from '../errors.ts';
-import { encode, makeClassRegistry } from '../protocol/codec.ts';
+import { encode } from '../protocol/codec.ts';
+import { definitionProblem, GLOBALS_MAX_DEPTH, HEAD_LIMITS } from '../protocol/messages.ts';
 import { analyzeSource, NATIVE_SOURCE_MESSAGE, type SourceInfo } from './analyze.ts';
 import { RUNTIME_HELPERS } from './compile.ts';
 
@@ -614,9 +615,9 @@ function assemble(a: Assembly): FunctionBundle {
   const modules = a.modules;
   const bindings = [...modules.map(([b]) => b), ...globalNames, ...helpers];
   const classes = classUnits.map((u): [string, Function] => [u.name, u.fn]);
-  const encodedGlobals = encodeGlobals(a.globals, classes, a.display);
+  const encodedGlobals = encodeGlobals(a.globals, a.display);
   const hash = hashBundle(a.display, code, modules, globalNames, bindings, encodedGlobals);
-  return Object.freeze({
+  const bundle: FunctionBundle = Object.freeze({
     hash,
     name: a.display,
     code,
@@ -625,6 +626,30 @@ function assemble(a: Assembly): FunctionBundle {
     globals: Object.freeze(a.globals),
     classes: Object.freeze(classes) as Array<[string, Function]>,
   });
+  if (encodedGlobals) checkDefinitionFits(bundle);
+  return bundle;
+}
+
+/**
+ * Globals travel in the head of the message that defines the function, which workers and
+ * nodes decode with {@link HEAD_LIMITS}: globals past them would be refused there, after
+ * submit, so they are refused here. (Without globals a head is always within the limits.)
+ */
+function checkDefinitionFits(b: FunctionBundle): void {
+  const { hash, name, code, bindings, modules, globals } = b;
+  const problem = definitionProblem({ hash, name, code, bindings, modules, globals });
+  if (!problem) return;
+  const { limit, path, error } = problem;
+  throw new RangeError(
+    limit === 'depth'
+      ? `the globals of ${name} nest too deep to be sent: ${path} is more than ${GLOBALS_MAX_DEPTH} levels down, ` +
+          `the most globals may nest (they travel in a message head that workers decode at most ` +
+          `${HEAD_LIMITS.maxDepth} levels deep). Pass deeply nested data as an argument instead.`
+      : `the globals of ${name} hold too many values to be sent: they travel in a message head that workers ` +
+          `decode with at most ${HEAD_LIMITS.maxItems} values, counting every element and key (a typed array ` +
+          `counts as one). Pass large data as an argument instead, or store it once with server.put() and pass the Ref.`,
+    { cause: error },
+  );
 }
 
 /** `class A {...}` / `function f() {...}` as they are when the source declares the right name, else a const. */
@@ -702,19 +727,23 @@ function listNames(names: string[]): string {
 
 /**
  * The globals' bytes for the hash (the codec names the offending value: `globals.x: ...`).
- * Encoded with the bundle's classes, so instances of dep classes are accepted here.
+ * Encoded without the bundle's classes: a worker decodes globals with the definition, before
+ * the classes exist, so they must be plain values.
  */
-function encodeGlobals(
-  globals: Record<string, unknown>,
-  classes: Array<[string, Function]>,
-  display: string,
-): Uint8Array | undefined {
+function encodeGlobals(globals: Record<string, unknown>, display: string): Uint8Array | undefined {
   if (Object.keys(globals).length === 0) return undefined;
   try {
-    return encode(globals, classes.length ? makeClassRegistry(classes) : undefined, 'globals');
+    return encode(globals, undefined, 'globals');
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new TypeError(`${display} cannot be sent: ${reason}`, { cause: error });
+    const message = error instanceof Error ? error.message : String(error);
+    // The codec's advice for instances (pass the class in deps) does not hold for globals.
+    const reason = message.replace(/: pass the class in deps.*$/, '');
+    const advice = reason === message ? '' : ' Pass class instances as arguments instead.';
+    throw new TypeError(
+      `the globals of ${display} must be plain values (numbers, strings, arrays, objects, Maps...): ` +
+        `${reason}.${advice}`,
+      { cause: error },
+    );
   }
 }
 

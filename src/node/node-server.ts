@@ -231,11 +231,51 @@ export class NodeServer {
     this.armIdleTimer();
   }
 
+  /**
+   * @internal A message whose head broke the head limits (HEAD_LIMITS; a client checks them at
+   * submit, so this takes one that did not). Read again within the codec's own limits, it tells
+   * what it was about: a definition's jobs then fail as they come, a run's jobs at once, instead
+   * of the connection closing and the client sending the same message again forever. Returns
+   * false when the message is none of those (the caller closes the connection).
+   */
+  refused(s: ClientSession, frame: Uint8Array, error: Error): boolean {
+    let msg: Message;
+    try {
+      msg = decodeMessage(frame, {});
+    } catch {
+      return false;
+    }
+    this.opts.logger.warn('could not read a message within the limits: failing its jobs', {
+      peer: s.peer,
+      type: msg.type,
+      error,
+    });
+    if (msg.type === 'define') {
+      for (const def of msg.defs) {
+        s.defs.delete(def.hash);
+        s.unreadable.set(
+          def.hash,
+          new Error(`the node could not read the definition of ${def.name}: ${error.message}`),
+        );
+      }
+      return true;
+    }
+    if (msg.type === 'run') {
+      for (const [clientId] of msg.jobs)
+        s.sendFailed(clientId, new Error(`the node could not read the job it was sent: ${error.message}`));
+      return true;
+    }
+    return false;
+  }
+
   /** @internal A decoded message from an authenticated client. */
   handle(s: ClientSession, msg: Message): void {
     switch (msg.type) {
       case 'define':
-        for (const def of msg.defs) s.defs.set(def.hash, { ...def, hash: contentHash(def) });
+        for (const def of msg.defs) {
+          s.defs.set(def.hash, { ...def, hash: contentHash(def) });
+          s.unreadable.delete(def.hash);
+        }
         return;
       case 'put':
         msg.refs.forEach((ref, i) => {
@@ -293,8 +333,9 @@ export class NodeServer {
       if (data) refs.push(data);
     }
     if (!def || refs.length !== refIds.length) {
+      const unreadable = def ? undefined : s.unreadable.get(hash);
       const what = def ? 'a Ref it was never sent' : `function ${hash.slice(0, 12)} it was never sent`;
-      s.sendFailed(clientId, new Error(`protocol error: the node got a job for ${what}`));
+      s.sendFailed(clientId, unreadable ?? new Error(`protocol error: the node got a job for ${what}`));
       return;
     }
     const id = nextInternalId++;
@@ -456,6 +497,8 @@ export class NodeServer {
 /** One authenticated client connection. */
 class ClientSession {
   readonly defs = new Map<string, FunctionDefinition>();
+  /** Why definitions this client sent could not be read, by its hash (see NodeServer.refused). */
+  readonly unreadable = new Map<string, Error>();
   readonly refs = new Map<string, RefData>();
   readonly byClientId = new Map<number, number>();
   open = true;
@@ -475,7 +518,12 @@ class ClientSession {
       this.lastHeard = Date.now();
       let msg: Message;
       try {
-        msg = decodeMessage(data);
+        try {
+          msg = decodeMessage(data);
+        } catch (error) {
+          if (error instanceof MessageError && node.refused(this, data, error)) return;
+          throw error;
+        }
         node.handle(this, msg);
       } catch (error) {
         node.logger.warn('closing connection: bad message', { peer, error });

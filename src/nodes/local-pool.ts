@@ -6,7 +6,7 @@
  * only unbalances the pool). The depth comes from the function's measured mean run time
  * (scheduler/depth.ts).
  */
-import { JobCancelledError, JobTimeoutError, WorkerCrashError } from '../errors.ts';
+import { JobCancelledError, JobSetupError, JobTimeoutError, WorkerCrashError } from '../errors.ts';
 import {
   type BlobParts,
   encodeMessage,
@@ -198,7 +198,8 @@ export class LocalPool implements ComputeNode {
         defs.push(job.definition());
       }
     }
-    if (defs.length > 0) w.send(encodeMessage({ type: 'define', defs }));
+    // One definition per message: each was checked alone against the head limits (functions/bundle.ts).
+    for (const def of defs) w.send(encodeMessage({ type: 'define', defs: [def] }));
     const refs: string[] = [];
     const refBlobs: Uint8Array[] = [];
     for (const job of batch) {
@@ -351,6 +352,10 @@ export class LocalPool implements ComputeNode {
       this.takeBack(w, msg.ids);
       return;
     }
+    if (msg.type === 'bye') {
+      w.farewell = msg.reason; // it exits next: see onExit
+      return;
+    }
     if (msg.type !== 'done') return;
     for (let i = 0; i < msg.results.length; i++) {
       const [id, status, durationMs] = msg.results[i]!;
@@ -461,7 +466,13 @@ export class LocalPool implements ComputeNode {
     } else if ((reason === null || reason.kind === 'retire') && w.ready && left.length > 0) {
       // (A retiring worker is stopped only once it holds no job: holding one, it crashed.)
       culprit = left[0];
-      error = crashError(w, exit, nameOf(culprit!), culprit!);
+      // A worker that could not read a message exits (worker/entry.ts): its running job fails
+      // with why, so that a message it can never read fails a job each time, never loops.
+      error = w.farewell
+        ? new JobSetupError(
+            `${nameOf(culprit!)} (job ${culprit}) did not finish: ${w.farewell}. The worker was replaced; other jobs go on.`,
+          )
+        : crashError(w, exit, nameOf(culprit!), culprit!);
     } else if (reason === null && !w.ready) {
       this.startFailures++;
     }

@@ -195,7 +195,8 @@ export class RemoteNode implements ComputeNode {
       }
       this.placed.set(job.id, job);
     }
-    if (defs.length > 0) socket.send(encodeMessage({ type: 'define', defs }));
+    // One definition per message: each was checked alone against the head limits (functions/bundle.ts).
+    for (const def of defs) socket.send(encodeMessage({ type: 'define', defs: [def] }));
     if (refs.length > 0) socket.send(encodeMessage({ type: 'put', refs, blobs: refBlobs }));
     // Several run messages when the jobs are large: a message over CHUNK_BYTES travels in
     // chunks that the node has to join (a copy of the whole message) before decoding it.

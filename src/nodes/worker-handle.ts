@@ -146,6 +146,8 @@ export class WorkerHandle {
   readonly knownRefs = new Set<string>();
   /** Why we are stopping it, if we are; decides how its in-flight jobs are reported. */
   stopReason: { kind: 'timeout' | 'cancel'; jobId: number } | { kind: 'retire' | 'close' } | null = null;
+  /** Why the worker said it stops on its own ('bye': it could not read a message), if it did. */
+  farewell: string | null = null;
   /** When the job at the head of `inFlight` started running (estimated), for timeouts. */
   headTimer: NodeJS.Timeout | null = null;
 

@@ -11,7 +11,7 @@
  * Heads from the network are checked field by field: a peer that sends a wrong shape gets a
  * MessageError, never a crash deeper in.
  */
-import { decode, encode } from './codec.ts';
+import { CodecError, type DecodeLimits, decode, encode } from './codec.ts';
 
 /** What a worker needs to compile a function once; sent the first time it sees the hash. */
 export interface FunctionDefinition {
@@ -212,18 +212,75 @@ export class MessageError extends Error {
   override name = 'MessageError';
 }
 
-/** Limits for heads that come from the network (they hold ids, hashes and definitions). */
-const HEAD_LIMITS = { maxDepth: 16, maxItems: 1_000_000 };
+/**
+ * Limits for heads that come from the network (they hold ids, hashes and definitions). Every
+ * receiver decodes heads with them, workers included; a definition's globals travel in a head,
+ * so they are what bounds globals (see {@link definitionProblem}).
+ */
+export const HEAD_LIMITS: Readonly<Required<Omit<DecodeLimits, 'maxBytes'>>> = Object.freeze({
+  maxDepth: 16,
+  maxItems: 1_000_000,
+});
 
-/** Decodes one message; blobs are views into `frame` (no copy). */
-export function decodeMessage(frame: Uint8Array): Message {
+/**
+ * Levels of a 'define' head above the values of a definition's globals: the head, its list of
+ * definitions, the definition, the globals object. A global may nest this many levels fewer
+ * than {@link HEAD_LIMITS} allows (only used to say so: the check itself decodes the head).
+ */
+const DEFINE_LEVELS_ABOVE_GLOBALS = 4;
+
+/** How deep a value in a definition's globals may nest (a global that is a number: 0 levels). */
+export const GLOBALS_MAX_DEPTH = HEAD_LIMITS.maxDepth - DEFINE_LEVELS_ABOVE_GLOBALS;
+
+/** Why a definition cannot be sent: its 'define' head breaks {@link HEAD_LIMITS}. */
+export interface DefinitionProblem {
+  /** Nested too deep, or holds too many values. */
+  limit: 'depth' | 'items';
+  /** Where the decoder gave up, from the definition: `globals.table.rows[3]`. */
+  path: string;
+  /** The decoder's error. */
+  error: CodecError;
+}
+
+/**
+ * Why a receiver would refuse the head of the 'define' message that carries `def` alone, or
+ * null. The head is encoded and decoded here exactly as it travels and as receivers read it,
+ * so this check cannot disagree with them. (Senders put each definition in a message of its
+ * own, so that definitions checked one by one never add up past the limits together.)
+ */
+export function definitionProblem(def: FunctionDefinition): DefinitionProblem | null {
+  const head = encodeMessage({ type: 'define', defs: [def] })[1]!;
+  try {
+    decode(head, undefined, HEAD_LIMITS);
+    return null;
+  } catch (error) {
+    if (!(error instanceof CodecError)) throw error;
+    // Which limit: the same head again without the item limit.
+    let limit: DefinitionProblem['limit'] = 'items';
+    try {
+      decode(head, undefined, { maxDepth: HEAD_LIMITS.maxDepth, maxItems: Number.MAX_SAFE_INTEGER });
+    } catch {
+      limit = 'depth';
+    }
+    // The codec names the path from the head: value[1][0] is the definition.
+    const path = error.path.replace(/^value\[1\]\[0\]\.?/, '');
+    return { limit, path, error };
+  }
+}
+
+/**
+ * Decodes one message; blobs are views into `frame` (no copy). `limits` bound the head; only a
+ * receiver that got a head refused under {@link HEAD_LIMITS} reads it again with wider ones, to
+ * learn which jobs to fail.
+ */
+export function decodeMessage(frame: Uint8Array, limits: DecodeLimits = HEAD_LIMITS): Message {
   if (frame.byteLength < 4) throw new MessageError('message shorter than its head length');
   const view = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
   const headLen = view.readUInt32BE(0);
   if (headLen > view.length - 4) throw new MessageError('message head runs past the frame');
   let head: unknown;
   try {
-    head = decode(view.subarray(4, 4 + headLen), undefined, HEAD_LIMITS);
+    head = decode(view.subarray(4, 4 + headLen), undefined, limits);
   } catch (error) {
     throw new MessageError(`message head does not decode: ${(error as Error).message}`);
   }

@@ -17,6 +17,17 @@ import { WorkerRuntime } from './runtime.ts';
 /** The socket pair to the server (see nodes/worker-handle.ts). */
 const CHANNEL_FD = 3;
 
+/**
+ * A message from the server that cannot be read at all (runtime.receive threw): which jobs it
+ * carried is unknown, so the worker tells the server why ('bye') and exits, to be replaced; the
+ * pool then fails the job it ran and runs the others elsewhere (nodes/local-pool.ts).
+ */
+function unreadable(send: (parts: Uint8Array[]) => void, error: unknown): void {
+  const reason = `the worker could not read a message from the server: ${error instanceof Error ? error.message : String(error)}`;
+  console.error(`pp-node worker ${process.pid}: ${reason}`);
+  send(encodeMessage({ type: 'bye', reason }));
+}
+
 function reportStray(runtime: WorkerRuntime, kind: string) {
   return (error: unknown) => {
     if (runtime.strayError(error)) return;
@@ -28,12 +39,13 @@ function reportStray(runtime: WorkerRuntime, kind: string) {
 if (!isMainThread && parentPort) {
   const port = parentPort;
   const arena = (workerData as { arena?: ArenaHandle } | null)?.arena;
+  const send = (parts: Uint8Array[]) => {
+    const frame = joinFrame(parts, false);
+    port.postMessage(frame.buffer, [frame.buffer as ArrayBuffer]);
+  };
   const runtime = new WorkerRuntime(
     {
-      send(parts) {
-        const frame = joinFrame(parts, false);
-        port.postMessage(frame.buffer, [frame.buffer as ArrayBuffer]);
-      },
+      send,
       sendFrame(buf, start, end) {
         // Threads take messages whole: no frame header.
         const payload = new Uint8Array(end - start - FRAME_HEADER_BYTES);
@@ -43,7 +55,17 @@ if (!isMainThread && parentPort) {
     },
     arena ? arenaReader(arena) : undefined,
   );
-  port.on('message', (data: ArrayBuffer) => runtime.receive(Buffer.from(data)));
+  let broken = false;
+  port.on('message', (data: ArrayBuffer) => {
+    if (broken) return;
+    try {
+      runtime.receive(Buffer.from(data));
+    } catch (error) {
+      broken = true;
+      unreadable(send, error);
+      process.exit(1);
+    }
+  });
   process.on('uncaughtException', reportStray(runtime, 'uncaught exception'));
   process.on('unhandledRejection', reportStray(runtime, 'unhandled rejection'));
   port.postMessage(joinFrame(encodeMessage({ type: 'ready', pid: process.pid }), false).buffer);
@@ -84,7 +106,18 @@ if (!isMainThread && parentPort) {
   delete process.env.PP_NODE_ARENA_FD;
   const arena = Number.isInteger(arenaFd) ? arenaReader({ kind: 'file', fd: arenaFd }) : undefined;
   const runtime = new WorkerRuntime({ send, sendFrame, flushed }, arena);
-  const reader = new FrameReader((bytes, start, end) => runtime.receive(bytes.subarray(start, end)));
+  let broken = false;
+  const reader = new FrameReader((bytes, start, end) => {
+    if (broken) return;
+    try {
+      runtime.receive(bytes.subarray(start, end));
+    } catch (error) {
+      // Not thrown on: the reader would lose the rest of the chunk, and the worker go on without it.
+      broken = true;
+      unreadable(send, error);
+      void (flushed() ?? Promise.resolve()).then(() => process.exit(1));
+    }
+  });
   socket.on('data', (chunk: Buffer) => reader.push(chunk));
   // The server is gone (or closed the channel): nothing more can be delivered.
   socket.on('end', () => process.exit(0));

@@ -28,6 +28,7 @@ import {
   encodeMessage,
   type FunctionDefinition,
   JobStatus,
+  type Message,
   receivedBlob,
 } from '../protocol/messages.ts';
 import { RESULT_HEAD_ROOM, writeResultHead } from '../protocol/result-frame.ts';
@@ -88,6 +89,8 @@ const RESULT_SCRATCH_BYTES = 64 * 1024;
 
 export class WorkerRuntime {
   private readonly definitions = new Map<string, FunctionDefinition>();
+  /** Why definitions this worker was sent could not be read, by hash (see refused()). */
+  private readonly unreadable = new Map<string, Error>();
   private readonly cache = new Map<string, CacheEntry>();
   private readonly queue: QueuedJob[] = [];
   private queueHead = 0;
@@ -105,13 +108,23 @@ export class WorkerRuntime {
     private readonly arena?: ArenaRead,
   ) {}
 
-  /** Handles one message frame from the server. */
+  /**
+   * Handles one message frame from the server. Throws only when the message cannot be read at
+   * all: then the worker cannot know which jobs it lost, and must be replaced (see entry.ts).
+   */
   receive(frame: Buffer): void {
-    const msg = decodeMessage(frame);
+    let msg: Message;
+    try {
+      msg = decodeMessage(frame);
+    } catch (error) {
+      this.refused(frame, error as Error);
+      return;
+    }
     switch (msg.type) {
       case 'define':
         for (const def of msg.defs) {
           this.definitions.set(def.hash, def);
+          this.unreadable.delete(def.hash);
           this.cache.delete(def.hash);
         }
         break;
@@ -149,6 +162,32 @@ export class WorkerRuntime {
       default:
         throw new Error(`worker got an unexpected '${msg.type}' message`);
     }
+  }
+
+  /**
+   * A message whose head broke the head limits (protocol/messages.ts HEAD_LIMITS; submit checks
+   * them, so this takes a sender that did not). Read again within the codec's own limits, it
+   * tells what it was about, and that is failed rather than dropped: a definition's jobs fail
+   * as they come, a run's jobs at once. Unreadable even so, it is rethrown.
+   */
+  private refused(frame: Buffer, error: Error): void {
+    let msg: Message;
+    try {
+      msg = decodeMessage(frame, {});
+    } catch {
+      throw error;
+    }
+    const why = `the worker could not read the '${msg.type}' message it was sent: ${error.message}`;
+    if (msg.type === 'define') {
+      for (const def of msg.defs) {
+        this.definitions.delete(def.hash);
+        this.cache.delete(def.hash);
+        this.unreadable.set(def.hash, new Error(why));
+      }
+    } else if (msg.type === 'run') {
+      const failure = encodeError(new Error(why), undefined);
+      for (const [id] of msg.jobs) this.reply(id, JobStatus.SetupFailed, 0, failure);
+    } else throw error;
   }
 
   /** Called for errors thrown outside any call stack of ours (timers, stray promises). */
@@ -328,7 +367,12 @@ export class WorkerRuntime {
     const hit = this.cache.get(hash);
     if (hit) return hit;
     const def = this.definitions.get(hash);
-    if (!def) return { error: new Error(`worker has no definition for function ${hash}: protocol error`) };
+    if (!def)
+      return {
+        error:
+          this.unreadable.get(hash) ??
+          new Error(`worker has no definition for function ${hash}: protocol error`),
+      };
     const made = compileDefinition(def);
     this.cache.set(hash, made);
     if (made instanceof Promise) void made.then((done) => this.cache.set(hash, done));
