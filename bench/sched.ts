@@ -549,27 +549,48 @@ function wifiScenario(name: string, title: string, jobs: (round: number) => numb
 /** Client CPU per job: 10,000 tiny jobs on the local pool (2 workers), after a warm-up. */
 function cpuScenario(): Scenario {
   const JOBS = 10_000;
+  const BURSTS = 3;
   return {
     name: 'cpu',
     title: `client CPU per job, ${JOBS.toLocaleString('en-US')} tiny jobs on the local pool (ncpus: 2)`,
     unit: 'us/job',
     targetText: '(no target)',
-    async setUp() {},
+    async setUp() {
+      // Untimed: this process's first bursts on a local pool run cold code (measured: 24 us/job
+      // in round 1, 8 us/job by round 3), which would count against whichever policy runs first.
+      const { server } = client('steal', { ncpus: 2 });
+      try {
+        for (let k = 0; k < 3; k++) {
+          await Promise.all(Array.from({ length: JOBS }, (_, i) => server.submit(tinyJob, [i])));
+        }
+      } finally {
+        await closeClient(server);
+      }
+    },
     async run(policy) {
       const { server } = client(policy, { ncpus: 2 });
       try {
         await Promise.all(Array.from({ length: 1000 }, (_, i) => server.submit(tinyJob, [i])));
-        const cpu0 = process.cpuUsage();
-        const t0 = performance.now();
-        const jobs = Array.from({ length: JOBS }, (_, i) => server.submit(tinyJob, [i]));
-        const results = await Promise.all(jobs);
-        const wall = performance.now() - t0;
-        const cpu = process.cpuUsage(cpu0);
-        const wrong = results.filter((r, i) => r !== i + 1).length;
-        const us = (cpu.user + cpu.system) / JOBS;
+        // Three bursts, the median of each figure: one GC pause or host hiccup decides nothing.
+        const perJob: number[] = [];
+        const rates: number[] = [];
+        let wrong = 0;
+        for (let k = 0; k < BURSTS; k++) {
+          const cpu0 = process.cpuUsage();
+          const t0 = performance.now();
+          const jobs = Array.from({ length: JOBS }, (_, i) => server.submit(tinyJob, [i]));
+          const results = await Promise.all(jobs);
+          const wall = performance.now() - t0;
+          const cpu = process.cpuUsage(cpu0);
+          wrong += results.filter((r, i) => r !== i + 1).length;
+          perJob.push((cpu.user + cpu.system) / JOBS);
+          rates.push(JOBS / (wall / 1000));
+        }
         return {
-          value: us,
-          detail: `${Math.round(JOBS / (wall / 1000)).toLocaleString('en-US')} jobs/s; ${wrong === 0 ? 'all right' : `${wrong} WRONG`}`,
+          value: median(perJob),
+          detail:
+            `${perJob.map((u) => u.toFixed(1)).join(' / ')} us/job, ` +
+            `${Math.round(median(rates)).toLocaleString('en-US')} jobs/s; ${wrong === 0 ? 'all right' : `${wrong} WRONG`}`,
           ok: wrong === 0,
         };
       } finally {
