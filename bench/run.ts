@@ -1,6 +1,7 @@
 // pp-node benchmark: pp-node against piscina and workerpool, in one run.
 //
 //   npm run bench [-- --only W1,W4] [-- --rounds N] [-- --systems pp-node,piscina]
+//   npm run bench -- --only sched [--rounds N] [--scenario uniform,join]   (bench/sched.ts)
 //
 // Every system gets a pool of os.availableParallelism() workers. Each round runs each system
 // in turn (the order rotates from round to round): start the pool, warm it up (not timed), run
@@ -35,11 +36,20 @@ const { values: cli } = parseArgs({
     rounds: { type: 'string', default: '3' },
     systems: { type: 'string' },
     ncpus: { type: 'string' },
+    scenario: { type: 'string' },
   },
   allowPositionals: false,
 });
 const rounds = Number.parseInt(cli.rounds!, 10);
 if (!(rounds >= 1)) throw new Error(`--rounds must be a positive integer, got ${cli.rounds}`);
+
+// `--only sched`: the scheduling benchmark (bench/sched.ts), before any other workload named.
+const onlyIds = cli.only?.split(',').map((s) => s.trim().toLowerCase());
+if (onlyIds?.includes('sched')) {
+  const { runSched } = await import('./sched.ts');
+  await runSched({ rounds, scenarios: cli.scenario?.split(',').map((s) => s.trim()) });
+  if (onlyIds.every((id) => id === 'sched')) process.exit();
+}
 const ncpus = cli.ncpus ? Number.parseInt(cli.ncpus, 10) : os.availableParallelism();
 
 const now = (): number => performance.now();
@@ -208,7 +218,9 @@ const WARMUP: Workload = {
 const ALL_WORKLOADS: Workload[] = [W1, W2x, W3, W4, W4u];
 const only = cli.only?.split(',').map((s) => s.trim().toLowerCase());
 const workloads = ALL_WORKLOADS.filter((w) => !only || only.includes(w.id.toLowerCase()));
-if (workloads.length === 0) throw new Error(`--only ${cli.only}: no such workload (W1, W2x, W3, W4, W4u)`);
+if (workloads.length === 0) {
+  throw new Error(`--only ${cli.only}: no such workload (W1, W2x, W3, W4, W4u, sched)`);
+}
 
 /** The reported figure (higher is better) from a measured time. */
 function figure(w: Workload, ms: number, serialMs: number | undefined): number {

@@ -24,8 +24,10 @@ export async function startNode(opts: {
   args?: string[];
   /** Start it in its own process group (POSIX), so a test can signal it and its workers together. */
   detached?: boolean;
-  /** More environment variables for the node (its workers inherit them). */
+  /** Extra environment of the node (and of its workers, which inherit it). */
   env?: Record<string, string>;
+  /** Default 'debug' (tests read debug logs); a benchmark wants 'info', so logs cost nothing. */
+  logLevel?: 'error' | 'warn' | 'info' | 'debug';
 }): Promise<NodeProcess> {
   const child = spawn(
     process.execPath,
@@ -40,7 +42,7 @@ export async function startNode(opts: {
       '--log-format',
       'json',
       '--log-level',
-      'debug',
+      opts.logLevel ?? 'debug',
       '--no-announce',
       ...(opts.args ?? []),
     ],
@@ -95,7 +97,10 @@ export async function startNode(opts: {
     exited.then((code) => {
       throw new Error(`pp-node exited with ${code} before it was ready: ${JSON.stringify(logs)}`);
     }),
-  ]);
+  ]).catch((error: unknown) => {
+    child.kill('SIGKILL'); // never left running when it did not start
+    throw error;
+  });
   return {
     child,
     port: ready.port as number,
