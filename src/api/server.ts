@@ -265,7 +265,10 @@ export class Server extends EventEmitter<ServerEvents> {
           this.#scheduleDrain();
           this.emit('node-up', this.#summarize(node));
         },
-        onDown: (node, reason) => this.emit('node-down', this.#summarize(node), reason),
+        onDown: (node, reason) => {
+          this.#scheduleDrain(); // jobs that waited for it go elsewhere
+          this.emit('node-down', this.#summarize(node), reason);
+        },
         onProblem: (node, error) => this.#onNodeProblem(node, error),
       };
       const deadAfterMs = (options.nodeTimeout ?? 2) * 1000;

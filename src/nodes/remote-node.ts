@@ -119,8 +119,9 @@ export class RemoteNode implements ComputeNode {
     void this.connect();
   }
 
+  /** Its CPUs while it takes jobs: none while it connects, or once it said it stops. */
   get ncpus(): number {
-    return this.state === 'ready' && this.info ? this.info.ncpus : 0;
+    return this.state === 'ready' && this.info && !this.stopping ? this.info.ncpus : 0;
   }
 
   get inFlight(): number {
