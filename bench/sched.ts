@@ -385,7 +385,8 @@ function joinScenario(): Scenario {
   let base: NodeProcess | undefined;
   return {
     name: 'join',
-    title: 'heavy-tailed 5-300 ms; node of 2, a node of 8 starts when half the jobs are done',
+    title:
+      'heavy-tailed 5-300 ms; node of 2, a node of 8 starts when half the jobs are done (bound from when its workers are ready)',
     unit: 'ratio',
     target: 1.1,
     targetText: '<= 1.10',
@@ -406,22 +407,34 @@ function joinScenario(): Scenario {
         await nodesUp(server, [address(base!.port)]);
         const durations = paretoJobs(400, 7000 + round);
         let startedAt = 0;
-        const r = await burst(server, durations, (settled) => {
-          if (settled !== durations.length / 2) return;
-          startedAt = performance.now();
-          joining = launch({ workers: 8, port });
-        });
+        // Usable once its 8 workers run: it says how many are ready ('ncpus'), and on a small
+        // host 8 new worker processes take a while to start after the node said welcome.
+        let readyAt = 0;
+        const watch = setInterval(() => {
+          const joined = server.getActiveNodes().find((n) => n.id === joinId);
+          if (!readyAt && joined && joined.ncpus >= 8) readyAt = performance.now();
+        }, 2);
+        let r: Awaited<ReturnType<typeof burst>>;
+        try {
+          r = await burst(server, durations, (settled) => {
+            if (settled !== durations.length / 2) return;
+            startedAt = performance.now();
+            joining = launch({ workers: 8, port });
+          });
+        } finally {
+          clearInterval(watch);
+        }
         if (!joining) throw new Error('the node of 8 was never started');
         await joining;
         const up = upAt.get(joinId);
-        if (up === undefined) throw new Error('the joining node never came up');
-        const upMs = up - r.t0;
-        const bound = steppedBound(durations, 2, 10, upMs);
+        if (up === undefined || !readyAt) throw new Error('the joining node never came up');
+        const usableMs = readyAt - r.t0;
+        const bound = steppedBound(durations, 2, 10, usableMs);
         return figure(
           r,
           r.makespanMs / bound,
-          `makespan ${ms(r.makespanMs)}, node of 8 started at ${ms(startedAt - r.t0)}, usable at ${ms(upMs)}, ` +
-            `bound ${ms(bound)}, ${stretch(server, durations, () => 1)}`,
+          `makespan ${ms(r.makespanMs)}, node of 8 started at ${ms(startedAt - r.t0)}, welcome at ${ms(up - r.t0)}, ` +
+            `all 8 workers ready at ${ms(usableMs)}, bound ${ms(bound)}, ${stretch(server, durations, () => 1)}`,
         );
       } finally {
         await closeClient(server);

@@ -51,7 +51,12 @@ async function twoNodes(): Promise<{ a: NodeProcess; b: NodeProcess; server: Ser
     ppservers: [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`],
     secret: SECRET,
   });
-  await waitFor(() => server.getActiveNodes().length === 2, 15_000, 'both nodes');
+  // Both connected, with all their workers started (a node counts only workers that are ready).
+  await waitFor(
+    () => server.getActiveNodes().filter((n) => n.ncpus === 2).length === 2,
+    15_000,
+    'both nodes and their workers',
+  );
   return { a, b, server };
 }
 

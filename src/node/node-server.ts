@@ -84,6 +84,8 @@ export class NodeServer {
   private idleTimer: NodeJS.Timeout | null = null;
   private stopping = false;
   private nextSession = 1;
+  /** Ready workers as last told to clients. */
+  private toldReady = -1;
 
   constructor(private readonly opts: NodeServerOptions) {
     this.info = {
@@ -101,7 +103,10 @@ export class NodeServer {
           this.onResult(job.id, status, durationMs, bytes.subarray(start, end)),
         onJobFailed: (_n, job, error) => this.onJobFailed(job.id, error),
         onRequeue: (_n, jobs) => this.onRequeue(jobs.map((j) => j.id)),
-        onCapacity: () => this.scheduleDrain(),
+        onCapacity: () => {
+          this.scheduleDrain();
+          this.tellReadyWorkers();
+        },
       },
     );
     this.pool.onFatal = (error) => {
@@ -220,6 +225,21 @@ export class NodeServer {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     log.info('client connected', { peer, session: socket.session.id, clients: this.sessions.size });
     s.send({ type: 'welcome', info: this.info });
+    this.tellReadyWorkers(s);
+  }
+
+  /**
+   * Tells clients how many workers can run jobs now, when it changed (or to one that just
+   * came: its welcome said how many this node has). A node that just started, or lost a
+   * worker, has fewer than it says; clients place work by this number. Protocol 2+.
+   */
+  private tellReadyWorkers(only?: ClientSession): void {
+    // (Also called while the pool is being made, from its constructor.)
+    const ready = (this.pool as LocalPool | undefined)?.readyWorkers;
+    if (ready === undefined || (!only && ready === this.toldReady)) return;
+    this.toldReady = ready;
+    for (const s of only ? [only] : this.sessions.values())
+      if (s.socket.session.version >= 2) s.send({ type: 'ncpus', ncpus: ready });
   }
 
   /** @internal */
@@ -413,9 +433,12 @@ export class NodeServer {
     while (this.queue.size > 0) {
       const next = this.jobs.get(this.queue.peek()!);
       const estimate = next ? this.estimates.get(next.dispatch.hash)?.value : undefined;
-      // Long jobs wait here rather than behind a running one in a worker: here a client can
-      // still take them back for a CPU that would otherwise idle (see scheduler/depth.ts).
-      const waiting = estimate !== undefined && estimate >= HOLD_NEXT_BELOW_MS ? 0 : this.queue.size;
+      // A worker holds the next job behind the one it runs, so that it starts it without a
+      // round trip through this process; the client already decided how many jobs this node
+      // holds (and places the last ones of a burst itself). Very long jobs wait here instead,
+      // where a client can still take them back for a CPU that would otherwise idle (see
+      // scheduler/depth.ts).
+      const waiting = estimate !== undefined && estimate >= HOLD_NEXT_BELOW_MS ? 0 : Number.POSITIVE_INFINITY;
       const free = this.pool.freeSlots(estimate, waiting);
       if (free <= 0) return;
       const batch: DispatchJob[] = [];

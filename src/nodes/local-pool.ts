@@ -122,6 +122,13 @@ export class LocalPool implements ComputeNode {
     return n;
   }
 
+  /** Workers that have started and can run a job now. */
+  get readyWorkers(): number {
+    let n = 0;
+    for (const w of this.workers) if (w.ready) n++;
+    return n;
+  }
+
   /** Worker process ids (for diagnostics and tests). */
   get pids(): number[] {
     return this.workers.map((w) => w.pid);

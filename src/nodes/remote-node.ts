@@ -95,6 +95,8 @@ export class RemoteNode implements ComputeNode {
   /** Until then, a steal asked of this node is taken as unanswered (performance.now() ms). */
   private stealPendingUntil = 0;
   private rtt: number | undefined = undefined;
+  /** Workers the node says can run jobs now ('ncpus'; protocol 2+). */
+  private readyCpus: number | undefined = undefined;
   private known = new Set<string>();
   private knownRefs = new Set<string>();
   private heartbeat: NodeJS.Timeout | null = null;
@@ -119,9 +121,13 @@ export class RemoteNode implements ComputeNode {
     void this.connect();
   }
 
-  /** Its CPUs while it takes jobs: none while it connects, or once it said it stops. */
+  /**
+   * Its CPUs while it takes jobs: none while it connects, or once it said it stops; of its
+   * workers, those it said are ready (a node that just started is still starting some).
+   */
   get ncpus(): number {
-    return this.state === 'ready' && this.info && !this.stopping ? this.info.ncpus : 0;
+    if (this.state !== 'ready' || !this.info || this.stopping) return 0;
+    return Math.min(this.info.ncpus, this.readyCpus ?? this.info.ncpus);
   }
 
   get inFlight(): number {
@@ -381,6 +387,7 @@ export class RemoteNode implements ComputeNode {
           return;
         }
         this.info = msg.info;
+        this.readyCpus = undefined;
         this.state = 'ready';
         this.stopping = false;
         this.readyAt = Date.now();
@@ -435,6 +442,10 @@ export class RemoteNode implements ComputeNode {
       }
       case 'ping':
         this.send({ type: 'pong', t: msg.t });
+        return;
+      case 'ncpus':
+        this.readyCpus = msg.ncpus;
+        this.events.onCapacity(this);
         return;
       case 'pong': {
         const sample = performance.now() - msg.t;
