@@ -15,6 +15,7 @@ import { LocalPool } from '../src/nodes/local-pool.ts';
 import { RemoteNode } from '../src/nodes/remote-node.ts';
 import { encode } from '../src/protocol/codec.ts';
 import { resolveSecret } from '../src/secret.ts';
+import { startDelayProxy } from './helpers/delay-proxy.ts';
 import { type NodeProcess, startNode } from './helpers/nodes.ts';
 import { prng } from './helpers/sched-sim.ts';
 
@@ -196,5 +197,54 @@ describe('speculative execution', () => {
     const { stats, finished } = await run(false);
     assert.equal(stats.backups!.started, 0);
     assert.ok(finished < 40, 'jobs on the slow node are still running');
+  });
+});
+
+describe('work stealing through the Server', () => {
+  /** Sleeps `ms` and returns `i`. */
+  function nap(i: number, ms: number): number {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+    return i;
+  }
+
+  test('a far node holding a deep queue while local CPUs idle: they steal its unstarted jobs; each job once', async () => {
+    const far = await startNode({ secret: SECRET, workers: 2 });
+    nodes.push(far);
+    const proxy = await startDelayProxy({ targetPort: far.port, oneWayMs: 75 }); // a 150 ms round trip
+    const server = new Server({
+      ncpus: 0,
+      isolation: 'thread',
+      ppservers: [`127.0.0.1:${proxy.port}`],
+      secret: SECRET,
+    });
+    try {
+      await waitFor(() => server.getActiveNodes()[0]?.ncpus === 2, 15_000, 'the far node');
+      await Promise.all(Array.from({ length: 6 }, (_, i) => server.submit(nap, [i, 20]))); // learn: 20 ms
+      const delivered = new Map<number, number>();
+      const jobs = Array.from({ length: 60 }, (_, i) =>
+        server.submit(nap, [i, 20], {
+          callback: (r: number) => delivered.set(r, (delivered.get(r) ?? 0) + 1),
+        }),
+      );
+      // Everything queued is at the far node (its deque covers the round trip); then local CPUs come.
+      await waitFor(
+        () => server.getActiveNodes()[0]!.inFlight === server.progress().pending,
+        10_000,
+        'the queue to drain into the far node',
+      );
+      assert.ok(server.getActiveNodes()[0]!.inFlight > 10, 'the far node holds a deep queue');
+      server.setNcpus(2);
+      assert.deepEqual(
+        await Promise.all(jobs),
+        jobs.map((_, i) => i),
+      );
+      for (let i = 0; i < 60; i++) assert.equal(delivered.get(i), 1, `job ${i} delivered once`);
+      const stats = server.getStats();
+      const local = stats.nodes.find((r) => r.node === 'local')!;
+      assert.ok(stats.stolen! > 0 && local.jobs > 0, `stolen ${stats.stolen}, local ran ${local.jobs}`);
+    } finally {
+      await server.close();
+      await proxy.close();
+    }
   });
 });
