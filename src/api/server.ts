@@ -38,8 +38,9 @@ import {
   placeByFinish,
   planSteals,
   roomOfNodes,
+  UNKNOWN_MS,
 } from '../scheduler/policy.ts';
-import { END_OF_BURST_RECHECK_MS, NodeSpeed } from '../scheduler/speed.ts';
+import { END_OF_BURST_RECHECK_MS, MAX_RECHECK_MS, NodeSpeed } from '../scheduler/speed.ts';
 import { resolveSecret } from '../secret.ts';
 import type { Job } from './job.ts';
 import { BackupJob, FunctionEntry, JobRecord, LiveJobs } from './job-record.ts';
@@ -201,6 +202,8 @@ export class Server extends EventEmitter<ServerEvents> {
   /** Jobs taken back from a node by work stealing, to run elsewhere. */
   #stolen = 0;
   readonly #speculative: boolean;
+  /** A job that may be copied was ever submitted. */
+  #anySpeculative = false;
   /** Backup copies started, those that finished first, and the time the losing copies ran. */
   readonly #backups = { started: 0, won: 0, wastedMs: 0 };
   readonly #functions = new WeakMap<FunctionBundle, FunctionEntry>();
@@ -377,6 +380,7 @@ export class Server extends EventEmitter<ServerEvents> {
       options.callbackArgs ?? NO_ARGS,
     );
     rec.speculative = options.speculative ?? this.#speculative;
+    if (rec.speculative) this.#anySpeculative = true;
     tally.submitted();
     this.#all.submitted();
     this.#records.add(rec);
@@ -627,7 +631,7 @@ export class Server extends EventEmitter<ServerEvents> {
       if (!head) {
         if (spread) {
           if (!this.#steal()) this.#speculate();
-          this.#armRecheck();
+          this.#armRecheck(false);
         }
         return;
       }
@@ -665,7 +669,12 @@ export class Server extends EventEmitter<ServerEvents> {
           node.dispatch(batch);
         }
       }
-      if (sent === 0) return;
+      if (sent === 0) {
+        // Jobs held back for a busy node that would finish them first: if it stays busy
+        // longer than thought, its silence will say so; look again then.
+        if (spread) this.#armRecheck(true);
+        return;
+      }
     }
   }
 
@@ -702,7 +711,11 @@ export class Server extends EventEmitter<ServerEvents> {
     if (idleCpus === 0 || this.#records.size > 2 * cpus) return;
     const now = performance.now();
     const live = this.#records.toArray();
-    for (const here of this.#nodes) {
+    const fn = this.#lastFn;
+    const fastestFirst = fn
+      ? [...this.#nodes].sort((a, b) => (this.#msOn(a, fn) ?? 0) - (this.#msOn(b, fn) ?? 0))
+      : this.#nodes;
+    for (const here of fastestFirst) {
       for (let free = here.ncpus - here.inFlight; free > 0; free--) {
         let pick: JobRecord | null = null;
         let lateness = 0;
@@ -731,25 +744,31 @@ export class Server extends EventEmitter<ServerEvents> {
 
   /**
    * While some CPU idles and another node holds jobs, nothing else may happen for a long time
-   * (a slow node's jobs): look again every END_OF_BURST_RECHECK_MS, as the node's silence
-   * tells more about its speed and jobs grow late.
+   * (a slow node's jobs), yet the node's silence tells more about its speed as it lasts, and
+   * jobs grow late: look again, after END_OF_BURST_RECHECK_MS at first, then less and less
+   * often until a result comes. Only when that could change something: jobs are held back
+   * in the queue (`heldBack`), or jobs could be stolen or copied.
    */
-  #armRecheck(): void {
+  #armRecheck(heldBack: boolean): void {
     if (this.#recheck || this.#closed) return;
     let idle = false;
     let holding = false;
+    let stealable = false;
     for (const n of this.#nodes) {
       if (n.ncpus > n.inFlight) idle = true;
       if (n.inFlight > 0) holding = true;
+      if (!heldBack && n.stealable > 0) stealable = true;
     }
-    if (!idle || !holding) return;
-    this.#recheck = setTimeout(this.#recheckTask, END_OF_BURST_RECHECK_MS);
+    if (!idle || !holding || !(heldBack || stealable || this.#anySpeculative)) return;
+    this.#recheck = setTimeout(this.#recheckTask, this.#recheckMs);
     this.#recheck.unref();
   }
 
   #recheck: NodeJS.Timeout | null = null;
+  #recheckMs = END_OF_BURST_RECHECK_MS;
   readonly #recheckTask = (): void => {
     this.#recheck = null;
+    this.#recheckMs = Math.min(MAX_RECHECK_MS, this.#recheckMs * 2);
     this.#scheduleDrain();
   };
 
@@ -785,11 +804,13 @@ export class Server extends EventEmitter<ServerEvents> {
   #loads(fn: FunctionEntry, queued: number, withStealable: boolean): NodeLoad[] {
     const nodes = this.#nodes;
     const now = performance.now();
-    // A node that has held jobs this long without finishing any runs them at least this slowly.
+    // A node that has held jobs this long without finishing any runs them at least this
+    // slowly (less its link's round trip, which results wait for too): its silence can only
+    // raise what was learnt, or what is assumed of a function not measured yet.
     const ms = nodes.map((n) => {
       const learnt = this.#msOn(n, fn);
-      const quiet = n.inFlight > 0 ? now - (this.#speeds.get(n)?.quietSince ?? now) : 0;
-      return learnt === undefined || quiet > learnt ? (quiet > 0 ? quiet : learnt) : learnt;
+      const quiet = n.inFlight > 0 ? now - (this.#speeds.get(n)?.quietSince ?? now) - n.rttMs : 0;
+      return quiet > (learnt ?? UNKNOWN_MS) ? quiet : learnt;
     });
     const plain = nodes.map((n, i) => n.freeSlots(ms[i], 0));
     let total = 0;
@@ -801,6 +822,8 @@ export class Server extends EventEmitter<ServerEvents> {
       msPerJob: ms[i],
       rttMs: n.rttMs,
       stealable: withStealable ? n.stealable : 0,
+      // A remote node answers a steal within its round trip; a local worker only between jobs.
+      stealDelayMs: n === this.#local ? 0.5 * (ms[i] ?? UNKNOWN_MS) : n.rttMs,
     }));
   }
 
@@ -849,6 +872,7 @@ export class Server extends EventEmitter<ServerEvents> {
       const speed = this.#speedOf(node);
       speed.add(rec.hash, durationMs, rec.fn.estimate.value);
       speed.quietSince = performance.now();
+      this.#recheckMs = END_OF_BURST_RECHECK_MS;
     }
     rec.fn.estimate.add(durationMs);
 

@@ -143,11 +143,12 @@ export class RemoteNode implements ComputeNode {
     if (
       this.state !== 'ready' ||
       this.stopping ||
-      (this.info?.protocol ?? 0) < STEAL_PROTOCOL ||
+      (this.socket?.session.version ?? 0) < STEAL_PROTOCOL ||
       performance.now() < this.stealPendingUntil
     )
       return 0;
-    // Jobs beyond one per CPU are queued at the node (some may be starting as we ask).
+    // Jobs beyond one per CPU may be queued at the node (it gives back those in its own queue;
+    // those a worker holds next, or that start as we ask, run there).
     return Math.max(0, this.placed.size - this.ncpus - this.asked.size);
   }
 
@@ -432,6 +433,7 @@ export class RemoteNode implements ComputeNode {
       }
       case 'requeue': {
         this.stopping = true; // only a node that shuts down hands jobs back unasked
+        this.events.onCapacity(this); // it takes no more: what waited for it goes elsewhere
         const jobs: DispatchJob[] = [];
         for (const id of msg.ids) {
           const job = this.take(id);

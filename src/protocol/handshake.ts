@@ -48,7 +48,10 @@ import nacl from 'tweetnacl';
 import { PPError } from '../errors.ts';
 import { Session } from './secure-channel.ts';
 
-/** 2: a client may ask a node for jobs back ('withdraw', answered by 'withdrawn'). */
+/**
+ * 2: a client may ask a node for jobs back ('withdraw', answered by 'withdrawn'); a node says
+ * how many of its workers are ready ('ncpus').
+ */
 export const PROTOCOL_VERSION = 2;
 export const MIN_PROTOCOL_VERSION = 1;
 

@@ -130,6 +130,11 @@ export interface NodeLoad {
   readonly rttMs: number;
   /** Jobs it holds that it could give back now (unstarted, not already asked for). */
   readonly stealable: number;
+  /**
+   * How long until it answers a steal, ms: a remote node's round trip; a local pool's worker
+   * answers only when the job it runs ends. Default: `rttMs`.
+   */
+  readonly stealDelayMs?: number;
 }
 
 /** Queued jobs placed one by one by expected finish time: more would cost more than they save. */
@@ -145,7 +150,7 @@ export const STEAL_MARGIN = 0.1;
 const MAX_STEALS_PER_ROUND = 1024;
 
 /** Taken for a job of unknown cost: long, as in depth.ts, so that it goes where CPUs idle. */
-const UNKNOWN_MS = 50;
+export const UNKNOWN_MS = 50;
 
 /**
  * Time for `node` to run `count` jobs of its queue (the jobs running now taken as half done):
@@ -236,7 +241,7 @@ export function planSteals(nodes: readonly NodeLoad[]): number[] {
       if (i === victim || taken[i]! > 0 || !(n.ncpus > 0) || n.room - incoming[i]! <= 0) continue;
       // The ask and the answer, then the thief's own link, or its backlog if that is longer.
       const ms = n.msPerJob ?? UNKNOWN_MS;
-      const at = Math.max(v.rttMs + n.rttMs + ms, workOf(n, n.held + incoming[i]! + 1));
+      const at = Math.max((v.stealDelayMs ?? v.rttMs) + n.rttMs + ms, workOf(n, n.held + incoming[i]! + 1));
       if (at < thiefAt) {
         thief = i;
         thiefAt = at;

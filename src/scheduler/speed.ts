@@ -20,6 +20,8 @@ const DECAY = 0.98;
  * node holds jobs: a node that stays silent is slower than it was thought to be.
  */
 export const END_OF_BURST_RECHECK_MS = 20;
+/** The longest wait between such looks while nothing comes back. */
+export const MAX_RECHECK_MS = 640;
 
 export class NodeSpeed {
   /**
@@ -33,11 +35,12 @@ export class NodeSpeed {
 
   /** A result of function `hash` that ran `ms` here, where the cluster's mean so far is `meanMs`. */
   add(hash: string, ms: number, meanMs: number | undefined): void {
+    if (!(ms >= 0 && ms < Number.POSITIVE_INFINITY)) return; // a node's nonsense must not poison it
     let e = this.#perFunction.get(hash);
     if (!e) this.#perFunction.set(hash, (e = new DurationEstimate()));
     const own = e.value;
     e.add(own === undefined ? ms : Math.min(own * MAX_RATIO, Math.max(own / MAX_RATIO, ms)));
-    if (meanMs === undefined || !(meanMs > 0) || !(ms >= 0)) return;
+    if (meanMs === undefined || !(meanMs > 0)) return;
     const clipped = Math.min(meanMs * MAX_RATIO, Math.max(meanMs / MAX_RATIO, ms));
     this.#expected = this.#expected * DECAY + meanMs;
     this.#actual = this.#actual * DECAY + clipped;
