@@ -31,6 +31,7 @@ import { parseArgs } from 'node:util';
 import { type NodeSummary, Server, type ServerOptions } from 'pp-node';
 import { type DelayProxy, startDelayProxy } from '../test/helpers/delay-proxy.ts';
 import { type NodeProcess, startNode } from '../test/helpers/nodes.ts';
+import { prng } from '../test/helpers/sched-sim.ts'; // seeded: both policies of a round get the same jobs
 
 // ---- jobs (shipped to the workers: only standard globals inside) ------------------------------
 
@@ -46,18 +47,6 @@ function tinyJob(x: number): number {
 }
 
 // ---- job lists ----------------------------------------------------------------------------------
-
-/** mulberry32: a small seeded PRNG, so both policies of a round get the same job list. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Bounded Pareto durations in [lo, hi] ms (shape 1: mean ≈ 21 ms for 5–300; a few jobs near 300). */
 function paretoJobs(n: number, seed: number, lo = 5, hi = 300, shape = 1): number[] {
