@@ -16,7 +16,12 @@ import { type NodeProcess, startNode } from './helpers/nodes.ts';
 
 const skip = process.platform === 'win32' ? 'process groups are POSIX' : false;
 const dir = mkdtempSync(join(tmpdir(), 'pp-node-signals-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const leftovers: NodeProcess[] = [];
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+  for (const n of leftovers)
+    if (n.child.exitCode === null && n.child.signalCode === null) process.kill(-n.child.pid!, 'SIGKILL');
+});
 let flags = 0;
 const newFlag = () => join(dir, `started-${flags++}`);
 
@@ -33,6 +38,23 @@ function slowSquare(x: number, startedFlag: string, ms: number): number {
   fs.writeFileSync(startedFlag, String(process.pid));
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
   return x * x;
+}
+
+/**
+ * A node in its own process group (as a shell's foreground job), a client of it, and a job
+ * of `ms` that has started there (it says so by `flag`).
+ */
+async function nodeRunningJob(ms: number) {
+  const SECRET = 'signals-secret-0123456789abcdef0123456789';
+  const node = await startNode({ secret: SECRET, workers: 1, detached: true });
+  leftovers.push(node); // killed at the end even if what follows fails
+  const server = new Server({ ncpus: 0, ppservers: [`127.0.0.1:${node.port}`], secret: SECRET });
+  await waitFor(() => server.getActiveNodes().length === 1, 15_000, 'the node');
+  const flag = newFlag();
+  const job = server.submit(slowSquare, [9, flag, ms], { modules: ['node:fs'] });
+  job.catch(() => {}); // the tests assert on it, or not
+  await waitFor(() => existsSync(flag), 20_000, 'the job to start');
+  return { node, server, flag, job };
 }
 
 /** Runs test/helpers/sigint-client.ts in its own process group, like a shell's foreground job. */
@@ -107,18 +129,12 @@ describe('Ctrl+C (SIGINT to the process group)', { skip }, () => {
   });
 
   test('a node (npx pp-node) finishes the running job and its result reaches the client', async () => {
-    const SECRET = 'signals-secret-0123456789abcdef0123456789';
     let node: NodeProcess | undefined;
     let server: Server | undefined;
     try {
-      node = await startNode({ secret: SECRET, workers: 1, detached: true });
-      server = new Server({ ncpus: 0, ppservers: [`127.0.0.1:${node.port}`], secret: SECRET });
-      const s = server;
-      await waitFor(() => s.getActiveNodes().length === 1, 15_000, 'the node');
-      const flag = newFlag();
-      const job = server.submit(slowSquare, [9, flag, 1500], { modules: ['node:fs'] });
-      job.catch(() => {}); // asserted below
-      await waitFor(() => existsSync(flag), 20_000, 'the job to start');
+      const started = await nodeRunningJob(1500);
+      ({ node, server } = started);
+      const { job } = started;
       process.kill(-node.child.pid!, 'SIGINT');
       assert.equal(await job, 81);
       assert.equal(await node.exited, 0, JSON.stringify(node.logs));
@@ -131,18 +147,13 @@ describe('Ctrl+C (SIGINT to the process group)', { skip }, () => {
   });
 
   test('a node stopped by a second SIGINT exits at once and kills its busy worker', async () => {
-    const SECRET = 'signals-secret-0123456789abcdef0123456789';
     let node: NodeProcess | undefined;
     let server: Server | undefined;
     let worker = 0;
     try {
-      node = await startNode({ secret: SECRET, workers: 1, detached: true });
-      server = new Server({ ncpus: 0, ppservers: [`127.0.0.1:${node.port}`], secret: SECRET });
-      const s = server;
-      await waitFor(() => s.getActiveNodes().length === 1, 15_000, 'the node');
-      const flag = newFlag();
-      server.submit(slowSquare, [9, flag, 60_000], { modules: ['node:fs'] }).catch(() => {});
-      await waitFor(() => existsSync(flag), 20_000, 'the job to start');
+      const started = await nodeRunningJob(60_000);
+      ({ node, server } = started);
+      const { flag } = started;
       worker = Number(readFileSync(flag, 'utf8'));
       const n = node;
       process.kill(-n.child.pid!, 'SIGINT');
