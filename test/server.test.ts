@@ -745,7 +745,10 @@ describe('Server.ready', () => {
       await server.ready();
       await server.ready(); // at once when already ready
       const jobs = Array.from({ length: 200 }, (_, i) => server.submit((x: number) => x * 2, [i]));
-      assert.deepEqual(await Promise.all(jobs), Array.from({ length: 200 }, (_, i) => i * 2));
+      assert.deepEqual(
+        await Promise.all(jobs),
+        Array.from({ length: 200 }, (_, i) => i * 2),
+      );
     } finally {
       await server.close();
     }
