@@ -16,6 +16,7 @@
 import crypto from 'node:crypto';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { COLD_SETTLE_MS, coldSystems, measureCold } from './cold.ts';
 import { hostCapacity } from './host-capacity.ts';
 import {
   type Call,
@@ -355,6 +356,38 @@ console.log('');
 // The serial code runs once untimed first, so that the first system's baseline is not a cold one.
 for (const w of workloads) if ('serial' in w) (w as SpeedupWorkload).serial();
 
+// W1 cold (bench/cold.ts): with W1, the first W1_JOBS jobs of fresh processes, for each local
+// system selected, COLD_PER_ROUND child processes per system and round, systems interleaved.
+const COLD_PER_ROUND = 2;
+const coldLabels = workloads.some((w) => w.id === 'W1')
+  ? coldSystems()
+      .map((s) => s.label)
+      .filter((l) => systems.some((s) => s.label === l))
+  : [];
+const coldMs = new Map<string, number[]>();
+const coldReadyMs = new Map<string, number[]>();
+const coldFailed = new Set<string>();
+
+async function measureColdRound(round: number): Promise<void> {
+  for (let k = 0; k < COLD_PER_ROUND; k++) {
+    const shift = (round - 1 + k) % coldLabels.length;
+    for (const label of [...coldLabels.slice(shift), ...coldLabels.slice(0, shift)]) {
+      try {
+        const r = await measureCold(label, W1_JOBS, ncpus);
+        coldMs.set(label, [...(coldMs.get(label) ?? []), r.burstMs]);
+        coldReadyMs.set(label, [...(coldReadyMs.get(label) ?? []), r.readyMs]);
+        console.log(
+          `[round ${round}] W1 cold ${label.padEnd(20)} ${fmt(W1_JOBS / (r.burstMs / 1000), 'jobs/s').padStart(10)} jobs/s` +
+            `  (${r.burstMs.toFixed(0)} ms, fresh process; its workers were ready after ${r.readyMs.toFixed(0)} ms)`,
+        );
+      } catch (e) {
+        coldFailed.add(label);
+        console.log(`[round ${round}] W1 cold ${label.padEnd(20)} failed: ${describeError(e)}`);
+      }
+    }
+  }
+}
+
 // For scale beside the speedups: how fast n busy threads run against one, with no pool at all.
 const capacities: number[] = [];
 const hasSpeedups = workloads.some((w) => 'serial' in w);
@@ -370,10 +403,18 @@ for (let round = 1; round <= rounds; round++) {
   for (const sys of [...systems.slice(shift), ...systems.slice(0, shift)]) {
     await measureSystem(sys, round);
   }
+  if (coldLabels.length > 0) await measureColdRound(round);
   console.log('');
 }
 
 // ---- report -------------------------------------------------------------------------------------
+
+/** W1 cold of a system: median jobs/s over its fresh processes, or why there is none. */
+function coldCell(label: string): Cell {
+  const ms = coldMs.get(label);
+  if (!ms || ms.length === 0) return coldFailed.has(label) ? 'error' : 'n/a';
+  return W1_JOBS / (median(ms) / 1000);
+}
 
 function cell(system: string, workload: string): Cell {
   const values = figures.get(system)?.get(workload);
@@ -425,6 +466,43 @@ if (capacities.length > 0) {
   );
 }
 
+if (coldLabels.length > 0) {
+  console.log('');
+  console.log(
+    `W1 cold: the first ${W1_JOBS.toLocaleString('en-US')} jobs x => x + 1 of a fresh process, median over ` +
+      `${COLD_PER_ROUND * rounds} new child processes per system (interleaved). Timed from just before the ` +
+      'first submit to the last result: it includes the first submit of the function, shipping and compiling ' +
+      'it in the workers, and code the JIT has not optimised yet. Not included: process and pool start, the ' +
+      `workers' start (each pool was created and every worker ready, then idle ${COLD_SETTLE_MS} ms, before ` +
+      'the timer). W1 warm is the table above (after a warm-up).',
+  );
+  const coldBase = coldCell('piscina (default)');
+  console.log(
+    'system'.padEnd(labelWidth) +
+      ['W1 warm jobs/s', 'W1 cold jobs/s', 'cold / piscina', 'ready after ms']
+        .map((h) => h.padStart(colWidth))
+        .join(''),
+  );
+  for (const label of coldLabels) {
+    const warm = cell(label, 'W1');
+    const cold = coldCell(label);
+    const ratio =
+      typeof cold === 'number' && typeof coldBase === 'number' ? `${(cold / coldBase).toFixed(2)}x` : 'n/a';
+    const ready = coldReadyMs.get(label);
+    console.log(
+      label.padEnd(labelWidth) +
+        [
+          show(warm, 'jobs/s') + spread(figures.get(label)?.get('W1')),
+          show(cold, 'jobs/s') + spread(coldMs.get(label)?.map((ms) => W1_JOBS / (ms / 1000))),
+          ratio,
+          ready ? median(ready).toFixed(0) : '-',
+        ]
+          .map((c) => c.padStart(colWidth))
+          .join(''),
+    );
+  }
+}
+
 const ppRows = systems.filter((s) => s.label.startsWith('pp-node'));
 const peerRows = systems.filter((s) => !s.label.startsWith('pp-node'));
 if (ppRows.length > 0 && peerRows.length > 0) {
@@ -468,6 +546,12 @@ if (ppRows.length > 0) {
       } else if (w.id === 'W1') {
         const r = ratio('W1');
         lines.push(`W1 >= 3x ${base}: ${show(r, 'speedup')} ${verdict(r, 3)}`);
+        if (coldLabels.includes(p.label)) {
+          const a = coldCell(p.label);
+          const b = coldCell(base);
+          const rc: Cell = typeof a === 'number' && typeof b === 'number' ? a / b : 'n/a';
+          lines.push(`W1 cold >= 3x ${base} (cold): ${show(rc, 'speedup')} ${verdict(rc, 3)}`);
+        }
       } else if (w.id === 'W2x' && remote) {
         const v = cell(p.label, 'W2x');
         const r: Cell = typeof v === 'number' && typeof local === 'number' ? v / local : 'n/a';

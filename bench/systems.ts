@@ -22,6 +22,8 @@ export interface System {
   label: string;
   /** Starts a pool of n workers; throws if this system cannot run here (the row then shows n/a). */
   start(n: number): Promise<void>;
+  /** Resolves once every worker has started and can take a job at once (used by W1 cold). */
+  ready?(): Promise<void>;
   /** Runs a workload; returns elapsed milliseconds. */
   run(workload: Workload): Promise<number>;
   stop(): Promise<void>;
@@ -69,6 +71,7 @@ export function ppNode(
         await new Promise((r) => setTimeout(r, 20));
       }
     },
+    ready: () => server!.ready(),
     run: (workload) => workload.execute(call),
     async stop() {
       const s = server;
@@ -132,22 +135,42 @@ export function ppNodeRemote(label: string): System {
 // ---- piscina ------------------------------------------------------------------------------------
 
 type PiscinaPool = import('piscina').Piscina;
+/** The key of the message a piscina thread posts once it is ready (piscina's common.js READY). */
+const PISCINA_READY = '_WORKER_READY';
 
 /** Piscina with a plain .mjs worker (bench/peers/piscina-worker.mjs). */
 export function piscina(label: string, extra: Record<string, unknown> = {}): System {
   let pool: PiscinaPool | undefined;
+  let started: Promise<void> | undefined;
   const call: Call = (task, args) => pool!.run(args.length === 1 ? args[0] : args, { name: task });
   return {
     label,
     async start(n) {
       const { Piscina } = await import('piscina');
-      pool = new Piscina({
+      const p = new Piscina({
         filename: peerFile('piscina-worker.mjs'),
         minThreads: n,
         maxThreads: n,
         ...extra,
       });
+      pool = p;
+      // Each thread posts this once it has loaded the task module (piscina's worker.js).
+      started = Promise.all(
+        p.threads.map(
+          (t) =>
+            new Promise<void>((resolve) => {
+              const onMessage = (m: unknown) => {
+                if (m && typeof m === 'object' && PISCINA_READY in m) {
+                  t.off('message', onMessage);
+                  resolve();
+                }
+              };
+              t.on('message', onMessage);
+            }),
+        ),
+      ).then(() => {});
     },
+    ready: () => started!,
     run: (workload) => workload.execute(call),
     async stop() {
       const p = pool;

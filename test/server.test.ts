@@ -737,3 +737,23 @@ for (const isolation of ['process', 'thread'] as const) {
     });
   });
 }
+
+describe('Server.ready', () => {
+  test('resolves once the local workers have started; jobs run as before (a worker warming up gives way)', async () => {
+    const server = new Server({ ncpus: 2 });
+    try {
+      await server.ready();
+      await server.ready(); // at once when already ready
+      const jobs = Array.from({ length: 200 }, (_, i) => server.submit((x: number) => x * 2, [i]));
+      assert.deepEqual(
+        await Promise.all(jobs),
+        Array.from({ length: 200 }, (_, i) => i * 2),
+      );
+    } finally {
+      await server.close();
+    }
+    const none = new Server({ ncpus: 0 });
+    await none.ready(); // no local workers: nothing to wait for
+    await none.close();
+  });
+});

@@ -465,6 +465,15 @@ export class Server extends EventEmitter<ServerEvents> {
     return tally ? tally.progress() : { total: 0, finished: 0, failed: 0, pending: 0 };
   }
 
+  /**
+   * Resolves once every local worker has started and can run a job at once (workers start in
+   * the background: jobs submitted before then simply wait for them). For benchmarks and for
+   * programs whose first jobs must not wait for start-up.
+   */
+  ready(): Promise<void> {
+    return this.#local.whenReady();
+  }
+
   /** Number of local workers. */
   getNcpus(): number {
     return this.#local.ncpus;

@@ -62,6 +62,8 @@ export class LocalPool implements ComputeNode {
   private placedCount = 0;
   private readonly exits = new Set<Promise<void>>();
   private readonly exitWaiters = new Map<WorkerHandle, () => void>();
+  /** Callers of whenReady() waiting for the workers to start. */
+  private readonly readyWaiters: Array<() => void> = [];
   private target = 0;
   private nextIndex = 0;
   private startFailures = 0;
@@ -129,6 +131,28 @@ export class LocalPool implements ComputeNode {
     return n;
   }
 
+  /**
+   * Resolves once every worker the pool wants has started (at once if it has), or the pool
+   * closed or gave up starting them.
+   */
+  whenReady(): Promise<void> {
+    if (this.allReady()) return Promise.resolve();
+    return new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  private allReady(): boolean {
+    return (
+      this.closed ||
+      this.target === 0 ||
+      (this.workers.length >= this.target && this.readyWorkers >= this.target)
+    );
+  }
+
+  private wakeReadyWaiters(): void {
+    if (this.readyWaiters.length === 0 || !this.allReady()) return;
+    for (const resolve of this.readyWaiters.splice(0)) resolve();
+  }
+
   /** Worker process ids (for diagnostics and tests). */
   get pids(): number[] {
     return this.workers.map((w) => w.pid);
@@ -149,6 +173,7 @@ export class LocalPool implements ComputeNode {
       this.retire(w!);
     }
     this.events.onCapacity(this);
+    this.wakeReadyWaiters();
   }
 
   /**
@@ -297,6 +322,7 @@ export class LocalPool implements ComputeNode {
       }
     }
     this.workers.length = 0;
+    this.wakeReadyWaiters();
     await Promise.all(this.exits);
     this.arena?.close();
   }
@@ -353,6 +379,7 @@ export class LocalPool implements ComputeNode {
       w.ready = true;
       this.startFailures = 0;
       this.events.onCapacity(this);
+      this.wakeReadyWaiters();
       return;
     }
     if (msg.type === 'requeue') {
@@ -490,6 +517,7 @@ export class LocalPool implements ComputeNode {
     if (this.closed) return;
     if (this.startFailures >= MAX_START_FAILURES) {
       this.target = 0;
+      this.wakeReadyWaiters();
       for (const other of this.workers.splice(0)) {
         other.stopReason = { kind: 'close' };
         other.kill();
