@@ -13,7 +13,6 @@ import { syncChannelWrites } from '../platform.ts';
 import { encodeMessage } from '../protocol/messages.ts';
 import { FRAME_HEADER_BYTES, FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
 import { WorkerRuntime } from './runtime.ts';
-import { warmUp } from './warm-up.ts';
 
 /** The socket pair to the server (see nodes/worker-handle.ts). */
 const CHANNEL_FD = 3;
@@ -57,9 +56,7 @@ if (!isMainThread && parentPort) {
     arena ? arenaReader(arena) : undefined,
   );
   let broken = false;
-  let spoken = false; // the server sent something: no more warm-up
   port.on('message', (data: ArrayBuffer) => {
-    spoken = true;
     if (broken) return;
     try {
       runtime.receive(Buffer.from(data));
@@ -72,7 +69,6 @@ if (!isMainThread && parentPort) {
   process.on('uncaughtException', reportStray(runtime, 'uncaught exception'));
   process.on('unhandledRejection', reportStray(runtime, 'unhandled rejection'));
   port.postMessage(joinFrame(encodeMessage({ type: 'ready', pid: process.pid }), false).buffer);
-  void warmUp(() => spoken).catch(() => {}); // an optimisation only: never fatal
 } else {
   const socket = new Socket({ fd: CHANNEL_FD, readable: true, writable: true });
   // Frames the kernel did not take at once (the server is behind) wait in this process,
@@ -111,9 +107,7 @@ if (!isMainThread && parentPort) {
   const arena = Number.isInteger(arenaFd) ? arenaReader({ kind: 'file', fd: arenaFd }) : undefined;
   const runtime = new WorkerRuntime({ send, sendFrame, flushed }, arena);
   let broken = false;
-  let spoken = false; // the server sent something: no more warm-up
   const reader = new FrameReader((bytes, start, end) => {
-    spoken = true;
     if (broken) return;
     try {
       runtime.receive(bytes.subarray(start, end));
@@ -131,5 +125,4 @@ if (!isMainThread && parentPort) {
   process.on('uncaughtException', reportStray(runtime, 'uncaught exception'));
   process.on('unhandledRejection', reportStray(runtime, 'unhandled rejection'));
   send(encodeMessage({ type: 'ready', pid: process.pid }));
-  void warmUp(() => spoken).catch(() => {}); // an optimisation only: never fatal
 }

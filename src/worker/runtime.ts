@@ -216,11 +216,6 @@ export class WorkerRuntime {
     this.channel.send(encodeMessage({ type: 'requeue', ids: back }));
   }
 
-  /** Jobs are queued or running. */
-  get busy(): boolean {
-    return this.pumping || this.queueHead < this.queue.length;
-  }
-
   private pump(): void {
     if (this.pumping) return;
     this.pumping = true;
