@@ -816,18 +816,20 @@ export class Server extends EventEmitter<ServerEvents> {
     // A node that has held jobs this long without finishing any runs them at least this
     // slowly (less its link's round trip, which results wait for too): its silence can only
     // raise what was learnt, or what is assumed of a function not measured yet.
-    const ms = nodes.map((n) => {
-      const learnt = this.#msOn(n, fn);
+    // (How many jobs a node holds still follows what was learnt: a late result must not
+    // starve a node behind a slow link of the jobs that cover its round trip.)
+    const learnt = nodes.map((n) => this.#msOn(n, fn));
+    const ms = nodes.map((n, i) => {
       const quiet = n.inFlight > 0 ? now - (this.#speeds.get(n)?.quietSince ?? now) - n.rttMs : 0;
-      return quiet > (learnt ?? UNKNOWN_MS) ? quiet : learnt;
+      return quiet > (learnt[i] ?? UNKNOWN_MS) ? quiet : learnt[i];
     });
-    const plain = nodes.map((n, i) => n.freeSlots(ms[i], 0));
+    const plain = nodes.map((n, i) => n.freeSlots(learnt[i], 0));
     let total = 0;
     for (const p of plain) total += p;
     return nodes.map((n, i) => ({
       ncpus: n.ncpus,
       held: n.inFlight,
-      room: queued > 0 ? n.freeSlots(ms[i], queued - (total - plain[i]!)) : plain[i]!,
+      room: queued > 0 ? n.freeSlots(learnt[i], queued - (total - plain[i]!)) : plain[i]!,
       msPerJob: ms[i],
       rttMs: n.rttMs,
       stealable: withStealable ? n.stealable : 0,
