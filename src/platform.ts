@@ -4,6 +4,7 @@
  * 'darwin' and 'linux' on any machine (test/platform.test.ts): only Linux runs in CI, and
  * the Windows and macOS branches are otherwise known from review alone (issue 18).
  */
+import { constants as fsConstants } from 'node:fs';
 import { homedir } from 'node:os';
 
 type Platform = NodeJS.Platform;
@@ -81,6 +82,31 @@ export function workerIgnoredSignals(platform: Platform = process.platform): Nod
 export function homeDir(env: NodeJS.ProcessEnv = process.env, platform: Platform = process.platform): string {
   const fromEnv = platform === 'win32' ? env.USERPROFILE : env.HOME;
   return fromEnv || homedir();
+}
+
+/**
+ * Whether files have POSIX owners and permission bits worth checking. On Windows, `mode` and
+ * `uid` from stat are made up (ACLs decide who may read a file), so the secret file's owner,
+ * mode and directory checks are skipped there.
+ */
+export function posixPermissions(platform: Platform = process.platform): boolean {
+  return platform !== 'win32';
+}
+
+/**
+ * Flags to open the secret file with: read-only; on POSIX also O_NOFOLLOW (a symbolic link at
+ * the path is refused with ELOOP rather than followed) and O_NONBLOCK (a FIFO or device at the
+ * path opens at once, to be refused as "not a regular file", instead of blocking startup; reads
+ * of a regular file are unaffected). Windows has neither flag (fs.constants lacks them there):
+ * the caller checks for a link with lstat first instead.
+ */
+export function secretOpenFlags(
+  platform: Platform = process.platform,
+  constants: Partial<Record<'O_RDONLY' | 'O_NOFOLLOW' | 'O_NONBLOCK', number>> = fsConstants,
+): { flags: number; noFollow: boolean } {
+  const rdonly = constants.O_RDONLY ?? 0;
+  if (platform === 'win32' || constants.O_NOFOLLOW === undefined) return { flags: rdonly, noFollow: false };
+  return { flags: rdonly | constants.O_NOFOLLOW | (constants.O_NONBLOCK ?? 0), noFollow: true };
 }
 
 /**

@@ -14,17 +14,23 @@ import {
   fstatSync,
   fsyncSync,
   linkSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readSync,
+  type Stats,
+  statSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { PPError } from './errors.ts';
-import { homeDir } from './platform.ts';
+import { homeDir, posixPermissions, secretOpenFlags } from './platform.ts';
 
-/** The secret is missing, empty, unreadable or too widely readable; the message says how to fix it. */
+/**
+ * The secret is missing, empty, unreadable, too widely readable, or in a file or directory that someone
+ * else could change; the message says how to fix it.
+ */
 export class SecretError extends PPError {}
 
 export interface ResolvedSecret {
@@ -69,25 +75,110 @@ function errorCode(e: unknown): string | undefined {
 
 type FileRead = { kind: 'missing' } | { kind: 'empty' } | { kind: 'ok'; secret: Uint8Array };
 
-/** Reads and cleans a secret file, refusing non-files, loose permissions and oversized files. */
-function readSecretFile(path: string, fix: string): FileRead {
+/** A path as a shell word, for commands in messages (quoted only when it needs to be). */
+function shellWord(path: string): string {
+  return /^[\w@%+=:,./-]+$/.test(path) ? path : `'${path.replace(/'/g, `'\\''`)}'`;
+}
+
+function modeText(st: Stats): string {
+  return (st.mode & 0o7777).toString(8).padStart(4, '0');
+}
+
+function fileKind(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a file';
+}
+
+function isSymlink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+function symlinkError(path: string): SecretError {
+  return new SecretError(
+    `secret file ${path} is a symbolic link, which pp-node does not follow (whoever can change the link would choose the secret): ` +
+      'replace the link with a copy of the file it points to (mode 600), or point --secret-file / secretFile at that file',
+  );
+}
+
+/** This process's user on POSIX, or undefined where files have no meaningful owner (Windows). */
+function currentUid(): number | undefined {
+  return posixPermissions() ? process.geteuid?.() : undefined;
+}
+
+/**
+ * The directory holding the secret must be this user's (or root's) and not writable by group or others:
+ * whoever can write to it can replace the secret file with one of their own (POSIX only).
+ */
+function checkDirectory(dir: string): void {
+  if (!posixPermissions()) return;
+  let st: Stats;
+  try {
+    st = statSync(dir); // follows links: what matters is the directory the file is really in
+  } catch (e) {
+    throw new SecretError(`cannot check directory ${dir} of the secret file (${errorCode(e) ?? e})`, {
+      cause: e,
+    });
+  }
+  const uid = currentUid();
+  if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+    throw new SecretError(
+      `directory ${dir} of the secret file is owned by uid ${st.uid}, neither this user (uid ${uid}) nor root, ` +
+        `so its owner could replace the secret: run \`sudo chown ${uid} ${shellWord(dir)}\` if it is yours, or keep the secret in a directory of your own`,
+    );
+  }
+  if ((st.mode & 0o022) !== 0) {
+    throw new SecretError(
+      `directory ${dir} of the secret file is writable by group or others (mode ${modeText(st)}), ` +
+        `so they could replace the secret: run \`chmod go-w ${shellWord(dir)}\``,
+    );
+  }
+}
+
+/**
+ * Reads and cleans a secret file, refusing links, non-files (a FIFO is refused, not waited on), files
+ * of another user, loose permissions, a directory others can write to, and oversized files. `fix` says
+ * how to get a secret; `occupied` what to do when something that is not the secret is at the path.
+ */
+function readSecretFile(path: string, fix: string, occupied = fix): FileRead {
+  const { flags, noFollow } = secretOpenFlags();
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // Without O_NOFOLLOW (Windows), look first: a race remains there, but not the plain case.
+    if (!noFollow && isSymlink(path)) throw symlinkError(path);
+    fd = openSync(path, flags);
   } catch (e) {
-    if (errorCode(e) === 'ENOENT') return { kind: 'missing' };
-    throw new SecretError(`cannot open secret file ${path} (${errorCode(e) ?? e}): ${fix}`, { cause: e });
+    if (e instanceof SecretError) throw e;
+    const code = errorCode(e);
+    if (code === 'ENOENT') return { kind: 'missing' };
+    // O_NOFOLLOW on a link: ELOOP (Linux, macOS), EMLINK (FreeBSD).
+    if ((code === 'ELOOP' || code === 'EMLINK') && isSymlink(path)) throw symlinkError(path);
+    throw new SecretError(`cannot open secret file ${path} (${code ?? e}): ${fix}`, { cause: e });
   }
   try {
     // fstat the open file, not the path, so the checks apply to what we actually read.
     const st = fstatSync(fd);
-    if (!st.isFile()) throw new SecretError(`secret file ${path} is not a regular file: ${fix}`);
-    if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
-      const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+    if (!st.isFile())
+      throw new SecretError(`secret file ${path} is not a regular file (${fileKind(st)}): ${occupied}`);
+    const uid = currentUid();
+    if (uid !== undefined && st.uid !== uid) {
       throw new SecretError(
-        `secret file ${path} is accessible by group or others (mode ${mode}): run \`chmod 600 ${path}\``,
+        `secret file ${path} is owned by uid ${st.uid}, not by this user (uid ${uid}), so someone else chose its content: ` +
+          `run \`sudo chown ${uid} ${shellWord(path)}\` if it is yours; if not, ${occupied}`,
       );
     }
+    if (posixPermissions() && (st.mode & 0o077) !== 0) {
+      throw new SecretError(
+        `secret file ${path} is accessible by group or others (mode ${modeText(st)}): run \`chmod 600 ${shellWord(path)}\``,
+      );
+    }
+    checkDirectory(dirname(path));
     const buf = Buffer.alloc(MAX_SECRET_FILE + 1);
     let n = 0;
     for (;;) {
@@ -148,6 +239,8 @@ function createSecretFile(path: string): ResolvedSecret {
       });
     }
   }
+  // Never write a secret where someone else could swap it (the read-back below checks again).
+  checkDirectory(dir);
   const text = Buffer.from(`${randomBytes(32).toString('hex')}\n`);
   let created = false;
   const tmp = join(dir, `.secret.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
@@ -210,7 +303,8 @@ function writeNewFile(path: string, data: Buffer): void {
 /**
  * Finds the cluster secret. Order: `secret` option, `secretFile`, PP_SECRET, default file (created when
  * `create` is true and it does not exist). Throws SecretError (a PPError) saying what to do when there
- * is none, or when it is empty or readable by others.
+ * is none, when it is empty or readable by others, or when someone else could have chosen it (POSIX: a
+ * link, not a regular file, another user's file, or a directory that is not ours or is writable by others).
  */
 export function resolveSecret(opts: {
   secret?: string | Uint8Array;
@@ -235,7 +329,7 @@ export function resolveSecret(opts: {
     return { secret: fromText(env.PP_SECRET, 'PP_SECRET', env), source: 'PP_SECRET', created: false };
   }
   const path = defaultSecretPath(env);
-  const existing = readSecretFile(path, howToGetOne(path));
+  const existing = readSecretFile(path, howToGetOne(path), `remove it, then ${howToGetOne(path)}`);
   if (existing.kind === 'ok') return { secret: existing.secret, source: path, created: false };
   if (existing.kind === 'empty') throw emptyFileError(path);
   if (!opts.create) throw new SecretError(`no secret: ${howToGetOne(path)}`);

@@ -4,7 +4,15 @@
  * the secret where there is no machine-id (macOS, Windows).
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  constants as fsConstants,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -14,6 +22,8 @@ import {
   discoveryHint,
   homeDir,
   listenHint,
+  posixPermissions,
+  secretOpenFlags,
   statsSignal,
   stopGraceMs,
   stopSignals,
@@ -77,6 +87,26 @@ describe('platform choices', () => {
     assert.equal(homeDir({ HOME: '/h/gitbash' }, 'win32'), homedir());
     // The real environment gives exactly os.homedir() (what the secret and node id use).
     assert.equal(homeDir(), homedir());
+  });
+
+  test('secret file: owner and mode checked on POSIX only; O_NOFOLLOW | O_NONBLOCK where they exist', () => {
+    assert.equal(posixPermissions('win32'), false);
+    assert.equal(posixPermissions('darwin'), true);
+    assert.equal(posixPermissions('linux'), true);
+    // Windows' fs.constants has O_RDONLY but neither O_NOFOLLOW nor O_NONBLOCK.
+    assert.deepEqual(secretOpenFlags('win32', { O_RDONLY: 0 }), { flags: 0, noFollow: false });
+    assert.deepEqual(secretOpenFlags('win32', fsConstants), { flags: fsConstants.O_RDONLY, noFollow: false });
+    const darwin = { O_RDONLY: 0, O_NOFOLLOW: 0x100, O_NONBLOCK: 0x4 }; // macOS's values
+    assert.deepEqual(secretOpenFlags('darwin', darwin), { flags: 0x104, noFollow: true });
+    const linux = secretOpenFlags('linux', fsConstants);
+    assert.equal(linux.noFollow, process.platform !== 'win32');
+    if (process.platform !== 'win32') {
+      assert.equal(linux.flags & fsConstants.O_NOFOLLOW, fsConstants.O_NOFOLLOW);
+      assert.equal(linux.flags & fsConstants.O_NONBLOCK, fsConstants.O_NONBLOCK);
+      assert.equal(linux.flags & (fsConstants.O_WRONLY | fsConstants.O_RDWR | fsConstants.O_CREAT), 0);
+    }
+    // A POSIX system without O_NOFOLLOW falls back to looking first, like Windows.
+    assert.deepEqual(secretOpenFlags('linux', { O_RDONLY: 0 }), { flags: 0, noFollow: false });
   });
 
   test('network hints name the real cause per platform', () => {

@@ -1,18 +1,20 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import {
   chmodSync,
+  chownSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, describe, it, type TestContext } from 'node:test';
 import { PPError } from '../src/errors.ts';
 import { defaultSecretPath, resolveSecret, SecretError, weakSecretWarning } from '../src/secret.ts';
 
@@ -29,7 +31,7 @@ function home(): { dir: string; env: NodeJS.ProcessEnv; path: string } {
 }
 
 function writeSecret(path: string, text: string, mode = 0o600): void {
-  mkdirSync(join(path, '..'), { recursive: true });
+  mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
   writeFileSync(path, text, { mode });
   chmodSync(path, mode);
 }
@@ -130,6 +132,151 @@ describe('secret', () => {
     }
     chmodSync(h.path, 0o400);
     assert.equal(text(resolveSecret({ env: h.env }).secret), 'a fine secret');
+  });
+
+  const posix = process.platform !== 'win32';
+  const isRoot = posix && process.geteuid?.() === 0;
+  /** A user that is not us: `nobody` (65534) when we are root, else skip (only root can chown). */
+  function otherUser(t: TestContext): number | null {
+    if (!isRoot) {
+      t.skip('changing a file owner needs root');
+      return null;
+    }
+    return 65534;
+  }
+
+  it('refuses a symbolic link at the secret path (O_NOFOLLOW), saying what to do', (t) => {
+    if (!posix) return t.skip('POSIX symlinks');
+    const h = home();
+    const real = join(h.dir, 'real-secret');
+    writeSecret(real, 'a fine secret\n');
+    mkdirSync(join(h.path, '..'), { recursive: true, mode: 0o700 });
+    symlinkSync(real, h.path);
+    for (const opts of [{ env: h.env }, { secretFile: h.path, env: h.env }, { env: h.env, create: true }]) {
+      assert.throws(
+        () => resolveSecret(opts),
+        (e: Error) => {
+          assert.ok(e instanceof SecretError, String(e));
+          assert.ok(e.message.includes(h.path), e.message);
+          assert.match(e.message, /symbolic link/);
+          assert.match(e.message, /replace the link/);
+          return true;
+        },
+      );
+    }
+    // A link to a directory above the file (a dotfiles setup) is fine: only the file itself must not be one.
+    const h2 = home();
+    const realConfig = join(h2.dir, 'dotfiles-config');
+    writeSecret(join(realConfig, 'pp-node', 'secret'), 'linked dir secret\n');
+    symlinkSync(realConfig, join(h2.dir, '.config'));
+    assert.equal(text(resolveSecret({ env: h2.env }).secret), 'linked dir secret');
+  });
+
+  it('refuses a FIFO at the secret path at once instead of hanging (O_NONBLOCK)', (t) => {
+    if (!posix) return t.skip('POSIX FIFOs');
+    const h = home();
+    mkdirSync(join(h.path, '..'), { recursive: true, mode: 0o700 });
+    execFileSync('mkfifo', ['-m', '600', h.path]);
+    // In a child with a deadline: a blocking open() on a FIFO would hang this whole process.
+    const moduleUrl = new URL('../src/secret.ts', import.meta.url).href;
+    const code = `
+      import { resolveSecret } from ${JSON.stringify(moduleUrl)};
+      for (const opts of [{}, { secretFile: ${JSON.stringify(h.path)} }]) {
+        try { resolveSecret({ ...opts, env: { HOME: ${JSON.stringify(h.dir)} } }); console.log('accepted'); }
+        catch (e) { console.log(e.name + ': ' + e.message); }
+      }
+    `;
+    const started = Date.now();
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+      encoding: 'utf8',
+      timeout: 10_000,
+      killSignal: 'SIGKILL',
+    });
+    assert.equal(r.signal, null, `resolveSecret hung on a FIFO (killed after ${Date.now() - started} ms)`);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 2, r.stdout + r.stderr);
+    for (const line of lines) {
+      assert.ok(line.startsWith('SecretError: '), line);
+      assert.ok(line.includes(h.path), line);
+      assert.match(line, /not a regular file/);
+    }
+  });
+
+  it('refuses a secret file owned by another user, saying to chown it', (t) => {
+    const other = otherUser(t);
+    if (other === null) return;
+    const h = home();
+    writeSecret(h.path, 'a fine secret\n');
+    chownSync(h.path, other, other);
+    for (const opts of [{ env: h.env }, { secretFile: h.path, env: h.env }, { env: h.env, create: true }]) {
+      assert.throws(
+        () => resolveSecret(opts),
+        (e: Error) => {
+          assert.ok(e instanceof SecretError, String(e));
+          assert.ok(e.message.includes(h.path), e.message);
+          assert.match(e.message, /owned by uid 65534/);
+          assert.ok(e.message.includes(`chown ${process.geteuid!()} ${h.path}`), e.message);
+          return true;
+        },
+      );
+    }
+    chownSync(h.path, process.geteuid!(), process.getegid!());
+    assert.equal(text(resolveSecret({ env: h.env }).secret), 'a fine secret');
+  });
+
+  it('refuses a secret file in a directory owned by another user', (t) => {
+    const other = otherUser(t);
+    if (other === null) return;
+    const h = home();
+    writeSecret(h.path, 'a fine secret\n');
+    const dir = join(h.path, '..');
+    chownSync(dir, other, other);
+    for (const opts of [{ env: h.env }, { secretFile: h.path, env: h.env }]) {
+      assert.throws(
+        () => resolveSecret(opts),
+        (e: Error) => {
+          assert.ok(e instanceof SecretError, String(e));
+          assert.ok(e.message.includes(`directory ${dir}`), e.message);
+          assert.match(e.message, /owned by uid 65534/);
+          assert.ok(e.message.includes(`chown ${process.geteuid!()} ${dir}`), e.message);
+          return true;
+        },
+      );
+    }
+    // Nothing is created in such a directory either.
+    const h2 = home();
+    mkdirSync(join(h2.path, '..'), { recursive: true, mode: 0o700 });
+    chownSync(join(h2.path, '..'), other, other);
+    assert.throws(() => resolveSecret({ env: h2.env, create: true }), /owned by uid 65534/);
+    assert.deepEqual(readdirSync(join(h2.path, '..')), []);
+  });
+
+  it('refuses a secret file in a directory writable by group or others, saying chmod go-w', (t) => {
+    if (!posix) return t.skip('POSIX modes');
+    for (const mode of [0o777, 0o770, 0o730, 0o703, 0o1777]) {
+      const h = home();
+      writeSecret(h.path, 'a fine secret\n');
+      const dir = join(h.path, '..');
+      chmodSync(dir, mode);
+      for (const opts of [{ env: h.env }, { secretFile: h.path, env: h.env }]) {
+        assert.throws(
+          () => resolveSecret(opts),
+          (e: Error) => {
+            assert.ok(e instanceof SecretError, String(e));
+            assert.ok(e.message.includes(`directory ${dir}`), e.message);
+            assert.match(e.message, /writable by group or others/);
+            assert.ok(e.message.includes(`chmod go-w ${dir}`), e.message);
+            return true;
+          },
+        );
+      }
+      // ... and no secret is created in one.
+      rmSync(h.path);
+      assert.throws(() => resolveSecret({ env: h.env, create: true }), /writable by group or others/);
+      assert.deepEqual(readdirSync(dir), [], `mode ${mode.toString(8)}`);
+      chmodSync(dir, 0o755);
+      assert.equal(resolveSecret({ env: h.env, create: true }).created, true);
+    }
   });
 
   it('refuses a missing secretFile, a directory, and a huge file, naming the path', () => {

@@ -4,13 +4,14 @@
  */
 import { WebSocket } from 'ws';
 import { type DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
+import { printable } from '../log.ts';
 import { formatAddress } from '../nodes/remote-node.ts';
 import { discoveryHint } from '../platform.ts';
 import { resolveSecret } from '../secret.ts';
 import { clientHandshake, MAX_WS_PAYLOAD, zeroMask } from '../transport/secure-socket.ts';
 import type { LsConfig } from './args.ts';
 
-interface Row {
+export interface Row {
   name: string;
   instance: string;
   address: string;
@@ -34,7 +35,7 @@ export async function listNodes(cfg: LsConfig): Promise<number> {
   const found = new Map<string, DiscoveredNode>();
   const browser = new NodeBrowser({ interface: cfg.interface, requeryMs: 500 });
   browser.on('up', (n) => found.set(n.instance, n));
-  browser.on('error', (e) => process.stderr.write(`pp-node ls: discovery: ${e.message}\n`));
+  browser.on('error', (e) => process.stderr.write(`pp-node ls: discovery: ${printable(e.message)}\n`));
   browser.start();
   await new Promise((r) => setTimeout(r, cfg.timeoutS * 1000));
   await browser.stop();
@@ -64,20 +65,24 @@ export async function listNodes(cfg: LsConfig): Promise<number> {
         `Check: ${discoveryHint()}.\n`,
     );
   } else {
-    const header = ['NAME', 'ADDRESS', 'CPUS', 'VERSION', 'SECRET'];
-    const lines = rows.map((r) => [
-      r.name,
-      formatAddress(r.address, r.port),
-      String(r.cpus),
-      r.version,
-      r.secret,
-    ]);
-    const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
-    for (const l of [header, ...lines])
-      process.stdout.write(`${l.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`);
+    process.stdout.write(formatTable(rows));
   }
   if (secretProblem) process.stderr.write(`pp-node ls: cannot check secrets: ${secretProblem}\n`);
   return 0;
+}
+
+/**
+ * The table `pp-node ls` prints. Every cell goes through printable() again, although discovery already
+ * did (DiscoveredNode): the cells also hold error messages, and a forged name must never start a row
+ * of its own, move the cursor or clear the screen.
+ */
+export function formatTable(rows: readonly Row[]): string {
+  const header = ['NAME', 'ADDRESS', 'CPUS', 'VERSION', 'SECRET'];
+  const lines = rows.map((r) =>
+    [r.name, formatAddress(r.address, r.port), String(r.cpus), r.version, r.secret].map(printable),
+  );
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+  return [header, ...lines].map((l) => `${l.map((c, i) => c.padEnd(widths[i]!)).join('  ')}\n`).join('');
 }
 
 async function trySecret(
@@ -100,7 +105,7 @@ async function trySecret(
         ws.once('close', () => reject(new Error('closed')));
       });
     } catch (error) {
-      last = `unreachable (${(error as Error).message})`;
+      last = `unreachable (${printable((error as Error).message)})`;
       ws.terminate();
       continue;
     }
@@ -113,7 +118,8 @@ async function trySecret(
       const code = (error as { handshakeCode?: string }).handshakeCode;
       if (code === 'rejected' || code === 'bad-proof') return { secret: 'no (rejected)', accepted: false };
       if (code === 'version') return { secret: 'other protocol version', accepted: null };
-      return { secret: `unknown (${(error as Error).message})`, accepted: null };
+      // The message may carry the peer's own words (a close reason): never print them raw.
+      return { secret: `unknown (${printable((error as Error).message)})`, accepted: null };
     }
   }
   return { secret: last, accepted: null };

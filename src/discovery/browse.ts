@@ -24,12 +24,19 @@ import type { RemoteInfo } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { printable } from '../log.ts';
 import { type LocalInterfaces, normalizeAddress, onLink4, rankAddresses } from './addresses.ts';
 import { type DnsPacket, type DnsRecord, MdnsLink, type MdnsSession } from './mdns.ts';
 import { dnsKey, fromTxt, type NodeTxt, SERVICE_DOMAIN } from './service.ts';
 
 export { type LocalInterfaces, rankAddresses } from './addresses.ts';
 
+/**
+ * A node as announced on the LAN. Anyone on the LAN can announce anything: every string here went
+ * through printable() (log.ts) on the way in, so control, bidi and other format characters arrive as
+ * visible `\uXXXX` escapes, never raw (see discoveredNode). Still only a claim: the node proves nothing
+ * until the handshake.
+ */
 export interface DiscoveredNode {
   /** DNS-SD instance name, e.g. `alpha (1f2e3d4c:60000)`; unique on the LAN. */
   instance: string;
@@ -252,19 +259,8 @@ export class NodeBrowser extends EventEmitter<NodeBrowserEvents> {
   }
 
   #add(key: string, p: Pending, now: number): void {
-    const srv = p.srv!;
-    const txt = p.txt!;
     const raw = p.addresses.length ? p.addresses : isIP(p.referer) ? [p.referer] : [];
-    const node: DiscoveredNode = {
-      instance: instanceOf(p.fqdn),
-      host: String(srv.data.target).replace(/\.$/, ''),
-      addresses: this.#rank(raw, p.referer),
-      port: srv.data.port,
-      id: txt.id,
-      ncpus: txt.ncpus ?? 0,
-      version: txt.version ?? '',
-      protocol: txt.protocol,
-    };
+    const node = discoveredNode(p.fqdn, p.srv!.data, p.txt!, this.#rank(raw, p.referer));
     this.#entries.set(key, { node, lastSeen: now });
     this.emit('up', copy(node));
   }
@@ -280,7 +276,7 @@ export class NodeBrowser extends EventEmitter<NodeBrowserEvents> {
     const n = entry.node;
     let changed = false;
     if (srv) {
-      const host = String(srv.data.target).replace(/\.$/, '');
+      const host = hostOf(srv.data.target);
       if (srv.data.port !== n.port || host !== n.host) {
         n.port = srv.data.port;
         n.host = host;
@@ -295,10 +291,9 @@ export class NodeBrowser extends EventEmitter<NodeBrowserEvents> {
       }
     }
     if (txt) {
-      const ncpus = txt.ncpus ?? 0;
-      const version = txt.version ?? '';
-      if (txt.id !== n.id || txt.protocol !== n.protocol || ncpus !== n.ncpus || version !== n.version) {
-        Object.assign(n, { id: txt.id, protocol: txt.protocol, ncpus, version });
+      const t = txtFields(txt);
+      if (t.id !== n.id || t.protocol !== n.protocol || t.ncpus !== n.ncpus || t.version !== n.version) {
+        Object.assign(n, t);
         changed = true;
       }
     }
@@ -313,6 +308,40 @@ export class NodeBrowser extends EventEmitter<NodeBrowserEvents> {
     this.#entries.delete(key);
     this.emit('down', copy(entry.node));
   }
+}
+
+/**
+ * The DiscoveredNode an instance's records describe: where data from the LAN enters, so every string
+ * in it is made printable() here, once (a forged instance name, SRV target or TXT value must not draw
+ * table rows, clear the screen or retitle the window of whoever prints it). `addresses` are already
+ * checked IP addresses (ranked by the caller); `srv` a validated SRV; `txt` what fromTxt() read.
+ */
+export function discoveredNode(
+  fqdn: string,
+  srv: { port: number; target: string },
+  txt: NodeTxt,
+  addresses: string[],
+): DiscoveredNode {
+  return {
+    instance: printable(instanceOf(fqdn)),
+    host: hostOf(srv.target),
+    addresses: [...addresses],
+    port: srv.port,
+    ...txtFields(txt),
+  };
+}
+
+function hostOf(target: string): string {
+  return printable(String(target).replace(/\.$/, ''));
+}
+
+function txtFields(txt: NodeTxt): Pick<DiscoveredNode, 'id' | 'protocol' | 'ncpus' | 'version'> {
+  return {
+    id: printable(txt.id),
+    protocol: txt.protocol,
+    ncpus: txt.ncpus ?? 0,
+    version: printable(txt.version ?? ''),
+  };
 }
 
 function copy(n: DiscoveredNode): DiscoveredNode {

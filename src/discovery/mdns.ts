@@ -18,6 +18,7 @@
 import type { RemoteInfo } from 'node:dgram';
 import { createRequire } from 'node:module';
 import { type NetworkInterfaceInfo, networkInterfaces } from 'node:os';
+import { printable } from '../log.ts';
 import {
   announceAddresses,
   normalizeAddress,
@@ -246,12 +247,16 @@ export class MdnsLink {
 
   #report(error: Error): void {
     if (this.#closed) return;
-    // socket errors ("bind EADDRINUSE 0.0.0.0:5353") get context; ours already start with "mDNS"
-    const e = error.message.startsWith('mDNS')
-      ? error
-      : Object.assign(new Error(`mDNS ${this.#opts.what}: ${error.message}`, { cause: error }), {
-          code: (error as { code?: unknown }).code,
-        });
+    // socket errors ("bind EADDRINUSE 0.0.0.0:5353") get context; ours already start with "mDNS".
+    // Printable: a packet's decode warning could quote what the LAN sent.
+    const said = printable(error.message);
+    const e =
+      said === error.message && said.startsWith('mDNS')
+        ? error
+        : Object.assign(
+            new Error(said.startsWith('mDNS') ? said : `mDNS ${this.#opts.what}: ${said}`, { cause: error }),
+            { code: (error as { code?: unknown }).code },
+          );
     const key = `${(e as { code?: unknown }).code ?? ''}|${e.message}`;
     const now = Date.now();
     const last = this.#reported.get(key);

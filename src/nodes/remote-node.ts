@@ -8,6 +8,7 @@
  */
 import { WebSocket } from 'ws';
 import { PPError } from '../errors.ts';
+import { printable } from '../log.ts';
 import { unreachableHint } from '../platform.ts';
 import { decode } from '../protocol/codec.ts';
 import {
@@ -114,7 +115,8 @@ export class RemoteNode implements ComputeNode {
     private readonly events: NodeEvents,
     private readonly listener: RemoteNodeListener,
   ) {
-    this.id = opts.label ?? formatAddress(opts.host, opts.port);
+    // Labels may come from LAN discovery: printable, whatever the caller did (messages carry it).
+    this.id = printable(opts.label ?? formatAddress(opts.host, opts.port));
     this.addresses = [opts.host, ...(opts.alternates ?? [])];
     this.heartbeatMs = opts.heartbeatMs ?? 500;
     this.deadAfterMs = opts.deadAfterMs ?? 2000;
@@ -321,6 +323,8 @@ export class RemoteNode implements ComputeNode {
 
   private connectFailed(error: Error): void {
     if (this.state === 'closed') return;
+    // Whoever answered (not necessarily the node) may have written part of the message (a close reason).
+    const said = printable(error.message);
     if (
       error instanceof HandshakeFailure &&
       ['rejected', 'bad-proof', 'version'].includes(error.handshakeCode)
@@ -328,8 +332,8 @@ export class RemoteNode implements ComputeNode {
       this.state = 'rejected';
       const why =
         error.handshakeCode === 'version'
-          ? `node ${this.id} speaks another protocol version: ${error.message}. Run the same pp-node version on both sides.`
-          : `node ${this.id}: ${error.message}`;
+          ? `node ${this.id} speaks another protocol version: ${said}. Run the same pp-node version on both sides.`
+          : `node ${this.id}: ${said}`;
       this.listener.onProblem(this, new NodeRejectedError(why));
       return;
     }
@@ -341,7 +345,7 @@ export class RemoteNode implements ComputeNode {
           : ` ${unreachableHint((error as NodeJS.ErrnoException).code)}`;
       this.listener.onProblem(
         this,
-        new PPError(`cannot reach node ${this.id}: ${error.message}.${hint} Retrying with backoff.`),
+        new PPError(`cannot reach node ${this.id}: ${said}.${hint} Retrying with backoff.`),
       );
     }
     this.scheduleRetry();
@@ -496,8 +500,9 @@ export class RemoteNode implements ComputeNode {
   }
 
   /** The connection is gone: everything it carried runs elsewhere; try again later. */
-  private lost(socket: SecureSocket, reason: string): void {
+  private lost(socket: SecureSocket, peerReason: string): void {
     if (this.socket !== socket) return;
+    const reason = printable(peerReason); // a close reason is the peer's own text
     this.socket = null;
     this.stopHeartbeat();
     const wasReady = this.state === 'ready';
