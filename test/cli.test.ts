@@ -75,6 +75,7 @@ test('parseCli fills defaults and reads every option', () => {
       secretFile: undefined,
       name: 'desk',
       idleTimeoutS: 60,
+      maxConnections: 1024,
       logLevel: 'info',
       logFormat: 'json',
       announce: false,
@@ -89,6 +90,8 @@ test('parseCli fills defaults and reads every option', () => {
     interface: undefined,
   });
   assert.throws(() => parseCli(['--port', '70000'], {}), UsageError);
+  assert.equal((parseCli(['--max-connections', '50'], {}) as { maxConnections: number }).maxConnections, 50);
+  assert.throws(() => parseCli(['--max-connections', '0'], {}), UsageError);
 });
 
 test('--idle-timeout stops a node that has no client', () => {

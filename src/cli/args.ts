@@ -2,6 +2,7 @@
 import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
+import { MAX_CONNECTIONS } from '../node/admission.ts';
 import { statsSignalHint } from '../platform.ts';
 
 export interface NodeConfig {
@@ -12,6 +13,7 @@ export interface NodeConfig {
   secretFile: string | undefined;
   name: string;
   idleTimeoutS: number;
+  maxConnections: number;
   logLevel: LogLevel;
   logFormat: 'text' | 'json';
   announce: boolean;
@@ -64,6 +66,7 @@ Options:
                         npx pp-node --name desk-42
   --idle-timeout S    exit after S seconds without any client (default 0: never).
                         npx pp-node --idle-timeout 3600
+  --max-connections N TCP connections at once, clients included (default ${MAX_CONNECTIONS}); more are dropped.
   --log-level L       error | warn | info | debug (default info). Logs go to stderr.
                         npx pp-node --log-level debug
   --log-format json   one JSON object per log line, for log collectors.
@@ -108,6 +111,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
         'secret-file': { type: 'string' },
         name: { type: 'string' },
         'idle-timeout': { type: 'string' },
+        'max-connections': { type: 'string' },
         'log-level': { type: 'string' },
         'log-format': { type: 'string' },
         'no-announce': { type: 'boolean' },
@@ -128,7 +132,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
   const str = (k: string) => v[k] as string | undefined;
   if (sub === 'ls') {
-    for (const k of ['port', 'bind', 'workers', 'name', 'idle-timeout', 'no-announce']) {
+    for (const k of ['port', 'bind', 'workers', 'name', 'idle-timeout', 'max-connections', 'no-announce']) {
       if (v[k] !== undefined) throw new UsageError(`--${k} is an option of the node, not of 'ls'`);
     }
     return {
@@ -158,6 +162,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     secretFile: str('secret-file'),
     name,
     idleTimeoutS: wholeNumber('idle-timeout', str('idle-timeout'), 0, 10 ** 7, 0),
+    maxConnections: wholeNumber('max-connections', str('max-connections'), 1, 10 ** 6, MAX_CONNECTIONS),
     logLevel: level,
     logFormat: format,
     announce: !v['no-announce'],

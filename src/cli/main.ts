@@ -62,6 +62,7 @@ async function serve(cfg: NodeConfig): Promise<number> {
     id,
     logger: log,
     idleTimeoutS: cfg.idleTimeoutS,
+    maxConnections: cfg.maxConnections,
     onIdle: () => stopRequested?.(),
   });
   let port: number;

@@ -4,7 +4,8 @@
  * fairly between clients.
  */
 import { createHash } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import { createServer, type Server as HttpServer, type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { formatStats, type NodeStats } from '../api/stats.ts';
 import type { Logger } from '../log.ts';
@@ -36,6 +37,19 @@ import {
   serverHandshake,
 } from '../transport/secure-socket.ts';
 import { VERSION } from '../version.ts';
+import {
+  addressKey,
+  MAX_CONNECTIONS,
+  MAX_PREAUTH_CONNECTIONS,
+  MAX_PREAUTH_PER_ADDRESS,
+  PREAUTH_MAX_PAYLOAD,
+  type PreauthEntry,
+  PreauthTracker,
+  raiseMaxPayload,
+  refuseUpgrade,
+  ShedLog,
+  UPGRADE_TIMEOUT_MS,
+} from './admission.ts';
 
 export interface NodeServerOptions {
   /** TCP port; 0 picks a free one. */
@@ -59,6 +73,14 @@ export interface NodeServerOptions {
   clientTimeoutMs?: number;
   handshakeTimeoutMs?: number;
   limiter?: FailureLimiter;
+  /** TCP connections at once, authenticated clients included (default MAX_CONNECTIONS, 1024). */
+  maxConnections?: number;
+  /** WebSockets still in the handshake at once (default MAX_PREAUTH_CONNECTIONS, 256); the oldest is dropped. */
+  maxPreauthConnections?: number;
+  /** Of those, from one address or IPv6 /64 (default MAX_PREAUTH_PER_ADDRESS, 8); the oldest is dropped. */
+  maxPreauthPerAddress?: number;
+  /** A connection that has not asked for its WebSocket by then is closed (default UPGRADE_TIMEOUT_MS, 3 s). */
+  upgradeTimeoutMs?: number;
 }
 
 interface NodeJob {
@@ -73,6 +95,9 @@ export class NodeServer {
   readonly info: NodeInfo;
   private readonly pool: LocalPool;
   private wss: WebSocketServer | null = null;
+  private http: HttpServer | null = null;
+  private readonly shed: ShedLog;
+  private readonly preauth: PreauthTracker;
   private readonly sessions = new Map<string, ClientSession>();
   private readonly jobs = new Map<number, NodeJob>();
   private readonly queue = new FairQueue<number>();
@@ -96,6 +121,12 @@ export class NodeServer {
       protocol: PROTOCOL_VERSION,
     };
     this.limiter = opts.limiter ?? new FailureLimiter();
+    this.shed = new ShedLog(opts.logger);
+    this.preauth = new PreauthTracker(
+      opts.maxPreauthConnections ?? MAX_PREAUTH_CONNECTIONS,
+      opts.maxPreauthPerAddress ?? MAX_PREAUTH_PER_ADDRESS,
+      (reason, key) => this.shed.count(reason, key),
+    );
     this.pool = new LocalPool(
       { ncpus: opts.workers, isolation: 'process', niceness: opts.niceness ?? 10 },
       {
@@ -115,27 +146,80 @@ export class NodeServer {
     };
   }
 
-  /** Starts listening; resolves with the bound port. */
+  /** Starts listening; resolves with the bound port. Admission before authentication: see admission.ts. */
   listen(): Promise<number> {
     return new Promise((resolve, reject) => {
+      // Until a peer has proved the secret, ws takes messages of PREAUTH_MAX_PAYLOAD bytes;
+      // raised to MAX_WS_PAYLOAD for that connection once it has.
       const wss = new WebSocketServer({
-        port: this.opts.port,
-        host: this.opts.host,
-        maxPayload: MAX_WS_PAYLOAD,
+        noServer: true,
+        maxPayload: PREAUTH_MAX_PAYLOAD,
         perMessageDeflate: false,
         clientTracking: false,
       });
+      const http = createServer((_req, res) => {
+        res.writeHead(426, { Connection: 'close', 'Content-Type': 'text/plain' });
+        res.end('Upgrade Required');
+      });
+      http.maxConnections = this.opts.maxConnections ?? MAX_CONNECTIONS;
       this.wss = wss;
-      wss.once('error', reject);
-      wss.on('listening', () => {
-        wss.off('error', reject);
-        wss.on('error', (error) => this.opts.logger.error('listener error', { error }));
-        const address = wss.address();
+      this.http = http;
+      const upgradeTimeoutMs = this.opts.upgradeTimeoutMs ?? UPGRADE_TIMEOUT_MS;
+      const upgradeTimers = new WeakMap<Socket, NodeJS.Timeout>();
+      http.on('connection', (socket: Socket) => {
+        const timer = setTimeout(() => {
+          this.shed.count('upgradeTimeout', addressKey(socket.remoteAddress ?? 'unknown'));
+          socket.destroy();
+        }, upgradeTimeoutMs);
+        timer.unref();
+        upgradeTimers.set(socket, timer);
+        socket.once('close', () => clearTimeout(timer));
+      });
+      http.on('drop', (data) =>
+        this.shed.count('maxConnections', addressKey(data?.remoteAddress ?? 'unknown')),
+      );
+      http.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+        clearTimeout(upgradeTimers.get(socket));
+        this.onUpgrade(req, socket, head);
+      });
+      http.once('error', reject);
+      http.listen(this.opts.port, this.opts.host, () => {
+        http.off('error', reject);
+        http.on('error', (error) => this.opts.logger.error('listener error', { error }));
+        const address = http.address();
         resolve(typeof address === 'object' && address ? address.port : this.opts.port);
         this.armIdleTimer();
       });
-      wss.on('connection', (ws, req) => void this.onConnection(ws, req));
     });
+  }
+
+  /**
+   * An HTTP upgrade: refused before any WebSocket exists when the node stops, the request
+   * comes from a web page (browsers send Origin; our clients never do) or the address is
+   * banned; otherwise counted as a connection in the handshake (the oldest dropped at a cap).
+   */
+  private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    const ip = req.socket.remoteAddress ?? 'unknown';
+    const key = addressKey(ip);
+    if (this.stopping) {
+      this.shed.count('stopping', key);
+      refuseUpgrade(socket, 503, 'Service Unavailable');
+      return;
+    }
+    if (req.headers.origin !== undefined) {
+      this.shed.count('origin', key);
+      refuseUpgrade(socket, 403, 'Forbidden');
+      return;
+    }
+    if (!this.limiter.allowed(ip)) {
+      this.shed.count('banned', key);
+      const wait = Math.ceil(this.limiter.retryAfterMs(ip) / 1000);
+      refuseUpgrade(socket, 429, 'Too Many Requests', { 'Retry-After': wait });
+      return;
+    }
+    const entry = this.preauth.admit(key, () => socket.destroy());
+    socket.once('close', () => this.preauth.done(entry));
+    this.wss!.handleUpgrade(req, socket, head, (ws) => void this.onConnection(ws, req, entry));
   }
 
   /** Clients connected right now. */
@@ -148,7 +232,11 @@ export class NodeServer {
     if (this.stopping) return;
     this.stopping = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
-    const closing = new Promise<void>((resolve) => (this.wss ? this.wss.close(() => resolve()) : resolve()));
+    this.shed.flush();
+    this.wss?.close();
+    const closing = new Promise<void>((resolve) =>
+      this.http ? this.http.close(() => resolve()) : resolve(),
+    );
     for (const s of this.sessions.values()) {
       const ids = this.queue.removeOwner(s.id).map((id) => this.forget(id)?.clientId);
       s.send({ type: 'requeue', ids: ids.filter((x): x is number => x !== undefined) });
@@ -189,25 +277,32 @@ export class NodeServer {
     });
   }
 
-  private async onConnection(ws: WebSocket, req: IncomingMessage): Promise<void> {
+  private async onConnection(ws: WebSocket, req: IncomingMessage, entry: PreauthEntry): Promise<void> {
     const ip = req.socket.remoteAddress ?? 'unknown';
     const peer = `${ip}:${req.socket.remotePort}`;
     const log = this.opts.logger;
-    if (this.stopping) {
-      ws.close(CloseCode.GoingAway, 'node shutting down');
-      return;
-    }
-    if (!this.limiter.allowed(ip)) {
-      const wait = Math.ceil(this.limiter.retryAfterMs(ip) / 1000);
-      log.warn('refused connection: too many failed handshakes', { peer, retryInS: wait });
-      ws.close(CloseCode.RateLimited, `too many failed handshakes from ${ip}; retry in ${wait} s`);
-      return;
-    }
+    // A frame over the pre-auth limit, or any other protocol error before authentication: ws
+    // would send a close frame and wait for the peer's answer (30 s), reading on. Not for a
+    // peer that has proved nothing: its connection ends now.
+    const preauthError = () => ws.terminate();
+    ws.once('error', preauthError);
     let socket: SecureSocket;
     try {
-      socket = await serverHandshake(ws, this.opts.secret, this.opts.handshakeTimeoutMs ?? 5000);
+      socket = await serverHandshake(ws, this.opts.secret, this.opts.handshakeTimeoutMs ?? 5000, () => {
+        ws.off('error', preauthError);
+        this.preauth.done(entry);
+        try {
+          raiseMaxPayload(ws, MAX_WS_PAYLOAD);
+        } catch (error) {
+          log.error('cannot accept clients', { error });
+          ws.terminate();
+        }
+      });
     } catch (error) {
       const f = error as HandshakeFailure;
+      this.preauth.done(entry);
+      // Dropped to make room for newer connections: not this peer's failure.
+      if (entry.evicted) return;
       this.limiter.failed(ip);
       if (f.handshakeCode === 'bad-proof') log.warn('client rejected: wrong secret', { peer });
       else log.warn('handshake failed', { peer, reason: f.message });

@@ -3,8 +3,8 @@
  * every message encrypted and authenticated by the session.
  *
  * Messages larger than a chunk are split into several sealed chunks, so the WebSocket's
- * `maxPayload` can stay small on every connection: a peer that has not authenticated can
- * make us buffer at most one chunk, never a huge frame.
+ * `maxPayload` stays at one chunk (MAX_WS_PAYLOAD) on every connection. Before a peer has
+ * authenticated, a node accepts only PREAUTH_MAX_PAYLOAD bytes a message (node/admission.ts).
  */
 import { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
@@ -275,6 +275,7 @@ function runHandshake(
   step: (msg: Uint8Array) => HandshakeStep,
   first: Uint8Array | null,
   timeoutMs: number,
+  authenticated?: () => void,
 ): Promise<SecureSocket> {
   return new Promise<SecureSocket>((resolve, reject) => {
     let done = false;
@@ -289,6 +290,8 @@ function runHandshake(
         setTimeout(() => ws.terminate(), 1000).unref();
         reject(error);
       } else {
+        // In this tick, before ws reads the next frame (which may be in the same read).
+        authenticated?.();
         // Made now, in this tick, so that no message after the handshake is missed.
         resolve(new SecureSocket(ws, session!));
       }
@@ -324,8 +327,17 @@ export function clientHandshake(ws: WebSocket, secret: Uint8Array, timeoutMs = 5
   return runHandshake(ws, (m) => hs.receive(m), hs.start(), timeoutMs);
 }
 
-/** Resolves with a paused SecureSocket: attach listeners, then call `resume()`. */
-export function serverHandshake(ws: WebSocket, secret: Uint8Array, timeoutMs = 5000): Promise<SecureSocket> {
+/**
+ * Resolves with a paused SecureSocket: attach listeners, then call `resume()`. `authenticated`
+ * is called synchronously the moment the client has proved the secret, before ws reads another
+ * frame: the node raises the connection's message limit there (see node/admission.ts).
+ */
+export function serverHandshake(
+  ws: WebSocket,
+  secret: Uint8Array,
+  timeoutMs = 5000,
+  authenticated?: () => void,
+): Promise<SecureSocket> {
   const hs = new ServerHandshake(secret);
-  return runHandshake(ws, (m) => hs.receive(m), null, timeoutMs);
+  return runHandshake(ws, (m) => hs.receive(m), null, timeoutMs, authenticated);
 }
