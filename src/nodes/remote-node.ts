@@ -339,10 +339,17 @@ export class RemoteNode implements ComputeNode {
     }
     if (!this.reportedUnreachable) {
       this.reportedUnreachable = true;
+      // The node answers the upgrade with an HTTP status when it refuses before any
+      // handshake (node/admission.ts): it is there, so a firewall hint would mislead.
+      const status = /Unexpected server response: (\d+)/.exec(error.message)?.[1];
       const hint =
-        error instanceof HandshakeFailure && error.code === CloseCode.RateLimited
-          ? ''
-          : ` ${unreachableHint((error as NodeJS.ErrnoException).code)}`;
+        (error instanceof HandshakeFailure && error.code === CloseCode.RateLimited) || status === '429'
+          ? ' The node refuses this address for a while after too many failed handshakes (a wrong secret nearby?).'
+          : status === '503'
+            ? ' The node is stopping.'
+            : status
+              ? ''
+              : ` ${unreachableHint((error as NodeJS.ErrnoException).code)}`;
       this.listener.onProblem(
         this,
         new PPError(`cannot reach node ${this.id}: ${said}.${hint} Retrying with backoff.`),
