@@ -430,6 +430,7 @@ describe('remote nodes on 127.0.0.1', () => {
       socket.resume();
       const info = { id: 'fake', name: 'fake', ncpus: 1, version: '0', protocol: PROTOCOL_VERSION };
       socket.send(encodeMessage({ type: 'welcome', info }));
+      socket.send(encodeMessage({ type: 'ncpus', ncpus: 1 })); // protocol 2: its ready workers
     });
     const port = (wss.address() as { port: number }).port;
     const server = new Server({ ncpus: 0, ppservers: [`127.0.0.1:${port}`], secret: SECRET });

@@ -98,6 +98,8 @@ export class RemoteNode implements ComputeNode {
   private rtt: number | undefined = undefined;
   /** Workers the node says can run jobs now ('ncpus'; protocol 2+). */
   private readyCpus: number | undefined = undefined;
+  /** Welcomed by a node that has yet to say how many workers are ready: not up yet. */
+  private awaitingCpus = false;
   private known = new Set<string>();
   private knownRefs = new Set<string>();
   private heartbeat: NodeJS.Timeout | null = null;
@@ -399,12 +401,19 @@ export class RemoteNode implements ComputeNode {
           return;
         }
         this.info = msg.info;
-        this.readyCpus = undefined;
         this.state = 'ready';
         this.stopping = false;
         this.readyAt = Date.now();
         this.reportedUnreachable = false;
         this.send({ type: 'ping', t: performance.now() }); // the link's round trip, at once
+        // A node of protocol 2+ says next how many of its workers are ready: it is up then,
+        // with those CPUs; an older one is up now, with all it has.
+        if ((this.socket?.session.version ?? 0) >= STEAL_PROTOCOL) {
+          this.readyCpus = 0;
+          this.awaitingCpus = true;
+          return;
+        }
+        this.readyCpus = undefined;
         this.listener.onUp(this);
         this.events.onCapacity(this);
         return;
@@ -458,6 +467,10 @@ export class RemoteNode implements ComputeNode {
         return;
       case 'ncpus':
         this.readyCpus = msg.ncpus;
+        if (this.awaitingCpus) {
+          this.awaitingCpus = false;
+          this.listener.onUp(this);
+        }
         this.events.onCapacity(this);
         return;
       case 'pong': {
@@ -512,7 +525,8 @@ export class RemoteNode implements ComputeNode {
     const reason = printable(peerReason); // a close reason is the peer's own text
     this.socket = null;
     this.stopHeartbeat();
-    const wasReady = this.state === 'ready';
+    const wasReady = this.state === 'ready' && !this.awaitingCpus; // said up to the listener
+    this.awaitingCpus = false;
     this.known = new Set();
     this.knownRefs = new Set();
     this.rtt = undefined;
