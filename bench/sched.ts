@@ -19,7 +19,8 @@
 // must come back exactly once (result and callback): the benchmark also catches lost or
 // duplicated jobs.
 //
-// Policies: 'pull' = new Server({ ..., stealing: false }), 'steal' = new Server({ ... }).
+// Policies: 'pull' = new Server({ ..., stealing: false }), 'steal' = new Server({ ... }), and for the
+// static mixes 'spec' = new Server({ ..., speculative: true }) (steal plus backup copies of late jobs).
 
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
@@ -129,7 +130,8 @@ async function freePort(): Promise<number> {
 
 // ---- a client and a burst of jobs ----------------------------------------------------------------
 
-type Policy = 'pull' | 'steal';
+/** pull = { stealing: false }; steal = the default; spec = { speculative: true } (static mixes only). */
+type Policy = 'pull' | 'steal' | 'spec';
 const POLICIES: readonly Policy[] = ['pull', 'steal'];
 
 const address = (port: number): string => `127.0.0.1:${port}`;
@@ -147,7 +149,7 @@ function client(
     ncpus: 0,
     secret: SECRET,
     ...options,
-    ...(policy === 'pull' ? { stealing: false } : {}),
+    ...(policy === 'pull' ? { stealing: false } : policy === 'spec' ? { speculative: true } : {}),
   } as ServerOptions);
   clients.add(server);
   const upAt = new Map<string, number>();
@@ -307,6 +309,8 @@ interface Scenario {
   setUp(): Promise<unknown>;
   run(policy: Policy, round: number): Promise<Figure>;
   tearDown(): Promise<void>;
+  /** Policies it runs; default pull and steal. */
+  policies?: readonly Policy[];
 }
 
 /** Scenarios where nodes stay up: the bursts go to `nodes`, the bound is staticBound. */
@@ -323,6 +327,7 @@ function staticScenario(
     unit: 'ratio',
     target: 1.06,
     targetText: '<= 1.06',
+    policies: ['pull', 'steal', 'spec'],
     async setUp() {
       nodes = await Promise.all(specs.map((s) => launch(s)));
       await warmUp(
@@ -685,7 +690,7 @@ export async function runSched(opts: SchedOptions): Promise<void> {
 
   console.log(
     `pp-node scheduling benchmark: ${os.cpus()[0]?.model ?? 'cpu'} | availableParallelism ${os.availableParallelism()} | ` +
-      `node ${process.version} | ${opts.rounds} round(s) | policies: pull = { stealing: false }, steal = default`,
+      `node ${process.version} | ${opts.rounds} round(s) | policies: pull = { stealing: false }, steal = default, spec = { speculative: true }`,
   );
   const figures = new Map<string, Record<Policy, Figure[]>>();
   let bad = 0;
@@ -693,12 +698,13 @@ export async function runSched(opts: SchedOptions): Promise<void> {
   try {
     for (const sc of scenarios) {
       console.log(`\n${sc.name}: ${sc.title}`);
-      const perPolicy: Record<Policy, Figure[]> = { pull: [], steal: [] };
+      const perPolicy: Record<Policy, Figure[]> = { pull: [], steal: [], spec: [] };
       figures.set(sc.name, perPolicy);
       try {
         await withTimeout(sc.setUp(), 60_000, `${sc.name} set-up`);
         for (let round = 1; round <= opts.rounds; round++) {
-          const order = round % 2 ? POLICIES : [...POLICIES].reverse();
+          const policies = sc.policies ?? POLICIES;
+          const order = round % 2 ? policies : [...policies].reverse();
           for (const policy of order) {
             let f: Figure;
             try {
@@ -732,10 +738,13 @@ export async function runSched(opts: SchedOptions): Promise<void> {
     `\nScheduling (median of ${opts.rounds} round(s); makespan / lower bound unless marked x or us; ` +
       `${((performance.now() - started) / 1000).toFixed(0)} s)`,
   );
-  console.log(`${'scenario'.padEnd(12)}${'pull'.padStart(col)}${'steal'.padStart(col)}   target (steal)`);
+  console.log(
+    `${'scenario'.padEnd(12)}${'pull'.padStart(col)}${'steal'.padStart(col)}${'spec'.padStart(col)}   target (steal)`,
+  );
   for (const sc of scenarios) {
     const per = figures.get(sc.name)!;
     const cell = (p: Policy): string => {
+      if (per[p].length === 0) return '-';
       const values = per[p].map((f) => f.value).filter((v) => !Number.isNaN(v));
       const allOk = per[p].length > 0 && per[p].every((f) => f.ok);
       const text = values.length > 0 ? show(median(values), sc.unit) : 'n/a';
@@ -751,7 +760,7 @@ export async function runSched(opts: SchedOptions): Promise<void> {
             ? ' PASS'
             : ' FAIL';
     console.log(
-      `${sc.name.padEnd(12)}${cell('pull').padStart(col)}${cell('steal').padStart(col)}   ${sc.targetText}${verdict}`,
+      `${sc.name.padEnd(12)}${cell('pull').padStart(col)}${cell('steal').padStart(col)}${cell('spec').padStart(col)}   ${sc.targetText}${verdict}`,
     );
   }
   console.log(
