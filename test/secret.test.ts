@@ -36,6 +36,24 @@ function writeSecret(path: string, text: string, mode = 0o600): void {
   chmodSync(path, mode);
 }
 
+/**
+ * Every way of reading the secret (found by PP_SECRET's absence, named, or about to be created)
+ * refuses the file at `h.path` with a SecretError that names it and passes `check`.
+ */
+function refusedEveryWay(h: ReturnType<typeof home>, check: (message: string) => void): void {
+  for (const opts of [{ env: h.env }, { secretFile: h.path, env: h.env }, { env: h.env, create: true }]) {
+    assert.throws(
+      () => resolveSecret(opts),
+      (e: Error) => {
+        assert.ok(e instanceof SecretError, String(e));
+        assert.ok(e.message.includes(h.path), e.message);
+        check(e.message);
+        return true;
+      },
+    );
+  }
+}
+
 const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
 
 describe('secret', () => {
@@ -152,18 +170,10 @@ describe('secret', () => {
     writeSecret(real, 'a fine secret\n');
     mkdirSync(join(h.path, '..'), { recursive: true, mode: 0o700 });
     symlinkSync(real, h.path);
-    for (const opts of [{ env: h.env }, { secretFile: h.path, env: h.env }, { env: h.env, create: true }]) {
-      assert.throws(
-        () => resolveSecret(opts),
-        (e: Error) => {
-          assert.ok(e instanceof SecretError, String(e));
-          assert.ok(e.message.includes(h.path), e.message);
-          assert.match(e.message, /symbolic link/);
-          assert.match(e.message, /replace the link/);
-          return true;
-        },
-      );
-    }
+    refusedEveryWay(h, (message) => {
+      assert.match(message, /symbolic link/);
+      assert.match(message, /replace the link/);
+    });
     // A link to a directory above the file (a dotfiles setup) is fine: only the file itself must not be one.
     const h2 = home();
     const realConfig = join(h2.dir, 'dotfiles-config');
@@ -208,18 +218,10 @@ describe('secret', () => {
     const h = home();
     writeSecret(h.path, 'a fine secret\n');
     chownSync(h.path, other, other);
-    for (const opts of [{ env: h.env }, { secretFile: h.path, env: h.env }, { env: h.env, create: true }]) {
-      assert.throws(
-        () => resolveSecret(opts),
-        (e: Error) => {
-          assert.ok(e instanceof SecretError, String(e));
-          assert.ok(e.message.includes(h.path), e.message);
-          assert.match(e.message, /owned by uid 65534/);
-          assert.ok(e.message.includes(`chown ${process.geteuid!()} ${h.path}`), e.message);
-          return true;
-        },
-      );
-    }
+    refusedEveryWay(h, (message) => {
+      assert.match(message, /owned by uid 65534/);
+      assert.ok(message.includes(`chown ${process.geteuid!()} ${h.path}`), message);
+    });
     chownSync(h.path, process.geteuid!(), process.getegid!());
     assert.equal(text(resolveSecret({ env: h.env }).secret), 'a fine secret');
   });
