@@ -240,7 +240,7 @@ export class Server extends EventEmitter<ServerEvents> {
         this.#onResult(node, job as Dispatched, status, durationMs, bytes, start, end),
       onJobFailed: (node, job, error) => this.#onJobFailed(node, job as Dispatched, error),
       onRequeue: (_node, jobs, stolen) => {
-        if (stolen) this.#stolen += jobs.length;
+        if (stolen) for (const job of jobs) if (!(job instanceof BackupJob)) this.#stolen++;
         this.#onRequeue(jobs as Dispatched[]);
       },
       onCapacity: () => this.#scheduleDrain(),
@@ -912,8 +912,11 @@ export class Server extends EventEmitter<ServerEvents> {
     this.#scheduleDrain();
     if (rec instanceof BackupJob) {
       // A copy that failed through no fault of the job's code (its worker died, it was
-      // cancelled): the original goes on.
-      if (rec.primary.backup === rec) rec.primary.backup = null;
+      // cancelled, it timed out): the original goes on, and the copy's time was spent for nothing.
+      if (rec.primary.backup === rec) {
+        rec.primary.backup = null;
+        this.#backups.wastedMs += performance.now() - rec.dispatchedAt;
+      }
       return;
     }
     // As for results: only the node that holds the job may fail it.
