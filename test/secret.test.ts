@@ -54,6 +54,25 @@ function refusedEveryWay(h: ReturnType<typeof home>, check: (message: string) =>
   }
 }
 
+/** Reading the secret at `h.path`, found or named, is refused for its directory `dir`. */
+function refusedForDirectory(
+  h: ReturnType<typeof home>,
+  dir: string,
+  check: (message: string) => void,
+): void {
+  for (const opts of [{ env: h.env }, { secretFile: h.path, env: h.env }]) {
+    assert.throws(
+      () => resolveSecret(opts),
+      (e: Error) => {
+        assert.ok(e instanceof SecretError, String(e));
+        assert.ok(e.message.includes(`directory ${dir}`), e.message);
+        check(e.message);
+        return true;
+      },
+    );
+  }
+}
+
 const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
 
 describe('secret', () => {
@@ -233,18 +252,10 @@ describe('secret', () => {
     writeSecret(h.path, 'a fine secret\n');
     const dir = join(h.path, '..');
     chownSync(dir, other, other);
-    for (const opts of [{ env: h.env }, { secretFile: h.path, env: h.env }]) {
-      assert.throws(
-        () => resolveSecret(opts),
-        (e: Error) => {
-          assert.ok(e instanceof SecretError, String(e));
-          assert.ok(e.message.includes(`directory ${dir}`), e.message);
-          assert.match(e.message, /owned by uid 65534/);
-          assert.ok(e.message.includes(`chown ${process.geteuid!()} ${dir}`), e.message);
-          return true;
-        },
-      );
-    }
+    refusedForDirectory(h, dir, (message) => {
+      assert.match(message, /owned by uid 65534/);
+      assert.ok(message.includes(`chown ${process.geteuid!()} ${dir}`), message);
+    });
     // Nothing is created in such a directory either.
     const h2 = home();
     mkdirSync(join(h2.path, '..'), { recursive: true, mode: 0o700 });
@@ -260,18 +271,10 @@ describe('secret', () => {
       writeSecret(h.path, 'a fine secret\n');
       const dir = join(h.path, '..');
       chmodSync(dir, mode);
-      for (const opts of [{ env: h.env }, { secretFile: h.path, env: h.env }]) {
-        assert.throws(
-          () => resolveSecret(opts),
-          (e: Error) => {
-            assert.ok(e instanceof SecretError, String(e));
-            assert.ok(e.message.includes(`directory ${dir}`), e.message);
-            assert.match(e.message, /writable by group or others/);
-            assert.ok(e.message.includes(`chmod go-w ${dir}`), e.message);
-            return true;
-          },
-        );
-      }
+      refusedForDirectory(h, dir, (message) => {
+        assert.match(message, /writable by group or others/);
+        assert.ok(message.includes(`chmod go-w ${dir}`), message);
+      });
       // ... and no secret is created in one.
       rmSync(h.path);
       assert.throws(() => resolveSecret({ env: h.env, create: true }), /writable by group or others/);
