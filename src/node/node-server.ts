@@ -13,7 +13,7 @@ import type { DispatchJob, RefData } from '../nodes/compute-node.ts';
 import { wholeArgs } from '../nodes/job-args.ts';
 import { LocalPool } from '../nodes/local-pool.ts';
 import { encode } from '../protocol/codec.ts';
-import { PROTOCOL_VERSION } from '../protocol/handshake.ts';
+import { PROTOCOL_VERSION, STEALING_PROTOCOL } from '../protocol/handshake.ts';
 import {
   decodeMessage,
   encodeMessage,
@@ -334,7 +334,7 @@ export class NodeServer {
     if (ready === undefined || (!only && ready === this.toldReady)) return;
     this.toldReady = ready;
     for (const s of only ? [only] : this.sessions.values())
-      if (s.socket.session.version >= 2) s.send({ type: 'ncpus', ncpus: ready });
+      if (s.socket.session.version >= STEALING_PROTOCOL) s.send({ type: 'ncpus', ncpus: ready });
   }
 
   /** @internal */

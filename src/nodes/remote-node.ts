@@ -11,6 +11,7 @@ import { PPError } from '../errors.ts';
 import { printable } from '../log.ts';
 import { unreachableHint } from '../platform.ts';
 import { decode } from '../protocol/codec.ts';
+import { STEALING_PROTOCOL } from '../protocol/handshake.ts';
 import {
   decodeMessage,
   encodeMessage,
@@ -34,8 +35,6 @@ import { argsParts } from './job-args.ts';
 
 /** Job bytes per run message, leaving room for its head within one chunk. */
 const RUN_MESSAGE_BYTES = CHUNK_BYTES - 64 * 1024;
-/** The first protocol version in which a node gives jobs back when asked ('withdraw'). */
-const STEAL_PROTOCOL = 2;
 /** Weight of each new round-trip sample in the smoothed round trip. */
 const RTT_WEIGHT = 0.25;
 
@@ -147,7 +146,7 @@ export class RemoteNode implements ComputeNode {
     if (
       this.state !== 'ready' ||
       this.stopping ||
-      (this.socket?.session.version ?? 0) < STEAL_PROTOCOL ||
+      (this.socket?.session.version ?? 0) < STEALING_PROTOCOL ||
       performance.now() < this.stealPendingUntil
     )
       return 0;
@@ -408,7 +407,7 @@ export class RemoteNode implements ComputeNode {
         this.send({ type: 'ping', t: performance.now() }); // the link's round trip, at once
         // A node of protocol 2+ says next how many of its workers are ready: it is up then,
         // with those CPUs; an older one is up now, with all it has.
-        if ((this.socket?.session.version ?? 0) >= STEAL_PROTOCOL) {
+        if ((this.socket?.session.version ?? 0) >= STEALING_PROTOCOL) {
           this.readyCpus = 0;
           this.awaitingCpus = true;
           return;

@@ -53,6 +53,8 @@ import { Session } from './secure-channel.ts';
  * how many of its workers are ready ('ncpus').
  */
 export const PROTOCOL_VERSION = 2;
+/** The first protocol version with 'withdraw'/'withdrawn' and 'ncpus'. */
+export const STEALING_PROTOCOL = 2;
 export const MIN_PROTOCOL_VERSION = 1;
 
 const MAGIC = [0x50, 0x50, 0x4e, 0x01] as const; // "PPN" 0x01
