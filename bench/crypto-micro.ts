@@ -3,7 +3,7 @@
 // Run: npx tsx bench/crypto-micro.ts
 import { randomBytes } from 'node:crypto';
 import nacl from 'tweetnacl';
-import { ClientHandshake, ServerHandshake } from '../src/protocol/handshake.ts';
+import { ClientHandshake, NodeHandshake } from '../src/protocol/handshake.ts';
 import type { Session } from '../src/protocol/secure-channel.ts';
 
 const FRAME = 1024 * 1024;
@@ -12,7 +12,7 @@ let sink = 0;
 
 function handshake(): { c: Session; s: Session } {
   const client = new ClientHandshake(secret);
-  const server = new ServerHandshake(secret);
+  const server = new NodeHandshake(secret);
   const s1 = server.receive(client.start());
   const c1 = client.receive(s1.send!);
   const s2 = server.receive(c1.send!);

@@ -9,9 +9,9 @@ import {
   type HandshakeStep,
   MAX_HANDSHAKE_MESSAGE,
   MIN_PROTOCOL_VERSION,
+  NodeHandshake,
   PROTOCOL_VERSION,
   rateLimitedMessage,
-  ServerHandshake,
 } from '../src/protocol/handshake.ts';
 import type { Session } from '../src/protocol/secure-channel.ts';
 
@@ -33,7 +33,7 @@ function message(type: number, body: Uint8Array): Buffer {
   return Buffer.concat([MAGIC, Buffer.from([type]), body]);
 }
 
-function complete(client: ClientHandshake, server: ServerHandshake): { c: Session; s: Session } {
+function complete(client: ClientHandshake, server: NodeHandshake): { c: Session; s: Session } {
   const s1 = server.receive(client.start());
   assert.equal(s1.error, undefined);
   const c1 = client.receive(s1.send!);
@@ -61,7 +61,7 @@ function drive(
   opts: { clientSecret?: Uint8Array; serverSecret?: Uint8Array } = {},
 ): Outcome {
   const client = new ClientHandshake(opts.clientSecret ?? SECRET);
-  const server = new ServerHandshake(opts.serverSecret ?? SECRET);
+  const server = new NodeHandshake(opts.serverSecret ?? SECRET);
   const out: Outcome = { steps: [] };
   let msg: Uint8Array | undefined = mutate(0, client.start());
   let toServer = true;
@@ -94,7 +94,7 @@ describe('handshake', () => {
 
   it('completes on both sides with fixed-size messages and matching sessions', () => {
     const client = new ClientHandshake(SECRET);
-    const server = new ServerHandshake(SECRET);
+    const server = new NodeHandshake(SECRET);
     const hello = client.start();
     assert.equal(hello.length, 73);
     assert.deepEqual(Buffer.from(hello.subarray(0, 5)), message(1, new Uint8Array(0)));
@@ -111,7 +111,7 @@ describe('handshake', () => {
     const c = c2.session!;
     const s = s2.session!;
     assert.equal(c.role, 'client');
-    assert.equal(s.role, 'server');
+    assert.equal(s.role, 'node');
     assert.equal(c.version, PROTOCOL_VERSION, 'the highest version both support');
     assert.equal(s.version, PROTOCOL_VERSION);
     assert.match(c.id, /^[0-9a-f]{16}$/);
@@ -123,7 +123,7 @@ describe('handshake', () => {
   });
 
   it('carries multi-part frames both ways, including a 4 MiB one', () => {
-    const { c, s } = complete(new ClientHandshake(SECRET), new ServerHandshake(SECRET));
+    const { c, s } = complete(new ClientHandshake(SECRET), new NodeHandshake(SECRET));
     const big = Buffer.alloc(4 * 1024 * 1024);
     for (let i = 0; i < big.length; i += 4096) big[i] = i & 0xff;
     const parts = [Buffer.from('head'), big, new Uint8Array(0), Buffer.from('tail')];
@@ -137,8 +137,8 @@ describe('handshake', () => {
   });
 
   it('sessions of different handshakes differ', () => {
-    const a = complete(new ClientHandshake(SECRET), new ServerHandshake(SECRET));
-    const b = complete(new ClientHandshake(SECRET), new ServerHandshake(SECRET));
+    const a = complete(new ClientHandshake(SECRET), new NodeHandshake(SECRET));
+    const b = complete(new ClientHandshake(SECRET), new NodeHandshake(SECRET));
     assert.notEqual(a.c.id, b.c.id);
     assert.throws(() => b.s.open(a.c.seal([Buffer.from('x')])), { name: 'SecureChannelError' });
   });
@@ -162,7 +162,7 @@ describe('handshake', () => {
   it('an impostor node with another secret cannot prove itself', () => {
     const client = new ClientHandshake(SECRET);
     const hello = client.start();
-    const impostor = new ServerHandshake(OTHER);
+    const impostor = new NodeHandshake(OTHER);
     const serverHello = impostor.receive(hello).send!;
     assert.ok(client.receive(serverHello).send);
     // The impostor pretends the client's proof was fine and proves with the secret it has.
@@ -176,7 +176,7 @@ describe('handshake', () => {
   it('a node that reflects the client proof as its own is refused', () => {
     const client = new ClientHandshake(SECRET);
     const hello = client.start();
-    const serverHello = new ServerHandshake(SECRET).receive(hello).send!;
+    const serverHello = new NodeHandshake(SECRET).receive(hello).send!;
     const clientProof = client.receive(serverHello).send!;
     const reflected = Buffer.from(clientProof);
     reflected[4] = 4; // relabel CLIENT_PROOF as SERVER_PROOF
@@ -185,7 +185,7 @@ describe('handshake', () => {
 
   it('follows the documented key schedule (independent implementation interoperates)', () => {
     // Client side of the spec against the real node.
-    const server = new ServerHandshake(SECRET);
+    const server = new NodeHandshake(SECRET);
     const kp = nacl.box.keyPair();
     const hello = message(1, Buffer.concat([Buffer.from([0, 1, 0, 1]), Buffer.alloc(32, 7), kp.publicKey]));
     const serverHello = server.receive(hello).send!;
@@ -209,7 +209,7 @@ describe('handshake', () => {
   });
 
   it('refuses a low-order X25519 key even from a client that knows the secret', () => {
-    const server = new ServerHandshake(SECRET);
+    const server = new NodeHandshake(SECRET);
     const hello = message(
       1,
       Buffer.concat([Buffer.from([0, 1, 0, 1]), Buffer.alloc(32, 7), Buffer.alloc(32)]),
@@ -229,9 +229,9 @@ describe('handshake', () => {
   it('a replayed client HELLO and PROOF do not authenticate to a fresh node', () => {
     const client = new ClientHandshake(SECRET);
     const hello = client.start();
-    const s1 = new ServerHandshake(SECRET);
+    const s1 = new NodeHandshake(SECRET);
     const proof = client.receive(s1.receive(hello).send!).send!;
-    const s2 = new ServerHandshake(SECRET);
+    const s2 = new NodeHandshake(SECRET);
     assert.ok(s2.receive(hello).send);
     const r = s2.receive(proof);
     assert.equal(r.error?.code, 'bad-proof');
@@ -241,7 +241,7 @@ describe('handshake', () => {
   it('negotiates the highest common version', () => {
     const { c, s } = complete(
       new ClientHandshake(SECRET, { minVersion: 1, maxVersion: 3 }),
-      new ServerHandshake(SECRET, { minVersion: 1, maxVersion: 2 }),
+      new NodeHandshake(SECRET, { minVersion: 1, maxVersion: 2 }),
     );
     assert.equal(c.version, 2);
     assert.equal(s.version, 2);
@@ -253,7 +253,7 @@ describe('handshake', () => {
   ] as const) {
     it(`version ranges that do not overlap fail clearly on both sides (${clientText} vs ${serverText})`, () => {
       const client = new ClientHandshake(SECRET, clientRange);
-      const server = new ServerHandshake(SECRET, serverRange);
+      const server = new NodeHandshake(SECRET, serverRange);
       const s1 = server.receive(client.start());
       assert.equal(s1.error?.code, 'version');
       assert.ok(s1.send, 'the node tells the client its range');
@@ -278,7 +278,7 @@ describe('handshake', () => {
     const client = new ClientHandshake(SECRET);
     const hello = client.start();
     const sHello = Buffer.from(
-      new ServerHandshake(SECRET, { minVersion: 1, maxVersion: 5 }).receive(hello).send!,
+      new NodeHandshake(SECRET, { minVersion: 1, maxVersion: 5 }).receive(hello).send!,
     );
     sHello.writeUInt16BE(PROTOCOL_VERSION + 1, 5);
     assert.equal(client.receive(sHello).error?.code, 'version');
@@ -305,8 +305,8 @@ describe('handshake', () => {
 
   it('refuses an empty secret and bad version options', () => {
     assert.throws(() => new ClientHandshake(new Uint8Array(0)), PPError);
-    assert.throws(() => new ServerHandshake(new Uint8Array(0)), PPError);
-    assert.throws(() => new ServerHandshake(SECRET, { minVersion: 3, maxVersion: 2 }), PPError);
+    assert.throws(() => new NodeHandshake(new Uint8Array(0)), PPError);
+    assert.throws(() => new NodeHandshake(SECRET, { minVersion: 3, maxVersion: 2 }), PPError);
     assert.throws(() => new ClientHandshake(SECRET, { minVersion: 0 }), PPError);
     assert.throws(() => new ClientHandshake(SECRET, { maxVersion: 70_000 }), PPError);
   });
@@ -393,13 +393,13 @@ describe('handshake', () => {
     });
 
     it('node: PROOF first, its own HELLO reflected, HELLO twice', () => {
-      assert.equal(new ServerHandshake(SECRET).receive(message(3, Buffer.alloc(32))).error?.code, 'state');
+      assert.equal(new NodeHandshake(SECRET).receive(message(3, Buffer.alloc(32))).error?.code, 'state');
 
       const client = new ClientHandshake(SECRET);
-      const server = new ServerHandshake(SECRET);
+      const server = new NodeHandshake(SECRET);
       const hello = client.start();
       const serverHello = server.receive(hello).send!;
-      assert.equal(new ServerHandshake(SECRET).receive(serverHello).error?.code, 'state');
+      assert.equal(new NodeHandshake(SECRET).receive(serverHello).error?.code, 'state');
       const again = server.receive(hello);
       assert.equal(again.error?.code, 'state');
       assert.equal(again.send, undefined);
@@ -409,7 +409,7 @@ describe('handshake', () => {
 
     it('anything after completion is an error on both sides', () => {
       const client = new ClientHandshake(SECRET);
-      const server = new ServerHandshake(SECRET);
+      const server = new NodeHandshake(SECRET);
       const hello = client.start();
       const s1 = server.receive(hello);
       const c1 = client.receive(s1.send!);
@@ -425,16 +425,16 @@ describe('handshake', () => {
     });
 
     it('oversized and non-handshake input', () => {
-      const server = new ServerHandshake(SECRET);
+      const server = new NodeHandshake(SECRET);
       const r = server.receive(new Uint8Array(MAX_HANDSHAKE_MESSAGE + 1));
       assert.equal(r.error?.code, 'malformed');
       assert.equal(r.send, undefined);
       assert.equal(
-        new ServerHandshake(SECRET).receive(Buffer.from('GET / HTTP/1.1\r\n\r\n')).error?.code,
+        new NodeHandshake(SECRET).receive(Buffer.from('GET / HTTP/1.1\r\n\r\n')).error?.code,
         'malformed',
       );
       assert.equal(
-        new ServerHandshake(SECRET).receive(message(0x7f, Buffer.alloc(0))).error?.code,
+        new NodeHandshake(SECRET).receive(message(0x7f, Buffer.alloc(0))).error?.code,
         'malformed',
       );
     });

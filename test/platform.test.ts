@@ -17,7 +17,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { signalsHelp } from '../src/cli/args.ts';
-import { machineId, nodeIdPath } from '../src/node/identity.ts';
+import { machineId, nodeIdPath } from '../src/daemon/identity.ts';
 import {
   discoveryHint,
   homeDir,

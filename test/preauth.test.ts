@@ -17,7 +17,7 @@ import {
   PREAUTH_MAX_PAYLOAD,
   raiseMaxPayload,
   UPGRADE_TIMEOUT_MS,
-} from '../src/node/admission.ts';
+} from '../src/daemon/admission.ts';
 import { decodeMessage, encodeMessage } from '../src/protocol/messages.ts';
 import { clientHandshake, MAX_WS_PAYLOAD, zeroMask } from '../src/transport/secure-socket.ts';
 import { type NodeProcess, startNode } from './helpers/nodes.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { PPError } from '../src/errors.ts';
-import { ClientHandshake, ServerHandshake } from '../src/protocol/handshake.ts';
+import { ClientHandshake, NodeHandshake } from '../src/protocol/handshake.ts';
 import { MAX_FRAMES, SecureChannelError, Session } from '../src/protocol/secure-channel.ts';
 
 /** A connected pair built directly (cheap, so each test can break its own). */
@@ -15,14 +15,14 @@ function pair(maxFrames?: number): { c: Session; s: Session } {
     c: new Session({
       ...base,
       role: 'client',
-      clientToServerKey: Buffer.from(c2s),
-      serverToClientKey: Buffer.from(s2c),
+      clientToNodeKey: Buffer.from(c2s),
+      nodeToClientKey: Buffer.from(s2c),
     }),
     s: new Session({
       ...base,
-      role: 'server',
-      clientToServerKey: Buffer.from(c2s),
-      serverToClientKey: Buffer.from(s2c),
+      role: 'node',
+      clientToNodeKey: Buffer.from(c2s),
+      nodeToClientKey: Buffer.from(s2c),
     }),
   };
 }
@@ -31,7 +31,7 @@ function pair(maxFrames?: number): { c: Session; s: Session } {
 function handshakePair(): { c: Session; s: Session } {
   const secret = Buffer.from('a secret long enough to be taken seriously');
   const client = new ClientHandshake(secret);
-  const server = new ServerHandshake(secret);
+  const server = new NodeHandshake(secret);
   const s1 = server.receive(client.start());
   const c1 = client.receive(s1.send!);
   const s2 = server.receive(c1.send!);
@@ -162,15 +162,15 @@ describe('secure channel', () => {
     const sender = new Session({
       version: 1,
       role: 'client',
-      clientToServerKey: Buffer.alloc(32, 1),
-      serverToClientKey: Buffer.alloc(32, 2),
+      clientToNodeKey: Buffer.alloc(32, 1),
+      nodeToClientKey: Buffer.alloc(32, 2),
       transcriptHash: Buffer.alloc(32),
     });
     const receiver = new Session({
       version: 1,
-      role: 'server',
-      clientToServerKey: Buffer.alloc(32, 1),
-      serverToClientKey: Buffer.alloc(32, 2),
+      role: 'node',
+      clientToNodeKey: Buffer.alloc(32, 1),
+      nodeToClientKey: Buffer.alloc(32, 2),
       transcriptHash: Buffer.alloc(32),
       maxFrames: 2,
     });
@@ -185,8 +185,8 @@ describe('secure channel', () => {
     new Session({
       version: 1,
       role: 'client',
-      clientToServerKey: c2s,
-      serverToClientKey: s2c,
+      clientToNodeKey: c2s,
+      nodeToClientKey: s2c,
       transcriptHash: randomBytes(32),
     });
     assert.ok(c2s.every((b) => b === 0));
@@ -196,8 +196,8 @@ describe('secure channel', () => {
         new Session({
           version: 1,
           role: 'client',
-          clientToServerKey: new Uint8Array(16),
-          serverToClientKey: new Uint8Array(32),
+          clientToNodeKey: new Uint8Array(16),
+          nodeToClientKey: new Uint8Array(32),
           transcriptHash: new Uint8Array(32),
         }),
       isChannelError,

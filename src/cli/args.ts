@@ -1,8 +1,8 @@
 /** Command-line parsing for `pp-node`: every mistake is a clear message and exit code 2. */
 import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { MAX_CONNECTIONS } from '../daemon/admission.ts';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
-import { MAX_CONNECTIONS } from '../node/admission.ts';
 import { statsSignalHint } from '../platform.ts';
 
 export interface NodeConfig {

@@ -1,7 +1,8 @@
 /** `pp-node` command line: start a node, or list the nodes on the LAN. */
+
+import { Daemon } from '../daemon/daemon.ts';
+import { machineId } from '../daemon/identity.ts';
 import { createLogger } from '../log.ts';
-import { machineId } from '../node/identity.ts';
-import { NodeServer } from '../node/node-server.ts';
 import { listenHint, statsSignal, stopGraceMs, stopSignals } from '../platform.ts';
 import { PROTOCOL_VERSION } from '../protocol/handshake.ts';
 import { resolveSecret, weakSecretWarning } from '../secret.ts';
@@ -53,7 +54,7 @@ async function serve(cfg: NodeConfig): Promise<number> {
 
   let stopRequested: (() => void) | null = null;
   const id = machineId();
-  const node = new NodeServer({
+  const node = new Daemon({
     port: cfg.port,
     host: cfg.bind,
     workers: cfg.workers,

@@ -262,7 +262,7 @@ function sharedSecret(secretKey: Uint8Array, peerPublic: Uint8Array): Uint8Array
 }
 
 function makeSession(
-  role: 'client' | 'server',
+  role: 'client' | 'node',
   version: number,
   keys: AuthKeys,
   shared: Uint8Array,
@@ -274,8 +274,8 @@ function makeSession(
   return new Session({
     version,
     role,
-    clientToServerKey: okm.subarray(0, 32),
-    serverToClientKey: okm.subarray(32, 64),
+    clientToNodeKey: okm.subarray(0, 32),
+    nodeToClientKey: okm.subarray(32, 64),
     transcriptHash: transcript,
   });
 }
@@ -443,13 +443,13 @@ export class ClientHandshake {
 // ---------------------------------------------------------------------------------------------------
 // Server (node)
 
-type ServerState = 'await-hello' | 'await-proof' | 'done' | 'failed';
+type NodeState = 'await-hello' | 'await-proof' | 'done' | 'failed';
 
-export class ServerHandshake {
+export class NodeHandshake {
   readonly #keys: AuthKeys;
   readonly #range: VersionRange;
   readonly #random: (n: number) => Uint8Array;
-  #state: ServerState = 'await-hello';
+  #state: NodeState = 'await-hello';
   #ephemeral: nacl.BoxKeyPair | null = null;
   #clientPublic: Uint8Array | null = null;
   #transcript: Buffer | null = null;
@@ -527,7 +527,7 @@ export class ServerHandshake {
     if (!shared) return this.#fail(new HandshakeError('malformed', 'the client sent an invalid X25519 key'));
     const reply = header(SERVER_PROOF);
     reply.set(proof(this.#keys, SERVER_PROOF_LABEL, this.#transcript!), HEADER);
-    const session = makeSession('server', this.#version, this.#keys, shared, this.#transcript!);
+    const session = makeSession('node', this.#version, this.#keys, shared, this.#transcript!);
     this.#finish('done');
     return { send: reply, session };
   }

@@ -28,9 +28,9 @@ const SERVER_TO_CLIENT = 2;
 /** @internal What the handshake hands to a new Session. The key buffers are wiped by the constructor. */
 export interface SessionInit {
   version: number;
-  role: 'client' | 'server';
-  clientToServerKey: Uint8Array;
-  serverToClientKey: Uint8Array;
+  role: 'client' | 'node';
+  clientToNodeKey: Uint8Array;
+  nodeToClientKey: Uint8Array;
   transcriptHash: Uint8Array;
   /** Test hook: frames per direction before sealing/opening is refused (default MAX_FRAMES). */
   maxFrames?: number;
@@ -48,7 +48,7 @@ const SEAL_SLICE_BYTES = 16 * 1024;
 
 export class Session {
   readonly version: number;
-  readonly role: 'client' | 'server';
+  readonly role: 'client' | 'node';
   /** A short fingerprint of the session (hex of the transcript hash prefix) for logs. */
   readonly id: string;
   readonly #sendKey: KeyObject;
@@ -61,17 +61,17 @@ export class Session {
   #receiveBroken = false;
 
   constructor(init: SessionInit) {
-    if (init.clientToServerKey.length !== KEY_BYTES || init.serverToClientKey.length !== KEY_BYTES) {
+    if (init.clientToNodeKey.length !== KEY_BYTES || init.nodeToClientKey.length !== KEY_BYTES) {
       throw new SecureChannelError('session keys must be 32 bytes');
     }
     this.version = init.version;
     this.role = init.role;
     this.id = Buffer.from(init.transcriptHash.subarray(0, 8)).toString('hex');
-    const c2s = createSecretKey(Buffer.from(init.clientToServerKey));
-    const s2c = createSecretKey(Buffer.from(init.serverToClientKey));
+    const c2s = createSecretKey(Buffer.from(init.clientToNodeKey));
+    const s2c = createSecretKey(Buffer.from(init.nodeToClientKey));
     // The KeyObjects hold their own copies; wipe the plain bytes we were given.
-    init.clientToServerKey.fill(0);
-    init.serverToClientKey.fill(0);
+    init.clientToNodeKey.fill(0);
+    init.nodeToClientKey.fill(0);
     const client = init.role === 'client';
     this.#sendKey = client ? c2s : s2c;
     this.#receiveKey = client ? s2c : c2s;

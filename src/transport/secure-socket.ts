@@ -13,7 +13,7 @@ import {
   type HandshakeError,
   type HandshakeStep,
   MAX_HANDSHAKE_MESSAGE,
-  ServerHandshake,
+  NodeHandshake,
 } from '../protocol/handshake.ts';
 import type { Session } from '../protocol/secure-channel.ts';
 
@@ -338,6 +338,6 @@ export function serverHandshake(
   timeoutMs = 5000,
   authenticated?: () => void,
 ): Promise<SecureSocket> {
-  const hs = new ServerHandshake(secret);
+  const hs = new NodeHandshake(secret);
   return runHandshake(ws, (m) => hs.receive(m), null, timeoutMs, authenticated);
 }

@@ -51,7 +51,7 @@ import {
   UPGRADE_TIMEOUT_MS,
 } from './admission.ts';
 
-export interface NodeServerOptions {
+export interface DaemonOptions {
   /** TCP port; 0 picks a free one. */
   port: number;
   /** Address to listen on; default all interfaces. */
@@ -91,7 +91,7 @@ interface NodeJob {
 
 let nextInternalId = 1;
 
-export class NodeServer {
+export class Daemon {
   readonly info: NodeInfo;
   private readonly pool: LocalPool;
   private wss: WebSocketServer | null = null;
@@ -112,7 +112,7 @@ export class NodeServer {
   /** Ready workers as last told to clients. */
   private toldReady = -1;
 
-  constructor(private readonly opts: NodeServerOptions) {
+  constructor(private readonly opts: DaemonOptions) {
     this.info = {
       id: opts.id,
       name: opts.name,
@@ -615,7 +615,7 @@ export class NodeServer {
 /** One authenticated client connection. */
 class ClientSession {
   readonly defs = new Map<string, FunctionDefinition>();
-  /** Why definitions this client sent could not be read, by its hash (see NodeServer.refused). */
+  /** Why definitions this client sent could not be read, by its hash (see Daemon.refused). */
   readonly unreadable = new Map<string, Error>();
   readonly refs = new Map<string, RefData>();
   readonly byClientId = new Map<number, number>();
@@ -630,7 +630,7 @@ class ClientSession {
     readonly id: string,
     readonly peer: string,
     readonly socket: SecureSocket,
-    node: NodeServer,
+    node: Daemon,
   ) {
     socket.on('message', (data) => {
       this.lastHeard = Date.now();
