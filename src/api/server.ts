@@ -901,9 +901,12 @@ export class Server extends EventEmitter<ServerEvents> {
           cause: value,
         });
     } catch (error) {
-      outcome = new JobSetupError(`the outcome of ${rec.name} from ${node.id} could not be decoded`, {
-        cause: error,
-      });
+      outcome = new JobSetupError(
+        `the outcome of ${rec.name} from ${node.id} could not be decoded: ${messageOf(error)}`,
+        {
+          cause: error,
+        },
+      );
     }
     this.#settle(rec, ok, outcome);
   }

@@ -156,6 +156,14 @@ interface ViewKind {
 
 const Float16 = (globalThis as { Float16Array?: ViewCtor }).Float16Array;
 
+/**
+ * What to do about a view kind this runtime lacks, when a peer on a newer Node.js sends one
+ * (a mixed-version cluster): said in the error.
+ */
+const MISSING_VIEW_HINTS: Record<string, string> = {
+  Float16Array: ': it needs Node.js 24 or newer on both sides; send a Float32Array instead',
+};
+
 // Index in this table = kind byte on the wire; append only.
 const VIEW_KINDS: ViewKind[] = [
   { name: 'Int8Array', ctor: Int8Array, size: 1 },
@@ -1634,7 +1642,9 @@ class Decoder {
     const n = inline ? this.count(1) : this.varint();
     if (n % k.size !== 0) throw this.fail(`${k.name} byte length ${n} is not a multiple of ${k.size}`);
     if (k.ctor === undefined && kind !== VIEW_BUFFER)
-      throw this.fail(`${k.name} is not available in this runtime`);
+      throw this.fail(
+        `${k.name} is not available in this runtime (Node.js ${process.version})${MISSING_VIEW_HINTS[k.name] ?? ''}`,
+      );
     return { kind, k, n };
   }
 

@@ -28,9 +28,11 @@ export async function startNode(opts: {
   env?: Record<string, string>;
   /** Default 'debug' (tests read debug logs); a benchmark wants 'info', so logs cost nothing. */
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
+  /** The Node.js binary to run it with (default: this one), e.g. another major version. */
+  execPath?: string;
 }): Promise<NodeProcess> {
   const child = spawn(
-    process.execPath,
+    opts.execPath ?? process.execPath,
     [
       BIN,
       '--port',
