@@ -73,7 +73,7 @@ function fromCache(): { found: NodeBinary[]; problem?: string } {
   } catch (error) {
     const e = error as { stdout?: string; stderr?: string; message: string };
     stdout = e.stdout ?? '';
-    problem = (e.stderr ?? '').trim() || e.message;
+    problem = (e.stderr ?? '').trim().split('\n').join('; ') || e.message;
   }
   const found: NodeBinary[] = [];
   for (const line of stdout.split('\n')) {
@@ -99,9 +99,11 @@ export function nodeBinaries(): { byMajor: Map<number, NodeBinary>; missing?: st
   }
   const absent = SUPPORTED_MAJORS.filter((m) => !byMajor.has(m));
   if (absent.length === 0) return { byMajor };
-  const why = cache.problem ? ` (${cache.problem})` : '';
+  const what = `no Node.js ${absent.join(' and ')} found`;
   return {
     byMajor,
-    missing: `no Node.js ${absent.join(' and ')} found${why}: run .ci/node-versions.sh to install them (Node 20 must be on PATH)`,
+    missing: cache.problem
+      ? `${what}: ${cache.problem}`
+      : `${what}: run .ci/node-versions.sh to install Node 22 and 24 (Node 20 must be on PATH)`,
   };
 }
