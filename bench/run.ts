@@ -1,6 +1,7 @@
 // pp-node benchmark: pp-node against piscina and workerpool, in one run.
 //
 //   npm run bench [-- --only W1,W4] [-- --rounds N] [-- --systems pp-node,piscina]
+//   (--systems: labels starting so; `=pp-node` for that label alone)
 //   npm run bench -- --only sched [--rounds N] [--scenario uniform,join]   (bench/sched.ts)
 //
 // Every system gets a pool of os.availableParallelism() workers. Each round runs each system
@@ -251,7 +252,12 @@ const ALL_SYSTEMS: System[] = [
   workerpool('workerpool'),
 ];
 const systemFilter = cli.systems?.split(',').map((s) => s.trim());
-const systems = ALL_SYSTEMS.filter((s) => !systemFilter || systemFilter.some((f) => s.label.startsWith(f)));
+// A name selects every system whose label starts with it; `=name`, that label alone.
+const systems = ALL_SYSTEMS.filter(
+  (s) =>
+    !systemFilter ||
+    systemFilter.some((f) => (f.startsWith('=') ? s.label === f.slice(1) : s.label.startsWith(f))),
+);
 
 // ---- measuring ----------------------------------------------------------------------------------
 
