@@ -100,6 +100,7 @@ test(`await using: ${MAJOR >= 24 ? 'native syntax on Node 24' : `not in ${proces
   const r = await run(['--input-type=module', '-'], { input: program });
   assert.equal(r.code, 0, report(r));
   assert.equal(r.stdout.trim(), '42 closed', report(r));
+  assert.equal(r.stderr, '', report(r));
 });
 
 test(`TypeScript run by Node's own type stripping (22.18+, 24), without tsx${TYPESCRIPT ? '' : `: not in ${process.version}`}`, async (t) => {
