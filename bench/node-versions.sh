@@ -18,6 +18,7 @@ for ((r = 1; r <= rounds; r++)); do
     # The table's row of 'pp-node': "pp-node   <W1 jobs/s>   <W2x>x"
     "$bin" --import tsx bench/run.ts --only W1,W2x --systems =pp-node --rounds 1 |
       tee -a "$out/$v.log" | awk '/^pp-node +[0-9,]+ +[0-9.]+x/ { gsub(",", "", $2); sub("x$", "", $3); print $2, $3 }' >>"$out/$v.rows"
+    echo "round $r node $v: W1 $(tail -1 "$out/$v.rows" | cut -d' ' -f1) jobs/s, W2x $(tail -1 "$out/$v.rows" | cut -d' ' -f2)x; $(grep '^host capacity' "$out/$v.log" | tail -1)"
   done
 done
 echo "node       W1 jobs/s (median, all rounds)                W2x speedup (median, all rounds)"
@@ -29,5 +30,4 @@ for bin in "${bins[@]}"; do
   printf '%-10s %-8s (%s)   %-6s (%s)\n' "$v" \
     "$(cut -d' ' -f1 "$out/$v.rows" | sort -n | med)" "$w1" \
     "$(cut -d' ' -f2 "$out/$v.rows" | sort -n | med)" "$w2"
-  grep -h '^host capacity' "$out/$v.log" | sed "s/^/  $v /"
 done
