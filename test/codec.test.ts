@@ -1245,7 +1245,7 @@ describe('wire format stability', () => {
   });
 });
 
-// Checked by hand against the tag table in src/protocol/codec.ts: version 1, array(16), ints,
+// Checked by hand against the tag table in src/protocol/codec/format.ts: version 1, array(16), ints,
 // int16 LE, float64 LE (1.5 and -0), latin1 'ab', utf8 'é', true/null/undefined, bigint
 // (sign, 9 magnitude bytes LE), Date(0), Map, Set, Uint8Array view, object {k: 'v'}.
 const GOLDEN_HEX =
