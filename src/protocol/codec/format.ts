@@ -172,9 +172,12 @@ export const ERROR_CTORS: ErrorConstructor[] = [
 ];
 export const ERROR_NAMES = ERROR_CTORS.map((c) => c.name);
 
+/** Most bytes one number takes (a float64 and its tag). */
+export const NUMBER_MAX_BYTES = 9;
+
 /**
  * Writes a number as the encoder does (the smallest integer form, else float64) into `b` at
- * `pos`, which has room for 9 bytes; returns the end. Exported for protocol/result-frame.ts.
+ * `pos`, which has room for NUMBER_MAX_BYTES; returns the end. Exported for protocol/result-frame.ts.
  */
 export function writeNumberAt(b: Uint8Array, pos: number, v: number): number {
   // (v | 0) === v is also true for -0, which must stay a float.
