@@ -25,7 +25,7 @@ import {
   type ResultEntry,
   receivedBlob,
 } from '../protocol/messages.ts';
-import { FailureLimiter } from '../protocol/rate-limit.ts';
+import { HandshakeLimiter } from '../protocol/rate-limit.ts';
 import { HOLD_NEXT_BELOW_MS } from '../scheduler/depth.ts';
 import { FairQueue } from '../scheduler/fair-queue.ts';
 import { DurationEstimate } from '../scheduler/policy.ts';
@@ -39,6 +39,7 @@ import {
 import { VERSION } from '../version.ts';
 import {
   addressKey,
+  hostKey,
   MAX_CONNECTIONS,
   MAX_PREAUTH_CONNECTIONS,
   MAX_PREAUTH_PER_ADDRESS,
@@ -46,6 +47,8 @@ import {
   type PreauthEntry,
   PreauthTracker,
   raiseMaxPayload,
+  RefusalLog,
+  type RefusalReason,
   refuseUpgrade,
   ShedLog,
   UPGRADE_TIMEOUT_MS,
@@ -72,7 +75,8 @@ export interface DaemonOptions {
   /** A client silent for this long is dropped (default 10 s; clients ping every 0.5 s). */
   clientTimeoutMs?: number;
   handshakeTimeoutMs?: number;
-  limiter?: FailureLimiter;
+  /** How many handshakes are answered, per host and in all (default: protocol/rate-limit.ts's defaults). */
+  limiter?: HandshakeLimiter;
   /** TCP connections at once, authenticated clients included (default MAX_CONNECTIONS, 1024). */
   maxConnections?: number;
   /** WebSockets still in the handshake at once (default MAX_PREAUTH_CONNECTIONS, 256); the oldest is dropped. */
@@ -103,7 +107,8 @@ export class Daemon {
   private readonly queue = new FairQueue<number>();
   private readonly estimates = new Map<string, DurationEstimate>();
   private readonly stats = new Map<string, { jobs: number; timeMs: number }>();
-  private readonly limiter: FailureLimiter;
+  private readonly limiter: HandshakeLimiter;
+  private readonly refusals: RefusalLog;
   private readonly created = performance.now();
   private drainScheduled = false;
   private idleTimer: NodeJS.Timeout | null = null;
@@ -120,8 +125,9 @@ export class Daemon {
       version: VERSION,
       protocol: PROTOCOL_VERSION,
     };
-    this.limiter = opts.limiter ?? new FailureLimiter();
+    this.limiter = opts.limiter ?? new HandshakeLimiter();
     this.shed = new ShedLog(opts.logger);
+    this.refusals = new RefusalLog(opts.logger);
     this.preauth = new PreauthTracker(
       opts.maxPreauthConnections ?? MAX_PREAUTH_CONNECTIONS,
       opts.maxPreauthPerAddress ?? MAX_PREAUTH_PER_ADDRESS,
@@ -195,8 +201,8 @@ export class Daemon {
 
   /**
    * An HTTP upgrade: refused before any WebSocket exists when the node stops, the request
-   * comes from a web page (browsers send Origin; our clients never do) or the address is
-   * banned; otherwise counted as a connection in the handshake (the oldest dropped at a cap).
+   * comes from a web page (browsers send Origin; our clients never do) or the host's next
+   * handshake would wait longer than the limiter holds one; otherwise counted as a connection in the handshake (the oldest dropped at a cap).
    */
   private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     const ip = req.socket.remoteAddress ?? 'unknown';
@@ -211,10 +217,10 @@ export class Daemon {
       refuseUpgrade(socket, 403, 'Forbidden');
       return;
     }
-    if (!this.limiter.allowed(ip)) {
-      this.shed.count('banned', key);
-      const wait = Math.ceil(this.limiter.retryAfterMs(ip) / 1000);
-      refuseUpgrade(socket, 429, 'Too Many Requests', { 'Retry-After': wait });
+    const waitMs = this.limiter.waitMs(hostKey(ip));
+    if (waitMs > this.limiter.maxWaitMs) {
+      this.shed.count('rateLimited', key);
+      refuseUpgrade(socket, 429, 'Too Many Requests', { 'Retry-After': Math.ceil(waitMs / 1000) });
       return;
     }
     const entry = this.preauth.admit(key, () => socket.destroy());
@@ -233,6 +239,7 @@ export class Daemon {
     this.stopping = true;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.shed.flush();
+    this.refusals.flush();
     this.wss?.close();
     const closing = new Promise<void>((resolve) =>
       this.http ? this.http.close(() => resolve()) : resolve(),
@@ -279,6 +286,7 @@ export class Daemon {
 
   private async onConnection(ws: WebSocket, req: IncomingMessage, entry: PreauthEntry): Promise<void> {
     const ip = req.socket.remoteAddress ?? 'unknown';
+    const host = hostKey(ip);
     const peer = `${ip}:${req.socket.remotePort}`;
     const log = this.opts.logger;
     // A frame over the pre-auth limit, or any other protocol error before authentication: ws
@@ -286,29 +294,36 @@ export class Daemon {
     // peer that has proved nothing: its connection ends now.
     const preauthError = () => ws.terminate();
     ws.once('error', preauthError);
+    let counted = false;
     let socket: SecureSocket;
     try {
-      socket = await serverHandshake(ws, this.opts.secret, this.opts.handshakeTimeoutMs ?? 5000, () => {
-        ws.off('error', preauthError);
-        this.preauth.done(entry);
-        try {
-          raiseMaxPayload(ws, MAX_WS_PAYLOAD);
-        } catch (error) {
-          log.error('cannot accept clients', { error });
-          ws.terminate();
-        }
-      });
+      socket = await serverHandshake(
+        ws,
+        this.opts.secret,
+        this.opts.handshakeTimeoutMs ?? 5000,
+        () => {
+          ws.off('error', preauthError);
+          this.preauth.done(entry);
+          try {
+            raiseMaxPayload(ws, MAX_WS_PAYLOAD);
+          } catch (error) {
+            log.error('cannot accept clients', { error });
+            ws.terminate();
+          }
+        },
+        () => {
+          const verdict = this.limiter.hello(host);
+          counted = verdict.retryAfterMs === undefined;
+          return verdict;
+        },
+      );
     } catch (error) {
-      const f = error as HandshakeFailure;
       this.preauth.done(entry);
-      // Dropped to make room for newer connections: not this peer's failure.
-      if (entry.evicted) return;
-      this.limiter.failed(ip);
-      if (f.handshakeCode === 'bad-proof') log.warn('client rejected: wrong secret', { peer });
-      else log.warn('handshake failed', { peer, reason: f.message });
+      // Dropped to make room for newer connections: not this peer's doing.
+      if (!entry.evicted) this.handshakeFailed(error as HandshakeFailure, peer, addressKey(ip));
       return;
     }
-    this.limiter.succeeded(ip);
+    if (counted) this.limiter.succeeded(host);
     if (this.stopping) {
       ws.close(CloseCode.GoingAway, 'node shutting down');
       return;
@@ -321,6 +336,21 @@ export class Daemon {
     log.info('client connected', { peer, session: socket.session.id, clients: this.sessions.size });
     s.send({ type: 'welcome', info: this.info });
     this.tellReadyWorkers(s);
+  }
+
+  /** A failed handshake, for the log: the first of an interval on its own line, then counts (RefusalLog). */
+  private handshakeFailed(f: HandshakeFailure, peer: string, key: string): void {
+    const reason: RefusalReason =
+      f.handshakeCode === 'bad-proof'
+        ? 'wrongSecret'
+        : f.handshakeCode === 'rate-limited'
+          ? 'rateLimited'
+          : f.handshakeCode === 'version' || f.handshakeCode === 'timeout' || f.handshakeCode === 'closed'
+            ? f.handshakeCode
+            : 'malformed';
+    if (!this.refusals.count(reason, key)) return;
+    if (reason === 'wrongSecret') this.opts.logger.warn('client rejected: wrong secret', { peer });
+    else this.opts.logger.warn('handshake failed', { peer, reason: f.message });
   }
 
   /**
