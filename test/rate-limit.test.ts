@@ -15,7 +15,13 @@ function clock(start = 1_000_000) {
 }
 
 /** HELLOs accepted (answered, at once or late) when `keyOf(i)` sends one every `everyMs` for `forMs`. */
-function attack(l: HandshakeLimiter, c: ReturnType<typeof clock>, keyOf: (i: number) => string, everyMs: number, forMs: number) {
+function attack(
+  l: HandshakeLimiter,
+  c: ReturnType<typeof clock>,
+  keyOf: (i: number) => string,
+  everyMs: number,
+  forMs: number,
+) {
   let accepted = 0;
   let refused = 0;
   for (let i = 0; i * everyMs < forMs; i++) {
@@ -63,7 +69,8 @@ describe('HandshakeLimiter', () => {
     const l = new HandshakeLimiter({ now: c.now });
     // 100 tries a second for 10 minutes.
     const { accepted } = attack(l, c, () => '127.0.0.0/8', 10, 600_000);
-    const bound = LIMITER_DEFAULTS.burst + (10 + LIMITER_DEFAULTS.maxWaitMs / 60_000) * LIMITER_DEFAULTS.perMinute;
+    const bound =
+      LIMITER_DEFAULTS.burst + (10 + LIMITER_DEFAULTS.maxWaitMs / 60_000) * LIMITER_DEFAULTS.perMinute;
     assert.ok(accepted <= bound + 1, `${accepted} answers in 10 minutes, bound ${bound}`);
     assert.ok(accepted >= bound - 2, `${accepted} answers in 10 minutes: slowed, not banned`);
   });
@@ -72,7 +79,13 @@ describe('HandshakeLimiter', () => {
     const c = clock();
     const l = new HandshakeLimiter({ now: c.now });
     // A new address for every try, 100 a second for 5 minutes.
-    const { accepted } = attack(l, c, (i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 10, 300_000);
+    const { accepted } = attack(
+      l,
+      c,
+      (i) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`,
+      10,
+      300_000,
+    );
     const d = LIMITER_DEFAULTS;
     const bound = d.globalBurst + (5 + d.maxWaitMs / 60_000) * d.globalPerMinute;
     assert.ok(accepted <= bound + 1, `${accepted} answers in 5 minutes, bound ${bound}`);

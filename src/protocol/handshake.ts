@@ -47,6 +47,12 @@ import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from '
 import nacl from 'tweetnacl';
 import { PPError } from '../errors.ts';
 import { Session } from './secure-channel.ts';
+import {
+  generateKeyPair,
+  keyPairFromSeed,
+  type NativeKeyPair,
+  sharedSecret as nativeSharedSecret,
+} from './x25519.ts';
 
 /**
  * 2: a client may ask a node for jobs back ('withdraw', answered by 'withdrawn'); a node says
@@ -253,7 +259,11 @@ function proof(keys: AuthKeys, label: Buffer, transcript: Buffer): Buffer {
   return createHmac('sha256', keys.auth).update(label).update(transcript).digest();
 }
 
-/** X25519; null for an all-zero result (the peer sent a low-order point, so the result is not secret). */
+/**
+ * X25519 with tweetnacl (the client's side: one per connection); null for an all-zero result (the
+ * peer sent a low-order point, so the result is not secret). The node uses Node's own (x25519.ts):
+ * it answers every HELLO, so there its cost matters; both give the same bytes.
+ */
 function sharedSecret(secretKey: Uint8Array, peerPublic: Uint8Array): Uint8Array | null {
   const shared = nacl.scalarMult(secretKey, peerPublic);
   let acc = 0;
@@ -449,8 +459,10 @@ export class NodeHandshake {
   readonly #keys: AuthKeys;
   readonly #range: VersionRange;
   readonly #random: (n: number) => Uint8Array;
+  /** Tests' randomness makes the key too; else OpenSSL makes it (faster than importing random bytes). */
+  readonly #fixedRandom: boolean;
   #state: NodeState = 'await-hello';
-  #ephemeral: nacl.BoxKeyPair | null = null;
+  #ephemeral: NativeKeyPair | null = null;
   #clientPublic: Uint8Array | null = null;
   #transcript: Buffer | null = null;
   #version = 0;
@@ -458,6 +470,7 @@ export class NodeHandshake {
   constructor(secret: Uint8Array, opts: HandshakeOptions = {}) {
     this.#range = versionRange(opts);
     this.#random = opts.random ?? randomBytes;
+    this.#fixedRandom = opts.random !== undefined;
     this.#keys = deriveAuthKeys(secret);
   }
 
@@ -501,7 +514,13 @@ export class NodeHandshake {
     const reply = header(SERVER_HELLO);
     reply.writeUInt16BE(version, 5);
     reply.set(takeRandom(this.#random, NONCE), 7);
-    this.#ephemeral = nacl.box.keyPair.fromSecretKey(takeRandom(this.#random, KEY));
+    if (this.#fixedRandom) {
+      const seed = takeRandom(this.#random, KEY);
+      this.#ephemeral = keyPairFromSeed(seed);
+      seed.fill(0);
+    } else {
+      this.#ephemeral = generateKeyPair();
+    }
     reply.set(this.#ephemeral.publicKey, 7 + NONCE);
     this.#transcript = transcriptHash(clientHello, reply);
     this.#version = version;
@@ -523,7 +542,7 @@ export class NodeHandshake {
       );
     }
     // Only now, for a client that proved itself, spend the X25519.
-    const shared = sharedSecret(this.#ephemeral!.secretKey, this.#clientPublic!);
+    const shared = nativeSharedSecret(this.#ephemeral!.privateKey, this.#clientPublic!);
     if (!shared) return this.#fail(new HandshakeError('malformed', 'the client sent an invalid X25519 key'));
     const reply = header(SERVER_PROOF);
     reply.set(proof(this.#keys, SERVER_PROOF_LABEL, this.#transcript!), HEADER);
@@ -539,7 +558,8 @@ export class NodeHandshake {
 
   #finish(state: 'done' | 'failed'): void {
     this.#state = state;
-    this.#ephemeral?.secretKey.fill(0);
+    // An OpenSSL key cannot be wiped from JavaScript: it is dropped (freed with its KeyObject).
+    this.#ephemeral = null;
     this.#keys.auth.fill(0);
     this.#keys.bind.fill(0);
   }

@@ -98,7 +98,8 @@ export class HandshakeLimiter {
     this.#burst = positive('burst', opts.burst ?? d.burst, true);
     this.#leakPerMs = positive('perMinute', opts.perMinute ?? d.perMinute, false) / 60_000;
     this.#globalBurst = positive('globalBurst', opts.globalBurst ?? d.globalBurst, true);
-    this.#globalLeakPerMs = positive('globalPerMinute', opts.globalPerMinute ?? d.globalPerMinute, false) / 60_000;
+    this.#globalLeakPerMs =
+      positive('globalPerMinute', opts.globalPerMinute ?? d.globalPerMinute, false) / 60_000;
     this.#maxWaitMs = positive('maxWaitMs', opts.maxWaitMs ?? d.maxWaitMs, false);
     this.#trustedMs = positive('trustedMs', opts.trustedMs ?? d.trustedMs, false);
     this.#maxTracked = positive('maxTracked', opts.maxTracked ?? d.maxTracked, true);
@@ -131,7 +132,8 @@ export class HandshakeLimiter {
   hello(key: string): HelloVerdict {
     const now = this.#now();
     let host = this.#hosts.get(key);
-    if (host) this.#hosts.delete(key); // re-inserted below: the map stays ordered by last HELLO
+    if (host)
+      this.#hosts.delete(key); // re-inserted below: the map stays ordered by last HELLO
     else host = { level: 0, at: now, trustedUntil: 0 };
     const trusted = host.trustedUntil > now;
     const wait = Math.max(

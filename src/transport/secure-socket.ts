@@ -310,7 +310,8 @@ function runHandshake(
     );
     const onMessage = (data: Buffer, isBinary: boolean) => {
       if (held) {
-        if (held.length >= 4) finish(new HandshakeFailure('malformed handshake', CloseCode.Protocol, 'malformed'));
+        if (held.length >= 4)
+          finish(new HandshakeFailure('malformed handshake', CloseCode.Protocol, 'malformed'));
         else held.push([data, isBinary]);
         return;
       }
