@@ -1,6 +1,7 @@
-// What a peer without the secret gets from a node, and what it costs the node (issue 13, items 3
-// and 4): online guesses per minute, the node's CPU and log lines under a flood of HELLOs from
-// rotating 127/8 source addresses, and the CPU of one HELLO answer.
+// What a peer without the secret gets from a node, and what it costs the node (issue 13, items 1,
+// 3 and 4): online guesses per minute, the node's CPU and log lines under a flood of HELLOs from
+// rotating 127/8 source addresses, the CPU of one HELLO answer, and the node's memory while 400
+// connections (50 addresses, 8 each) each send most of a 2 MiB message before authenticating.
 //
 //   npx tsx bench/hello.ts [--seconds 20] [--concurrency 32] [--before DIR]
 //
@@ -9,6 +10,7 @@
 // figures. Loopback only: the node listens on 127.0.0.1 and the attacker connects from 127/8.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -58,7 +60,7 @@ function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks (100/s)
 }
 
-async function flood(tree: string, hs: HandshakeModule) {
+async function startNode(tree: string) {
   const child = spawn(
     process.execPath,
     [
@@ -92,7 +94,12 @@ async function flood(tree: string, hs: HandshakeModule) {
   });
   await ready;
   await new Promise((r) => setTimeout(r, 1000)); // workers up
-  const linesBefore = logLines;
+  return { child, port, lines: () => logLines };
+}
+
+async function flood(tree: string, hs: HandshakeModule) {
+  const { child, port, lines: logLines } = await startNode(tree);
+  const linesBefore = logLines();
   const cpu0 = cpuSeconds(child.pid!);
   let guesses = 0; // REJECTED for a wrong secret: one secret tried
   let refused = 0; // 429 at the upgrade, or closed before an answer
@@ -130,7 +137,7 @@ async function flood(tree: string, hs: HandshakeModule) {
     }),
   );
   const cpu = cpuSeconds(child.pid!) - cpu0;
-  const lines = logLines - linesBefore;
+  const lines = logLines() - linesBefore;
   child.kill('SIGKILL');
   return {
     guessesPerMinute: (guesses / SECONDS) * 60,
@@ -140,6 +147,53 @@ async function flood(tree: string, hs: HandshakeModule) {
   };
 }
 
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : 0;
+}
+
+/** Node RSS before and at its peak while 400 pre-auth connections each send most of a 2 MiB message. */
+async function preauthMemory(tree: string) {
+  const { child, port } = await startNode(tree);
+  const pid = child.pid!;
+  const before = rssMiB(pid);
+  let peak = before;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, rssMiB(pid));
+  }, 25);
+  const header = Buffer.alloc(14);
+  header[0] = 0x82;
+  header[1] = 0x80 | 127;
+  header.writeBigUInt64BE(BigInt(2 << 20), 2);
+  const payload = Buffer.alloc((2 << 20) - 64, 0x41);
+  const sockets: Socket[] = [];
+  const settled: Promise<void>[] = [];
+  for (let i = 0; i < 400; i++) {
+    const socket = connect({ host: '127.0.0.1', port, localAddress: `127.0.1.${1 + (i % 50)}` });
+    sockets.push(socket);
+    socket.on('error', () => {});
+    settled.push(
+      new Promise<void>((res) => {
+        socket.once('close', () => res());
+        socket.once('data', () => {
+          socket.write(header);
+          socket.write(payload, () => res());
+        });
+      }),
+    );
+    socket.write(
+      'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
+  }
+  await Promise.race([Promise.all(settled), new Promise((r) => setTimeout(r, 20_000))]);
+  await new Promise((r) => setTimeout(r, 500));
+  clearInterval(sampler);
+  for (const s of sockets) s.destroy();
+  child.kill('SIGKILL');
+  return { before, peak };
+}
+
 console.log(
   `flood: ${CONCURRENCY} concurrent handshakes with a wrong secret from rotating 127/8 addresses, ${SECONDS} s\n`,
 );
@@ -147,11 +201,13 @@ for (const [label, tree] of trees) {
   const hs = (await import(join(tree, 'dist/protocol/handshake.js'))) as HandshakeModule;
   const us = helloCostUs(hs);
   const f = await flood(tree, hs);
+  const m = await preauthMemory(tree);
   console.log(
     `${label.padEnd(10)} HELLO answer ${us.toFixed(0).padStart(5)} µs CPU | guesses/min ${f.guessesPerMinute
       .toFixed(0)
       .padStart(6)} | refused ${String(f.refused).padStart(6)} | node CPU ${f.nodeCpuPercent
       .toFixed(0)
-      .padStart(3)}% | log lines per 20 s ${f.logLinesPer20s.toFixed(0).padStart(6)}`,
+      .padStart(3)}% | log lines per 20 s ${f.logLinesPer20s.toFixed(0).padStart(6)} | ` +
+      `RSS under 400 pre-auth ${m.before.toFixed(0)} -> peak ${m.peak.toFixed(0)} MiB (+${(m.peak - m.before).toFixed(0)})`,
   );
 }
