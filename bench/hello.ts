@@ -9,6 +9,7 @@
 // of an older commit, then `npm run build` there) measured in the same run, for before/after
 // figures. Loopback only: the node listens on 127.0.0.1 and the attacker connects from 127/8.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -30,24 +31,29 @@ const trees: Array<[string, string]> = [];
 if (cli.before) trees.push(['before', resolve(cli.before)]);
 trees.push(['this tree', here]);
 
-const NODE_SECRET = 'f'.repeat(64);
+const NODE_SECRET = randomBytes(32).toString('hex');
 const WRONG = Buffer.from('0'.repeat(64));
 
 interface HandshakeModule {
   ClientHandshake: new (
     secret: Uint8Array,
   ) => { start(): Uint8Array; receive(m: Uint8Array): { send?: Uint8Array; error?: { code: string } } };
-  NodeHandshake: new (secret: Uint8Array) => { receive(m: Uint8Array): { send?: Uint8Array } };
+  /** Called ServerHandshake before the daemon/node rename. */
+  NodeHandshake?: new (
+    secret: Uint8Array,
+  ) => { receive(m: Uint8Array): { send?: Uint8Array } };
+  ServerHandshake?: new (secret: Uint8Array) => { receive(m: Uint8Array): { send?: Uint8Array } };
 }
 
 /** CPU µs of a node's answer to one HELLO (NodeHandshake.receive of a CLIENT_HELLO), median of rounds. */
 function helloCostUs(hs: HandshakeModule): number {
   const secret = Buffer.from(NODE_SECRET);
+  const Node = (hs.NodeHandshake ?? hs.ServerHandshake)!;
   const hellos = Array.from({ length: 200 }, () => new hs.ClientHandshake(WRONG).start());
   const rounds: number[] = [];
   for (let r = 0; r < 9; r++) {
     const t0 = process.cpuUsage();
-    for (const h of hellos) new hs.NodeHandshake(secret).receive(h);
+    for (const h of hellos) new Node(secret).receive(h);
     const d = process.cpuUsage(t0);
     rounds.push((d.user + d.system) / hellos.length);
   }
