@@ -27,3 +27,4 @@ export {
 export { type ModuleSpec, UndeclaredIdentifierError } from './functions/bundle.ts';
 export type { Isolation } from './nodes/worker-handle.ts';
 export { CodecError } from './protocol/codec.ts';
+export { generateSecret, WeakSecretError } from './secret-strength.ts';

@@ -41,8 +41,6 @@ export interface ResolvedSecret {
   created: boolean;
 }
 
-/** Secrets shorter than this many bytes are accepted but reported by weakSecretWarning. */
-const WEAK_BELOW = 16;
 /** A secret file is a line of text; anything bigger is a wrong path, not a secret. */
 const MAX_SECRET_FILE = 64 * 1024;
 
@@ -334,14 +332,4 @@ export function resolveSecret(opts: {
   if (existing.kind === 'empty') throw emptyFileError(path);
   if (!opts.create) throw new SecretError(`no secret: ${howToGetOne(path)}`);
   return createSecretFile(path);
-}
-
-/** A warning to log when the secret is short enough to guess, else null. */
-export function weakSecretWarning(secret: Uint8Array): string | null {
-  if (secret.length >= WEAK_BELOW) return null;
-  return (
-    `the pp-node secret is only ${secret.length} bytes long: anyone who records a handshake or poses as a node ` +
-    `can try to guess it offline. Use at least ${WEAK_BELOW} random bytes, e.g. the 64-hex-char file that ` +
-    '`npx pp-node` creates'
-  );
 }

@@ -4,10 +4,12 @@ import { test } from 'node:test';
 import { parseCli, UsageError } from '../src/cli/args.ts';
 import { BIN } from './helpers/nodes.ts';
 
+const STRONG = '9f2c4e6a8b0d1f3e5c7a9b1d3f5e7c9a0b2d4f6e8a1c3e5b7d9f0a2c4e6b8d1f';
+
 const run = (...args: string[]) =>
   spawnSync(process.execPath, [BIN, ...args], {
     encoding: 'utf8',
-    env: { ...process.env, PP_SECRET: 'x'.repeat(32) },
+    env: { ...process.env, PP_SECRET: STRONG },
   });
 
 test('--help teaches every option with an example and exits 0', () => {
@@ -80,6 +82,7 @@ test('parseCli fills defaults and reads every option', () => {
       logFormat: 'json',
       announce: false,
       interface: undefined,
+      allowWeakSecret: false,
     },
   );
   assert.deepEqual(parseCli(['ls', '--json'], {}), {
@@ -88,6 +91,7 @@ test('parseCli fills defaults and reads every option', () => {
     secretFile: undefined,
     timeoutS: 3,
     interface: undefined,
+    allowWeakSecret: false,
   });
   assert.throws(() => parseCli(['--port', '70000'], {}), UsageError);
   assert.equal((parseCli(['--max-connections', '50'], {}) as { maxConnections: number }).maxConnections, 50);
@@ -101,11 +105,54 @@ test('--idle-timeout stops a node that has no client', () => {
     [BIN, '--port', '0', '--bind', '127.0.0.1', '--workers', '1', '--no-announce', '--idle-timeout', '1'],
     {
       encoding: 'utf8',
-      env: { ...process.env, PP_SECRET: 'y'.repeat(32) },
+      env: { ...process.env, PP_SECRET: STRONG },
       timeout: 20_000,
     },
   );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /no client for 1 s/);
   assert.ok(Date.now() - started < 15_000);
+});
+
+test('`pp-node secret` prints a new 256-bit secret each time, which a node accepts', () => {
+  const a = run('secret');
+  const b = run('secret');
+  assert.equal(a.status, 0, a.stderr);
+  assert.match(a.stdout, /^[0-9a-f]{64}\n$/);
+  assert.notEqual(a.stdout, b.stdout);
+  assert.deepEqual(parseCli(['secret'], {}), { command: 'secret' });
+  assert.throws(() => parseCli(['secret', '--port', '1'], {}), /not an option of 'secret'/);
+});
+
+test('a node refuses a weak secret, saying how to make a strong one, unless --allow-weak-secret', () => {
+  const node = (secret: string, ...args: string[]) =>
+    spawnSync(
+      process.execPath,
+      [
+        BIN,
+        '--port',
+        '0',
+        '--bind',
+        '127.0.0.1',
+        '--workers',
+        '1',
+        '--no-announce',
+        '--idle-timeout',
+        '1',
+        ...args,
+      ],
+      { encoding: 'utf8', env: { ...process.env, PP_SECRET: secret }, timeout: 20_000 },
+    );
+  for (const weak of ['hunter2', 'x'.repeat(32), 'abcdefghijklmnopqrstuvwxyz', '0123456789abcdef0123']) {
+    const r = node(weak);
+    assert.equal(r.status, 1, `${weak}: ${r.stderr}`);
+    assert.match(r.stderr, /too weak/);
+    assert.match(r.stderr, /npx pp-node secret/);
+    assert.match(r.stderr, /--allow-weak-secret/);
+  }
+  const allowed = node('hunter2', '--allow-weak-secret');
+  assert.equal(allowed.status, 0, allowed.stderr);
+  assert.match(allowed.stderr, /is weak/);
+  assert.match(allowed.stderr, /pp-node ready/);
+  assert.equal(parseCli(['ls', '--allow-weak-secret'], {}).command, 'ls');
 });

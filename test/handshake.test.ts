@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, createHmac, hkdfSync } from 'node:crypto';
-import { describe, it } from 'node:test';
+import { describe, it, test } from 'node:test';
 import nacl from 'tweetnacl';
 import { PPError } from '../src/errors.ts';
 import {
@@ -14,6 +14,7 @@ import {
   rateLimitedMessage,
 } from '../src/protocol/handshake.ts';
 import type { Session } from '../src/protocol/secure-channel.ts';
+import { generateKeyPair, keyPairFromSeed, sharedSecret } from '../src/protocol/x25519.ts';
 
 const SECRET = Buffer.from('0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef');
 const OTHER = Buffer.from('fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210');
@@ -439,4 +440,95 @@ describe('handshake', () => {
       );
     });
   });
+});
+
+describe("the node's X25519 is Node's own (x25519.ts), the same bytes as tweetnacl's", () => {
+  const hex = (h: string) => Buffer.from(h, 'hex');
+
+  it('RFC 7748 section 6.1 vectors', () => {
+    const alice = keyPairFromSeed(hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a'));
+    const bob = keyPairFromSeed(hex('5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb'));
+    assert.equal(
+      Buffer.from(alice.publicKey).toString('hex'),
+      '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a',
+    );
+    assert.equal(
+      Buffer.from(bob.publicKey).toString('hex'),
+      'de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f',
+    );
+    const shared = '4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742';
+    assert.equal(Buffer.from(sharedSecret(alice.privateKey, bob.publicKey)!).toString('hex'), shared);
+    assert.equal(Buffer.from(sharedSecret(bob.privateKey, alice.publicKey)!).toString('hex'), shared);
+  });
+
+  it('200 random keys: the same public key and shared secret as tweetnacl (peer keys with the top bit set too)', () => {
+    for (let i = 0; i < 200; i++) {
+      const seed = nacl.randomBytes(32);
+      const native = keyPairFromSeed(seed);
+      assert.deepEqual(
+        Buffer.from(native.publicKey),
+        Buffer.from(nacl.box.keyPair.fromSecretKey(seed).publicKey),
+      );
+      const peer = nacl.randomBytes(32);
+      if (i % 2) peer[31]! |= 0x80; // not canonical: both implementations ignore the top bit
+      assert.deepEqual(
+        Buffer.from(sharedSecret(native.privateKey, peer)!),
+        Buffer.from(nacl.scalarMult(seed, peer)),
+        `key ${i}`,
+      );
+    }
+  });
+
+  it('a low-order peer key gives no shared secret', () => {
+    const native = keyPairFromSeed(nacl.randomBytes(32));
+    assert.equal(sharedSecret(native.privateKey, new Uint8Array(32)), null);
+    const one = new Uint8Array(32);
+    one[0] = 1;
+    assert.equal(sharedSecret(native.privateKey, one), null);
+    assert.equal(sharedSecret(native.privateKey, new Uint8Array(31)), null);
+  });
+
+  it('the wire does not change: with the same random bytes, the node HELLO is what the tweetnacl node sent', () => {
+    // Deterministic randomness: every call returns the next bytes of a counter stream.
+    let counter = 0;
+    const random = (n: number) => {
+      const b = new Uint8Array(n);
+      for (let i = 0; i < n; i++) b[i] = (counter++ * 131 + 7) & 255;
+      return b;
+    };
+    const client = new ClientHandshake(SECRET);
+    const node = new NodeHandshake(SECRET, { random });
+    const hello = client.start();
+    const start = counter;
+    const s1 = node.receive(hello);
+    // The node drew its nonce, then its key's seed: the key tweetnacl would make from that seed.
+    counter = start;
+    random(32);
+    const seed = random(32);
+    assert.deepEqual(
+      Buffer.from(s1.send!.subarray(7 + 32)),
+      Buffer.from(nacl.box.keyPair.fromSecretKey(seed).publicKey),
+    );
+    // And a tweetnacl client (ClientHandshake) completes with it, with working sessions both ways.
+    const c1 = client.receive(s1.send!);
+    const s2 = node.receive(c1.send!);
+    const c2 = client.receive(s2.send!);
+    assert.ok(c2.session && s2.session);
+    const plain = Buffer.from('over the native key');
+    assert.deepEqual(s2.session.open(c2.session.seal([plain])), plain);
+    assert.deepEqual(c2.session.open(s2.session.seal([plain])), plain);
+  });
+});
+
+test("the node's own random keys (OpenSSL's) are X25519 keys tweetnacl agrees with", () => {
+  for (let i = 0; i < 20; i++) {
+    const k = generateKeyPair();
+    const d = Buffer.from(k.privateKey.export({ format: 'jwk' }).d as string, 'base64url');
+    assert.deepEqual(Buffer.from(k.publicKey), Buffer.from(nacl.box.keyPair.fromSecretKey(d).publicKey));
+    const peer = nacl.box.keyPair();
+    assert.deepEqual(
+      Buffer.from(sharedSecret(k.privateKey, peer.publicKey)!),
+      Buffer.from(nacl.scalarMult(peer.secretKey, k.publicKey)),
+    );
+  }
 });

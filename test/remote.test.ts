@@ -14,6 +14,7 @@ import {
   receivedBlob,
   runMessage,
 } from '../src/protocol/messages.ts';
+import { LIMITER_DEFAULTS } from '../src/protocol/rate-limit.ts';
 import { clientHandshake, serverHandshake } from '../src/transport/secure-socket.ts';
 import { type NodeProcess, startNode } from './helpers/nodes.ts';
 
@@ -217,35 +218,48 @@ describe('remote nodes on 127.0.0.1', () => {
     }
   });
 
-  test('failed handshakes are rate-limited per address', async () => {
+  test('failed handshakes slow down the address (not a ban), and are logged as counts', async () => {
     const a = await node({ secret: SECRET });
-    // A close code for a handshake that ran; an HTTP status for an upgrade refused.
-    const codes: number[] = [];
-    for (let i = 0; i < 7; i++) {
+    const spacing = 60_000 / LIMITER_DEFAULTS.perMinute;
+    /** One handshake with a wrong secret: its close code (or HTTP status) and how long it took. */
+    const attempt = async (): Promise<{ code: number; ms: number }> => {
+      const t0 = Date.now();
       const ws = new WebSocket(`ws://127.0.0.1:${a.port}/`);
       ws.on('error', () => {});
       const refused = await new Promise<number>((r) => {
         ws.once('open', () => r(0));
         ws.once('unexpected-response', (_req, res) => r(res.statusCode ?? -1));
       });
-      if (refused) {
-        codes.push(refused);
-        continue;
-      }
+      if (refused) return { code: refused, ms: Date.now() - t0 };
       const hs = new ClientHandshake(new TextEncoder().encode('not-the-secret-at-all-000000'));
       ws.on('message', (data: Buffer) => {
         const step = hs.receive(data);
         if (step.send) ws.send(step.send);
       });
       ws.send(hs.start());
-      codes.push(await new Promise<number>((r) => ws.once('close', (c) => r(c))));
-    }
-    assert.deepEqual(codes.slice(0, 5), [4001, 4001, 4001, 4001, 4001], 'wrong secret');
-    // Refused at the upgrade, before any WebSocket exists (see node/admission.ts).
-    assert.deepEqual(codes.slice(5), [429, 429], 'then refused for a while');
-    await a.waitLog(
-      (l) => typeof l.msg === 'string' && l.msg.startsWith('shedding connections') && l.banned === 2,
+      const code = await new Promise<number>((r) => ws.once('close', (c) => r(c)));
+      return { code, ms: Date.now() - t0 };
+    };
+    const t0 = Date.now();
+    const burst: number[] = [];
+    for (let i = 0; i < LIMITER_DEFAULTS.burst; i++) burst.push((await attempt()).code);
+    assert.deepEqual(burst, Array(LIMITER_DEFAULTS.burst).fill(4001), 'wrong secret');
+    // Beyond the burst: still answered (slowed down, not banned), but the bucket empties at
+    // one per spacing: the second after the burst cannot be answered before two spacings.
+    for (let i = 0; i < 2; i++) assert.equal((await attempt()).code, 4001);
+    const ms = Date.now() - t0;
+    assert.ok(ms >= 2 * spacing - 100, `${LIMITER_DEFAULTS.burst + 2} answers in ${ms} ms`);
+    // Many at once: those that would wait too long are refused, at the upgrade (429) or at the
+    // HELLO (4004), and never answered faster.
+    const together = await Promise.all(Array.from({ length: 4 }, attempt));
+    assert.ok(
+      together.some((t) => t.code === 429 || t.code === 4004),
+      JSON.stringify(together),
     );
+    const line = await a.waitLog((l) => l.msg === 'failed handshakes (counts over the last 5 s at most)');
+    assert.ok(Number(line.wrongSecret) >= 2, JSON.stringify(line));
+    // One line on its own per interval, the rest counted.
+    assert.ok(a.logs.filter((l) => l.msg === 'client rejected: wrong secret').length <= 3);
   });
 
   test('large arguments and results cross exactly, interleaved with small jobs, both ways', async () => {

@@ -16,7 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it, type TestContext } from 'node:test';
 import { PPError } from '../src/errors.ts';
-import { defaultSecretPath, resolveSecret, SecretError, weakSecretWarning } from '../src/secret.ts';
+import { defaultSecretPath, resolveSecret, SecretError } from '../src/secret.ts';
+import { secretWeakness } from '../src/secret-strength.ts';
 
 // Every test works in its own temporary HOME and passes `env` explicitly: the real ~/.config and
 // process.env are never read or written.
@@ -331,7 +332,7 @@ describe('secret', () => {
     assert.equal(r.secret.length, 64);
     assert.equal(statSync(h.path).mode & 0o777, 0o600);
     assert.equal(statSync(join(h.path, '..')).mode & 0o777, 0o700);
-    assert.equal(weakSecretWarning(r.secret), null);
+    assert.equal(secretWeakness(r.secret), null);
     // Only the secret is left in the directory (no temporary files).
     assert.deepEqual(readdirSync(join(h.path, '..')), ['secret']);
     const again = resolveSecret({ env: h.env, create: true });
@@ -392,12 +393,5 @@ describe('secret', () => {
       assert.equal(runs.filter((r) => r.created).length, 1, `round ${round}: exactly one creator`);
       assert.equal(readFileSync(h.path, 'utf8'), `${[...secrets][0]}\n`);
     }
-  });
-
-  it('weakSecretWarning flags secrets under 16 bytes', () => {
-    assert.match(weakSecretWarning(Buffer.from('hunter2'))!, /only 7 bytes/);
-    assert.equal(weakSecretWarning(Buffer.from('0123456789abcdef')), null);
-    const r = resolveSecret({ secret: 'short' });
-    assert.ok(weakSecretWarning(r.secret));
   });
 });

@@ -42,6 +42,7 @@ import {
 } from '../scheduler/policy.ts';
 import { END_OF_BURST_RECHECK_MS, MAX_RECHECK_MS, NodeSpeed } from '../scheduler/speed.ts';
 import { resolveSecret } from '../secret.ts';
+import { checkSecretStrength } from '../secret-strength.ts';
 import type { Job } from './job.ts';
 import { BackupJob, FunctionEntry, JobRecord, LiveJobs } from './job-record.ts';
 import { type Progress, Tally, type WaitOptions } from './progress.ts';
@@ -66,6 +67,11 @@ export interface ServerOptions {
    * file `~/.config/pp-node/secret` (which `npx pp-node` creates on first run).
    */
   secret?: string | Uint8Array;
+  /**
+   * Use a weak secret anyway (default `false`: a secret under 16 bytes or an estimated 80 bits
+   * is refused with WeakSecretError, since a rogue node could guess it offline; see the README).
+   */
+  allowWeakSecret?: boolean;
   /** Seconds of silence after which a remote node counts as dead (default 2; it is noticed within 2.2 s). */
   nodeTimeout?: number;
   /**
@@ -262,7 +268,13 @@ export class Server extends EventEmitter<ServerEvents> {
     this.#addNode(this.#local);
     if (ppservers.length > 0 || autodiscover) {
       const addresses = ppservers.map((spec) => parseAddress(spec));
-      const { secret } = resolveSecret({ secret: options.secret, create: false });
+      const { secret, source } = resolveSecret({ secret: options.secret, create: false });
+      const weak = checkSecretStrength(secret, {
+        allowWeak: options.allowWeakSecret,
+        source,
+        allowHow: 'pass `allowWeakSecret: true`',
+      });
+      if (weak) process.emitWarning(weak, 'PPNodeWeakSecret');
       const listener: RemoteNodeListener = {
         onUp: (node) => {
           this.#scheduleDrain();

@@ -18,6 +18,7 @@ export interface NodeConfig {
   logFormat: 'text' | 'json';
   announce: boolean;
   interface: string | undefined;
+  allowWeakSecret: boolean;
 }
 
 export interface LsConfig {
@@ -26,9 +27,15 @@ export interface LsConfig {
   secretFile: string | undefined;
   timeoutS: number;
   interface: string | undefined;
+  allowWeakSecret: boolean;
 }
 
-export type CliCommand = NodeConfig | LsConfig | { command: 'help' } | { command: 'version' };
+export type CliCommand =
+  | NodeConfig
+  | LsConfig
+  | { command: 'help' }
+  | { command: 'version' }
+  | { command: 'secret' };
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -51,6 +58,8 @@ export const HELP = `pp-node — run jobs from pp-node clients on this machine's
 Usage:
   npx pp-node [options]        start a node
   npx pp-node ls [--json]      list the nodes on the LAN (mDNS) and whether they accept this secret
+  npx pp-node secret           print a new secret (256 random bits), e.g. for PP_SECRET or the secret file:
+                                 (umask 077; npx pp-node secret > ~/.config/pp-node/secret)
 
 Options:
   --port N            TCP port to listen on (default ${DEFAULT_PORT}).
@@ -67,6 +76,8 @@ Options:
   --idle-timeout S    exit after S seconds without any client (default 0: never).
                         npx pp-node --idle-timeout 3600
   --max-connections N TCP connections at once, clients included (default ${MAX_CONNECTIONS}); more are dropped.
+  --allow-weak-secret run with a weak secret (under 16 bytes or an estimated 80 bits), which is
+                      refused otherwise: a rogue node could guess it offline (also for 'ls').
   --log-level L       error | warn | info | debug (default info). Logs go to stderr.
                         npx pp-node --log-level debug
   --log-format json   one JSON object per log line, for log collectors.
@@ -115,6 +126,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
         'log-level': { type: 'string' },
         'log-format': { type: 'string' },
         'no-announce': { type: 'boolean' },
+        'allow-weak-secret': { type: 'boolean' },
         interface: { type: 'string' },
         json: { type: 'boolean' },
         timeout: { type: 'string' },
@@ -131,6 +143,11 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   const [sub, ...rest] = parsed.positionals;
   if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
   const str = (k: string) => v[k] as string | undefined;
+  if (sub === 'secret') {
+    for (const k of Object.keys(v))
+      if (v[k] !== undefined) throw new UsageError(`--${k} is not an option of 'secret'`);
+    return { command: 'secret' };
+  }
   if (sub === 'ls') {
     for (const k of ['port', 'bind', 'workers', 'name', 'idle-timeout', 'max-connections', 'no-announce']) {
       if (v[k] !== undefined) throw new UsageError(`--${k} is an option of the node, not of 'ls'`);
@@ -141,9 +158,10 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
       secretFile: str('secret-file'),
       timeoutS: wholeNumber('timeout', str('timeout'), 1, 60, 3),
       interface: str('interface'),
+      allowWeakSecret: Boolean(v['allow-weak-secret']),
     };
   }
-  if (sub !== undefined) throw new UsageError(`unknown command '${sub}' (commands: ls)`);
+  if (sub !== undefined) throw new UsageError(`unknown command '${sub}' (commands: ls, secret)`);
   if (v.json !== undefined) throw new UsageError(`--json is an option of 'ls'`);
   const level = (str('log-level') ?? env.PP_LOG_LEVEL ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(level)) {
@@ -167,5 +185,6 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     logFormat: format,
     announce: !v['no-announce'],
     interface: str('interface'),
+    allowWeakSecret: Boolean(v['allow-weak-secret']),
   };
 }

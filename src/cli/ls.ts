@@ -8,6 +8,7 @@ import { printable } from '../log.ts';
 import { formatAddress } from '../nodes/remote-node.ts';
 import { discoveryHint } from '../platform.ts';
 import { resolveSecret } from '../secret.ts';
+import { checkSecretStrength } from '../secret-strength.ts';
 import { clientHandshake, MAX_WS_PAYLOAD, zeroMask } from '../transport/secure-socket.ts';
 import type { LsConfig } from './args.ts';
 
@@ -28,7 +29,14 @@ export async function listNodes(cfg: LsConfig): Promise<number> {
   let secret: Uint8Array | null = null;
   let secretProblem = '';
   try {
-    secret = resolveSecret({ secretFile: cfg.secretFile, create: false }).secret;
+    const resolved = resolveSecret({ secretFile: cfg.secretFile, create: false });
+    const weak = checkSecretStrength(resolved.secret, {
+      allowWeak: cfg.allowWeakSecret,
+      source: resolved.source,
+      allowHow: 'add --allow-weak-secret',
+    });
+    if (weak) process.stderr.write(`pp-node ls: ${weak}\n`);
+    secret = resolved.secret;
   } catch (error) {
     secretProblem = (error as Error).message;
   }

@@ -5,7 +5,8 @@ import { machineId } from '../daemon/identity.ts';
 import { createLogger } from '../log.ts';
 import { listenHint, statsSignal, stopGraceMs, stopSignals } from '../platform.ts';
 import { PROTOCOL_VERSION } from '../protocol/handshake.ts';
-import { resolveSecret, weakSecretWarning } from '../secret.ts';
+import { resolveSecret } from '../secret.ts';
+import { checkSecretStrength, generateSecret } from '../secret-strength.ts';
 import { VERSION } from '../version.ts';
 import { HELP, type NodeConfig, parseCli, UsageError } from './args.ts';
 
@@ -24,6 +25,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 0;
     case 'version':
       process.stdout.write(`${VERSION}\n`);
+      return 0;
+    case 'secret':
+      process.stdout.write(`${generateSecret()}\n`);
       return 0;
     case 'ls': {
       const { listNodes } = await import('./ls.ts');
@@ -49,7 +53,17 @@ async function serve(cfg: NodeConfig): Promise<number> {
         'or set PP_SECRET to its content there, so that clients and nodes share it',
     );
   }
-  const weak = weakSecretWarning(resolved.secret);
+  let weak: string | null;
+  try {
+    weak = checkSecretStrength(resolved.secret, {
+      allowWeak: cfg.allowWeakSecret,
+      source: resolved.source,
+      allowHow: 'start the node with --allow-weak-secret',
+    });
+  } catch (error) {
+    log.error((error as Error).message);
+    return 1;
+  }
   if (weak) log.warn(weak);
 
   let stopRequested: (() => void) | null = null;

@@ -7,7 +7,8 @@
  * - TCP accepted, HTTP upgrade not finished: at most MAX_CONNECTIONS connections in all (the
  *   http server's `maxConnections`, authenticated clients included), each closed after
  *   UPGRADE_TIMEOUT_MS if its upgrade has not come.
- * - The upgrade: a banned address (FailureLimiter), a browser (an Origin header) or a stopping
+ * - The upgrade: a host whose handshakes are slowed down beyond the limiter's longest wait
+ *   (HandshakeLimiter, protocol/rate-limit.ts), a browser (an Origin header) or a stopping
  *   node is refused with an HTTP status and the socket destroyed, before any WebSocket exists.
  * - WebSocket, handshake not done: at most MAX_PREAUTH_CONNECTIONS in all and
  *   MAX_PREAUTH_PER_ADDRESS per address (an IPv6 /64 counts as one address); at either cap the
@@ -16,7 +17,7 @@
  * - Authenticated: the limit becomes MAX_WS_PAYLOAD (raiseMaxPayload).
  */
 import type { Socket } from 'node:net';
-import { isIPv6 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Logger } from '../log.ts';
 import { MAX_HANDSHAKE_MESSAGE } from '../protocol/handshake.ts';
@@ -43,7 +44,7 @@ export type ShedReason =
   | 'upgradeTimeout'
   | 'preauthPerAddress'
   | 'preauthTotal'
-  | 'banned'
+  | 'rateLimited'
   | 'origin'
   | 'stopping';
 
@@ -67,6 +68,17 @@ export function addressKey(ip: string): string {
     .slice(0, 4)
     .map((g) => Number.parseInt(g, 16).toString(16))
     .join(':')}::/64`;
+}
+
+/**
+ * The host a peer address counts as for the handshake limiter (protocol/rate-limit.ts): IPv4 as
+ * is (also IPv4-mapped), every 127.x.y.z as one (one machine, whose local users can send from
+ * any of them), IPv6 by its /64. Not an IPv4 /24: on a LAN that is everyone, and the limiter's
+ * global bucket already bounds an attacker with many addresses.
+ */
+export function hostKey(ip: string): string {
+  const key = addressKey(ip);
+  return key.startsWith('127.') && isIPv4(key) ? '127.0.0.0/8' : key;
 }
 
 /** What raiseMaxPayload reads of ws's internals (ws is pinned in package.json for this). */
@@ -148,27 +160,34 @@ export class PreauthTracker {
 }
 
 /**
- * Counts connections shed, and says so in one warning per SHED_LOG_INTERVAL_MS: how many for
- * each reason, from how many addresses, and the busiest address.
+ * Counts events by reason and address, and says so in one warning per interval: how many for
+ * each reason, from how many addresses, and the busiest address. A flood must not flood the log.
  */
-export class ShedLog {
-  #counts: Partial<Record<ShedReason, number>> = {};
+export class CountLog<R extends string> {
+  #counts: Partial<Record<R, number>> = {};
+  #total = 0;
   #addresses = new Map<string, number>();
   #timer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly logger: Logger,
+    private readonly message: string,
     private readonly intervalMs = SHED_LOG_INTERVAL_MS,
+    /** Leave out a line that would count a single event (the caller logged it on its own). */
+    private readonly skipSingle = false,
   ) {}
 
-  count(reason: ShedReason, address: string): void {
+  /** Counts one; true when it is the first of an interval (the caller may log it on its own). */
+  count(reason: R, address: string): boolean {
     this.#counts[reason] = (this.#counts[reason] ?? 0) + 1;
+    this.#total++;
     // Bounded: past 10,000 addresses only the counts grow.
     if (this.#addresses.has(address) || this.#addresses.size < 10_000)
       this.#addresses.set(address, (this.#addresses.get(address) ?? 0) + 1);
-    if (this.#timer) return;
+    if (this.#timer) return false;
     this.#timer = setTimeout(() => this.flush(), this.intervalMs);
     this.#timer.unref();
+    return true;
   }
 
   /** Logs what was counted since the last line (nothing if nothing was). */
@@ -177,9 +196,11 @@ export class ShedLog {
     this.#timer = null;
     const counts = this.#counts;
     const addresses = this.#addresses;
+    const total = this.#total;
     this.#counts = {};
     this.#addresses = new Map();
-    if (addresses.size === 0) return;
+    this.#total = 0;
+    if (total === 0 || (this.skipSingle && total === 1)) return;
     let top = '';
     let most = 0;
     for (const [a, n] of addresses)
@@ -187,12 +208,32 @@ export class ShedLog {
         top = a;
         most = n;
       }
-    this.logger.warn(`shedding connections (counts over the last ${this.intervalMs / 1000} s at most)`, {
+    this.logger.warn(`${this.message} (counts over the last ${this.intervalMs / 1000} s at most)`, {
       ...counts,
       addresses: addresses.size >= 10_000 ? '10000+' : addresses.size,
       busiest: top,
       fromBusiest: most,
     });
+  }
+}
+
+/** Connections shed before authentication, counted (see CountLog). */
+export class ShedLog extends CountLog<ShedReason> {
+  constructor(logger: Logger, intervalMs = SHED_LOG_INTERVAL_MS) {
+    super(logger, 'shedding connections', intervalMs);
+  }
+}
+
+/** Why a handshake failed (the fields of the aggregated log line). */
+export type RefusalReason = 'wrongSecret' | 'rateLimited' | 'version' | 'malformed' | 'timeout' | 'closed';
+
+/**
+ * Failed handshakes: the first of each interval is logged on its own (a misconfigured client
+ * is seen at once, with its address), the rest as counts in one line per interval.
+ */
+export class RefusalLog extends CountLog<RefusalReason> {
+  constructor(logger: Logger, intervalMs = SHED_LOG_INTERVAL_MS) {
+    super(logger, 'failed handshakes', intervalMs, true);
   }
 }
 

@@ -21,7 +21,7 @@ import {
   type NodeInfo,
   receivedBlob,
 } from '../protocol/messages.ts';
-import { FailureLimiter } from '../protocol/rate-limit.ts';
+import { HandshakeLimiter } from '../protocol/rate-limit.ts';
 import { CloseCode, type SecureSocket } from '../transport/secure-socket.ts';
 import { VERSION } from '../version.ts';
 import { JobTable } from './jobs.ts';
@@ -52,7 +52,8 @@ export interface DaemonOptions {
   /** A client silent for this long is dropped (default 10 s; clients ping every 0.5 s). */
   clientTimeoutMs?: number;
   handshakeTimeoutMs?: number;
-  limiter?: FailureLimiter;
+  /** How many handshakes are answered, per host and in all (default: protocol/rate-limit.ts's defaults). */
+  limiter?: HandshakeLimiter;
   /** TCP connections at once, authenticated clients included (default MAX_CONNECTIONS, 1024). */
   maxConnections?: number;
   /** WebSockets still in the handshake at once (default MAX_PREAUTH_CONNECTIONS, 256); the oldest is dropped. */
@@ -87,7 +88,7 @@ export class Daemon implements SessionOwner {
     };
     this.listener = new Listener(
       opts,
-      opts.limiter ?? new FailureLimiter(),
+      opts.limiter ?? new HandshakeLimiter(),
       () => this.stopping,
       (socket, peer) => this.onClient(socket, peer),
     );

@@ -6,7 +6,7 @@ import { createServer, type Server as HttpServer, type IncomingMessage } from 'n
 import type { Socket } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from '../log.ts';
-import type { FailureLimiter } from '../protocol/rate-limit.ts';
+import type { HandshakeLimiter } from '../protocol/rate-limit.ts';
 import {
   CloseCode,
   type HandshakeFailure,
@@ -16,12 +16,15 @@ import {
 } from '../transport/secure-socket.ts';
 import {
   addressKey,
+  hostKey,
   MAX_CONNECTIONS,
   MAX_PREAUTH_CONNECTIONS,
   MAX_PREAUTH_PER_ADDRESS,
   PREAUTH_MAX_PAYLOAD,
   type PreauthEntry,
   PreauthTracker,
+  RefusalLog,
+  type RefusalReason,
   raiseMaxPayload,
   refuseUpgrade,
   ShedLog,
@@ -45,6 +48,7 @@ export class Listener {
   private wss: WebSocketServer | null = null;
   private http: HttpServer | null = null;
   private readonly shed: ShedLog;
+  private readonly refusals: RefusalLog;
   private readonly preauth: PreauthTracker;
 
   /**
@@ -54,11 +58,12 @@ export class Listener {
    */
   constructor(
     private readonly opts: ListenerOptions,
-    private readonly limiter: FailureLimiter,
+    private readonly limiter: HandshakeLimiter,
     private readonly stopping: () => boolean,
     private readonly onClient: (socket: SecureSocket, peer: string) => void,
   ) {
     this.shed = new ShedLog(opts.logger);
+    this.refusals = new RefusalLog(opts.logger);
     this.preauth = new PreauthTracker(
       opts.maxPreauthConnections ?? MAX_PREAUTH_CONNECTIONS,
       opts.maxPreauthPerAddress ?? MAX_PREAUTH_PER_ADDRESS,
@@ -115,14 +120,15 @@ export class Listener {
   /** Stops accepting; resolves once the listening socket is closed. */
   close(): Promise<void> {
     this.shed.flush();
+    this.refusals.flush();
     this.wss?.close();
     return new Promise<void>((resolve) => (this.http ? this.http.close(() => resolve()) : resolve()));
   }
 
   /**
    * An HTTP upgrade: refused before any WebSocket exists when the node stops, the request
-   * comes from a web page (browsers send Origin; our clients never do) or the address is
-   * banned; otherwise counted as a connection in the handshake (the oldest dropped at a cap).
+   * comes from a web page (browsers send Origin; our clients never do) or the host's next
+   * handshake would wait longer than the limiter holds one; otherwise counted as a connection in the handshake (the oldest dropped at a cap).
    */
   private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     const ip = req.socket.remoteAddress ?? 'unknown';
@@ -137,10 +143,10 @@ export class Listener {
       refuseUpgrade(socket, 403, 'Forbidden');
       return;
     }
-    if (!this.limiter.allowed(ip)) {
-      this.shed.count('banned', key);
-      const wait = Math.ceil(this.limiter.retryAfterMs(ip) / 1000);
-      refuseUpgrade(socket, 429, 'Too Many Requests', { 'Retry-After': wait });
+    const waitMs = this.limiter.waitMs(hostKey(ip));
+    if (waitMs > this.limiter.maxWaitMs) {
+      this.shed.count('rateLimited', key);
+      refuseUpgrade(socket, 429, 'Too Many Requests', { 'Retry-After': Math.ceil(waitMs / 1000) });
       return;
     }
     const entry = this.preauth.admit(key, () => socket.destroy());
@@ -150,6 +156,7 @@ export class Listener {
 
   private async onConnection(ws: WebSocket, req: IncomingMessage, entry: PreauthEntry): Promise<void> {
     const ip = req.socket.remoteAddress ?? 'unknown';
+    const host = hostKey(ip);
     const peer = `${ip}:${req.socket.remotePort}`;
     const log = this.opts.logger;
     // A frame over the pre-auth limit, or any other protocol error before authentication: ws
@@ -157,33 +164,56 @@ export class Listener {
     // peer that has proved nothing: its connection ends now.
     const preauthError = () => ws.terminate();
     ws.once('error', preauthError);
+    let counted = false;
     let socket: SecureSocket;
     try {
-      socket = await serverHandshake(ws, this.opts.secret, this.opts.handshakeTimeoutMs ?? 5000, () => {
-        ws.off('error', preauthError);
-        this.preauth.done(entry);
-        try {
-          raiseMaxPayload(ws, MAX_WS_PAYLOAD);
-        } catch (error) {
-          log.error('cannot accept clients', { error });
-          ws.terminate();
-        }
-      });
+      socket = await serverHandshake(
+        ws,
+        this.opts.secret,
+        this.opts.handshakeTimeoutMs ?? 5000,
+        () => {
+          ws.off('error', preauthError);
+          this.preauth.done(entry);
+          try {
+            raiseMaxPayload(ws, MAX_WS_PAYLOAD);
+          } catch (error) {
+            log.error('cannot accept clients', { error });
+            ws.terminate();
+          }
+        },
+        // The first message, whatever it is, counts as a HELLO: answered now, later, or refused.
+        () => {
+          const verdict = this.limiter.hello(host);
+          counted = verdict.retryAfterMs === undefined;
+          return verdict;
+        },
+      );
     } catch (error) {
-      const f = error as HandshakeFailure;
       this.preauth.done(entry);
-      // Dropped to make room for newer connections: not this peer's failure.
-      if (entry.evicted) return;
-      this.limiter.failed(ip);
-      if (f.handshakeCode === 'bad-proof') log.warn('client rejected: wrong secret', { peer });
-      else log.warn('handshake failed', { peer, reason: f.message });
+      // Dropped to make room for newer connections: not this peer's doing.
+      if (!entry.evicted) this.handshakeFailed(error as HandshakeFailure, peer, addressKey(ip));
       return;
     }
-    this.limiter.succeeded(ip);
+    if (counted) this.limiter.succeeded(host);
     if (this.stopping()) {
       ws.close(CloseCode.GoingAway, 'node shutting down');
       return;
     }
     this.onClient(socket, peer);
+  }
+
+  /** A failed handshake, for the log: the first of an interval on its own line, then counts (RefusalLog). */
+  private handshakeFailed(f: HandshakeFailure, peer: string, key: string): void {
+    const reason: RefusalReason =
+      f.handshakeCode === 'bad-proof'
+        ? 'wrongSecret'
+        : f.handshakeCode === 'rate-limited'
+          ? 'rateLimited'
+          : f.handshakeCode === 'version' || f.handshakeCode === 'timeout' || f.handshakeCode === 'closed'
+            ? f.handshakeCode
+            : 'malformed';
+    if (!this.refusals.count(reason, key)) return;
+    if (reason === 'wrongSecret') this.opts.logger.warn('client rejected: wrong secret', { peer });
+    else this.opts.logger.warn('handshake failed', { peer, reason: f.message });
   }
 }

@@ -17,8 +17,9 @@
  * Flow: C→S CLIENT_HELLO; S→C SERVER_HELLO (highest version both support) or VERSION_MISMATCH (then the
  * node closes; both sides report both ranges); C→S CLIENT_PROOF; S→C SERVER_PROOF if the client's proof
  * verifies, else REJECTED(1). The node proves itself only to a client that proved first, so a peer
- * without the secret never obtains a MAC from a node. The node may also answer any message with
- * REJECTED(2) (`rateLimitedMessage`) while the peer's address is banned.
+ * without the secret never obtains a MAC from a node. REJECTED(2) (`rateLimitedMessage`) says that
+ * the peer's address is rate-limited; today's node does not send it (it refuses at the HTTP upgrade
+ * with 429, or closes with 4004, which clients retry: see protocol/rate-limit.ts).
  *
  * Keys (the secret itself never crosses the wire and is never used directly as a key):
  *   K_auth ‖ K_bind = HKDF-SHA-256(ikm = secret, salt = "pp-node auth v1", info = "pp-node handshake keys", 64)
@@ -29,12 +30,14 @@
  * Both nonces, both ephemeral public keys and the version ranges are in H, so a replayed, reordered,
  * spliced or tampered handshake (including a downgraded version range) fails the proofs, and the
  * session keys are bound to both the secret and this transcript. An all-zero X25519 result (low-order
- * public key) is refused. The node computes its X25519 only after the client has proved itself.
+ * public key) is refused. The node makes its ephemeral key at the HELLO (Node's own X25519,
+ * x25519.ts: the same bytes as the client's tweetnacl) and computes the shared X25519 secret only
+ * after the client has proved itself.
  *
  * Notes for the transport:
  * - Drop any handshake message larger than MAX_HANDSHAKE_MESSAGE before calling `receive`.
- * - After `{error}`, send `send` if present, then close. Count every server-side `{error}` and every
- *   handshake that is closed or timed out before completing as a failure for FailureLimiter.
+ * - After `{error}`, send `send` if present, then close. A node counts every HELLO (the first message,
+ *   whatever it is) in its HandshakeLimiter when it arrives, and gives the count back on success.
  * - VERSION_MISMATCH and REJECTED are unauthenticated (nothing to authenticate with yet): report them,
  *   but never retry automatically with a narrower version range on their word.
  * - The CLIENT_HELLO layout and the VERSION_MISMATCH / REJECTED layouts are frozen for all future versions
@@ -47,6 +50,12 @@ import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from '
 import nacl from 'tweetnacl';
 import { PPError } from '../errors.ts';
 import { Session } from './secure-channel.ts';
+import {
+  generateKeyPair,
+  keyPairFromSeed,
+  type NativeKeyPair,
+  sharedSecret as nativeSharedSecret,
+} from './x25519.ts';
 
 /**
  * 2: a client may ask a node for jobs back ('withdraw', answered by 'withdrawn'); a node says
@@ -253,7 +262,11 @@ function proof(keys: AuthKeys, label: Buffer, transcript: Buffer): Buffer {
   return createHmac('sha256', keys.auth).update(label).update(transcript).digest();
 }
 
-/** X25519; null for an all-zero result (the peer sent a low-order point, so the result is not secret). */
+/**
+ * X25519 with tweetnacl (the client's side: one per connection); null for an all-zero result (the
+ * peer sent a low-order point, so the result is not secret). The node uses Node's own (x25519.ts):
+ * it answers every HELLO, so there its cost matters; both give the same bytes.
+ */
 function sharedSecret(secretKey: Uint8Array, peerPublic: Uint8Array): Uint8Array | null {
   const shared = nacl.scalarMult(secretKey, peerPublic);
   let acc = 0;
@@ -288,8 +301,8 @@ function encodeRejected(reason: number, retryAfterMs: number): Buffer {
 }
 
 /**
- * REJECTED(rate-limited): what a node sends instead of SERVER_HELLO to a banned address (e.g. with
- * `limiter.retryAfterMs(peer)`), so the client reports the ban instead of seeing a bare close.
+ * REJECTED(rate-limited): what a node may send instead of SERVER_HELLO to a rate-limited address,
+ * so that the client reports it instead of seeing a bare close (not sent today: see the top).
  */
 export function rateLimitedMessage(retryAfterMs: number): Uint8Array {
   return encodeRejected(REJECT_RATE_LIMITED, retryAfterMs);
@@ -449,8 +462,10 @@ export class NodeHandshake {
   readonly #keys: AuthKeys;
   readonly #range: VersionRange;
   readonly #random: (n: number) => Uint8Array;
+  /** Tests' randomness makes the key too; else OpenSSL makes it (faster than importing random bytes). */
+  readonly #fixedRandom: boolean;
   #state: NodeState = 'await-hello';
-  #ephemeral: nacl.BoxKeyPair | null = null;
+  #ephemeral: NativeKeyPair | null = null;
   #clientPublic: Uint8Array | null = null;
   #transcript: Buffer | null = null;
   #version = 0;
@@ -458,6 +473,7 @@ export class NodeHandshake {
   constructor(secret: Uint8Array, opts: HandshakeOptions = {}) {
     this.#range = versionRange(opts);
     this.#random = opts.random ?? randomBytes;
+    this.#fixedRandom = opts.random !== undefined;
     this.#keys = deriveAuthKeys(secret);
   }
 
@@ -501,7 +517,13 @@ export class NodeHandshake {
     const reply = header(SERVER_HELLO);
     reply.writeUInt16BE(version, 5);
     reply.set(takeRandom(this.#random, NONCE), 7);
-    this.#ephemeral = nacl.box.keyPair.fromSecretKey(takeRandom(this.#random, KEY));
+    if (this.#fixedRandom) {
+      const seed = takeRandom(this.#random, KEY);
+      this.#ephemeral = keyPairFromSeed(seed);
+      seed.fill(0);
+    } else {
+      this.#ephemeral = generateKeyPair();
+    }
     reply.set(this.#ephemeral.publicKey, 7 + NONCE);
     this.#transcript = transcriptHash(clientHello, reply);
     this.#version = version;
@@ -523,7 +545,7 @@ export class NodeHandshake {
       );
     }
     // Only now, for a client that proved itself, spend the X25519.
-    const shared = sharedSecret(this.#ephemeral!.secretKey, this.#clientPublic!);
+    const shared = nativeSharedSecret(this.#ephemeral!.privateKey, this.#clientPublic!);
     if (!shared) return this.#fail(new HandshakeError('malformed', 'the client sent an invalid X25519 key'));
     const reply = header(SERVER_PROOF);
     reply.set(proof(this.#keys, SERVER_PROOF_LABEL, this.#transcript!), HEADER);
@@ -539,7 +561,8 @@ export class NodeHandshake {
 
   #finish(state: 'done' | 'failed'): void {
     this.#state = state;
-    this.#ephemeral?.secretKey.fill(0);
+    // An OpenSSL key cannot be wiped from JavaScript: it is dropped (freed with its KeyObject).
+    this.#ephemeral = null;
     this.#keys.auth.fill(0);
     this.#keys.bind.fill(0);
   }

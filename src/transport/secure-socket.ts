@@ -15,6 +15,7 @@ import {
   MAX_HANDSHAKE_MESSAGE,
   NodeHandshake,
 } from '../protocol/handshake.ts';
+import type { HelloVerdict } from '../protocol/rate-limit.ts';
 import type { Session } from '../protocol/secure-channel.ts';
 
 /** Plaintext bytes per sealed chunk: a 1 MiB argument plus its message head fits in one. */
@@ -252,7 +253,7 @@ export class HandshakeFailure extends Error {
   constructor(
     message: string,
     readonly code: number,
-    readonly handshakeCode: HandshakeError['code'] | 'timeout' | 'closed',
+    readonly handshakeCode: HandshakeError['code'] | 'timeout' | 'closed' | 'rate-limited',
   ) {
     super(message);
     this.name = 'HandshakeFailure';
@@ -276,13 +277,20 @@ function runHandshake(
   first: Uint8Array | null,
   timeoutMs: number,
   authenticated?: () => void,
+  onHello?: () => HelloVerdict,
 ): Promise<SecureSocket> {
   return new Promise<SecureSocket>((resolve, reject) => {
     let done = false;
+    let gate = onHello;
+    /** Messages that arrived while the first one is held (see onHello); a few at most. */
+    let held: Array<[Buffer, boolean]> | null = null;
+    let holdTimer: NodeJS.Timeout | undefined;
     const finish = (error: HandshakeFailure | null, session?: Session) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
+      clearTimeout(holdTimer);
+      held = null;
       ws.off('message', onMessage);
       ws.off('close', onClose);
       if (error) {
@@ -301,6 +309,39 @@ function runHandshake(
       timeoutMs,
     );
     const onMessage = (data: Buffer, isBinary: boolean) => {
+      if (held) {
+        if (held.length >= 4)
+          finish(new HandshakeFailure('malformed handshake', CloseCode.Protocol, 'malformed'));
+        else held.push([data, isBinary]);
+        return;
+      }
+      if (gate) {
+        const verdict = gate();
+        gate = undefined;
+        if (verdict.retryAfterMs !== undefined) {
+          const s = Math.ceil(verdict.retryAfterMs / 1000);
+          finish(
+            new HandshakeFailure(
+              `too many handshakes from this address: retry in ${s} s`,
+              CloseCode.RateLimited,
+              'rate-limited',
+            ),
+          );
+          return;
+        }
+        if (verdict.delayMs > 0) {
+          held = [[data, isBinary]];
+          holdTimer = setTimeout(() => {
+            const messages = held ?? [];
+            held = null;
+            for (const [d, b] of messages) if (!done) handle(d, b);
+          }, verdict.delayMs);
+          return;
+        }
+      }
+      handle(data, isBinary);
+    };
+    const handle = (data: Buffer, isBinary: boolean) => {
       if (!isBinary || data.length > MAX_HANDSHAKE_MESSAGE) {
         finish(new HandshakeFailure('malformed handshake message', CloseCode.Protocol, 'malformed'));
         return;
@@ -330,14 +371,17 @@ export function clientHandshake(ws: WebSocket, secret: Uint8Array, timeoutMs = 5
 /**
  * Resolves with a paused SecureSocket: attach listeners, then call `resume()`. `authenticated`
  * is called synchronously the moment the client has proved the secret, before ws reads another
- * frame: the node raises the connection's message limit there (see node/admission.ts).
+ * frame: the node raises the connection's message limit there (see daemon/admission.ts).
+ * `onHello` is asked when the first message arrives (whatever it is): it is answered after the
+ * delay it says, or the connection is closed with CloseCode.RateLimited (protocol/rate-limit.ts).
  */
 export function serverHandshake(
   ws: WebSocket,
   secret: Uint8Array,
   timeoutMs = 5000,
   authenticated?: () => void,
+  onHello?: () => HelloVerdict,
 ): Promise<SecureSocket> {
   const hs = new NodeHandshake(secret);
-  return runHandshake(ws, (m) => hs.receive(m), null, timeoutMs, authenticated);
+  return runHandshake(ws, (m) => hs.receive(m), null, timeoutMs, authenticated, onHello);
 }
