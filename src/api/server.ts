@@ -46,6 +46,7 @@ import { resolveSecret } from '../secret.ts';
 import type { Job } from './job.ts';
 import { BackupJob, FunctionEntry, JobRecord, LiveJobs } from './job-record.ts';
 import { type Progress, Tally, type WaitOptions } from './progress.ts';
+import { drawProgress } from './progress-bar.ts';
 import { REF_CLASS, Ref, type RefArgs } from './ref.ts';
 import { formatStats, type NodeStats, type ServerStats } from './stats.ts';
 
@@ -447,6 +448,7 @@ export class Server extends EventEmitter<ServerEvents> {
    *
    * ```ts
    * await server.wait({ onProgress: (p) => console.log(`${p.finished}/${p.total} jobs done`) });
+   * await server.wait({ progress: true }); // a progress bar on stderr, when it is a terminal
    * ```
    */
   wait(group?: string, options?: WaitOptions): Promise<void>;
@@ -455,7 +457,9 @@ export class Server extends EventEmitter<ServerEvents> {
     const group = typeof groupOrOptions === 'string' ? groupOrOptions : undefined;
     const options = typeof groupOrOptions === 'object' ? groupOrOptions : maybeOptions;
     const tally = group === undefined ? this.#all : this.#groups.get(group);
-    const idle = tally ? tally.idle() : Promise.resolve();
+    let idle = tally ? tally.idle() : Promise.resolve();
+    if (options?.progress && tally && tally.pending > 0)
+      idle = drawProgress(idle, { progress: () => this.progress(group), nodes: () => this.getActiveNodes() });
     const onProgress = options?.onProgress;
     if (!onProgress) return idle;
     const every = options.progressEveryMs ?? 1000;
