@@ -126,11 +126,8 @@ export class Collector {
   #allFinished = 0;
   readonly #onUp = (node: NodeSummary) => {
     this.#down.delete(node.id);
-    this.#event(
-      'node-up',
-      node.id,
-      `${node.name}: ${node.ncpus} CPUs${node.version ? `, pp-node ${node.version}` : ''}`,
-    );
+    // (its CPUs count once its workers are ready: the node table shows them)
+    this.#event('node-up', node.id, `${node.name}${node.version ? `, pp-node ${node.version}` : ''}`);
   };
   readonly #onDown = (node: NodeSummary, reason: string) => {
     this.#down.add(node.id);
