@@ -4,13 +4,14 @@
 //   npm run bench -- --only dashboard [--rounds 3] [--ncpus N]
 //   node --import tsx bench/dashboard.ts [--rounds 3]          (after `npm run build`)
 //
-// Per configuration and round: a new Server (all local CPUs), ready and warmed up, then batches
-// of 10,000 jobs (submit all, then await all, as W1) for SECONDS seconds. Figures: jobs/s, the
+// Per round: two Servers (all local CPUs each), ready and warmed up, one without a dashboard and
+// one with a dashboard and a connected page; batches of 10,000 jobs (submit all, then await all,
+// as W1) alternate between them (A B B A) for 2 x SECONDS seconds. Figures: jobs/s, the
 // client process's CPU per 10,000 jobs (process.cpuUsage: the job server's own thread, not its
 // worker processes), and for the dashboard the bytes and messages per second a page receives.
 // The page is a WebSocket reader in a child process (with the page's Origin and token), so
 // that what it costs to receive and render is not counted as the server's; a browser renders
-// the same messages. Medians over the rounds; the order of the two alternates each round.
+// the same messages. Medians over the rounds.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import os from 'node:os';
@@ -58,38 +59,58 @@ function startPage(url: string): Promise<{ child: ChildProcess; report(): Promis
   }));
 }
 
-async function measure(ncpus: number, withDashboard: boolean): Promise<Figures> {
-  const server = new Server({ ncpus, ...(withDashboard ? { dashboard: 0 } : {}) });
+/**
+ * Both servers at once, one without a dashboard and one with a dashboard and a connected page;
+ * batches alternate between them (ABBA), so that the host's drift, which here swings W1 by
+ * half within a minute, hits both alike. Each batch is timed, and the client's CPU counted,
+ * on its own. (The dashboard's 4 updates a second run whichever batch is running: the
+ * figures of its work alone, below, give their cost apart.)
+ */
+async function measure(ncpus: number): Promise<[Figures, Figures]> {
+  const plain = new Server({ ncpus });
+  const dash = new Server({ ncpus, dashboard: 0 });
+  let page: Awaited<ReturnType<typeof startPage>> | null = null;
   try {
-    await server.ready();
-    await Promise.all(Array.from({ length: BATCH }, (_, i) => server.submit(inc, [i]))); // warm-up
-    const page = withDashboard ? await startPage((await server.dashboardUrl())!) : null;
-    const [b0, m0] = page ? await page.report() : [0, 0];
-    const cpu0 = process.cpuUsage();
-    const t0 = performance.now();
-    let jobs = 0;
-    while (performance.now() - t0 < SECONDS * 1000) {
-      const batch = [];
-      for (let i = 0; i < BATCH; i++) batch.push(server.submit(inc, [i]));
-      const results = await Promise.all(batch);
+    await Promise.all([plain.ready(), dash.ready()]);
+    const batch = async (server: Server) => {
+      const jobs = [];
+      for (let i = 0; i < BATCH; i++) jobs.push(server.submit(inc, [i]));
+      const results = await Promise.all(jobs);
       if (results[BATCH - 1] !== BATCH) throw new Error(`inc(${BATCH - 1}) returned ${results[BATCH - 1]}`);
-      jobs += BATCH;
+    };
+    await batch(plain); // warm-up
+    await batch(dash);
+    page = await startPage((await dash.dashboardUrl())!);
+    const [b0, m0] = await page.report();
+    const spent = [
+      { ms: 0, cpuUs: 0, jobs: 0 },
+      { ms: 0, cpuUs: 0, jobs: 0 },
+    ];
+    const t0 = performance.now();
+    for (let k = 0; performance.now() - t0 < 2 * SECONDS * 1000; k++) {
+      const which = k % 4 === 0 || k % 4 === 3 ? 0 : 1; // A B B A
+      const cpu0 = process.cpuUsage();
+      const t = performance.now();
+      await batch(which === 0 ? plain : dash);
+      const cpu = process.cpuUsage(cpu0);
+      spent[which]!.ms += performance.now() - t;
+      spent[which]!.cpuUs += cpu.user + cpu.system;
+      spent[which]!.jobs += BATCH;
     }
     const seconds = (performance.now() - t0) / 1000;
-    const cpu = process.cpuUsage(cpu0);
-    const figures: Figures = {
-      jobsPerSec: jobs / seconds,
-      cpuMsPer10k: ((cpu.user + cpu.system) / 1000 / jobs) * 10_000,
-    };
-    if (page) {
-      const [b1, m1] = await page.report();
-      figures.bytesPerSec = (b1 - b0) / seconds;
-      figures.msgsPerSec = (m1 - m0) / seconds;
-      page.child.kill();
-    }
+    const [b1, m1] = await page.report();
+    const figures = spent.map(
+      (x): Figures => ({
+        jobsPerSec: x.jobs / (x.ms / 1000),
+        cpuMsPer10k: (x.cpuUs / 1000 / x.jobs) * 10_000,
+      }),
+    ) as [Figures, Figures];
+    figures[1].bytesPerSec = (b1 - b0) / seconds;
+    figures[1].msgsPerSec = (m1 - m0) / seconds;
     return figures;
   } finally {
-    await server.close();
+    page?.child.kill();
+    await Promise.all([plain.close(), dash.close()]);
   }
 }
 
@@ -148,15 +169,14 @@ const median = (xs: number[]) => {
 export async function runDashboardBench(opts: { rounds: number; ncpus?: number }): Promise<void> {
   const ncpus = opts.ncpus ?? os.availableParallelism();
   console.log(
-    `\n== dashboard: W1 jobs (x => x + 1) back to back for ${SECONDS} s, ${ncpus} local workers, ${opts.rounds} rounds`,
+    `\n== dashboard: W1 jobs (x => x + 1) back to back, batches alternating between a server without and one with a dashboard + page for ${2 * SECONDS} s; ${ncpus} local workers each, ${opts.rounds} rounds`,
   );
   const plain: Figures[] = [];
   const dash: Figures[] = [];
   for (let r = 0; r < opts.rounds; r++) {
-    const order = r % 2 ? [true, false] : [false, true];
-    for (const d of order) (d ? dash : plain).push(await measure(ncpus, d));
-    const p = plain.at(-1)!;
-    const q = dash.at(-1)!;
+    const [p, q] = await measure(ncpus);
+    plain.push(p);
+    dash.push(q);
     console.log(
       `round ${r + 1}: ${Math.round(p.jobsPerSec)} jobs/s without, ${Math.round(q.jobsPerSec)} with dashboard + page`,
     );

@@ -125,6 +125,8 @@ test('the dashboard in Chromium while jobs run and nodes come and go', {
 
     await until(page, 'node B up', `${cell(idB, 'state')} === 'up'`, 60_000);
     await until(page, 'the node-up event of B', eventShown('node-up', idB));
+    const upEventsOfA = `[...document.querySelectorAll('#events li.node-up')].filter((li) => li.textContent.includes('${idA}')).length`;
+    assert.equal(await page.evaluate(upEventsOfA), 1, 'each event shown once');
     await until(page, 'B running jobs', `Number(${cell(idB, 'jobs')}?.replace(/,/g, '')) > 0`);
     await until(page, 'a job error with its message', eventShown('job-error', 'failed on purpose'));
     await until(
