@@ -152,6 +152,18 @@ describe('dashboard access', () => {
     assert.equal(await server.submit((x: number) => x + 1, [1]), 2);
   });
 
+  test('the built package serves the page it ships (dist/ finds assets/)', async () => {
+    const { Server: Built } = await import('pp-node'); // dist/, as installed (npm test builds first)
+    const server = new Built({ ncpus: 0, dashboard: 0 });
+    try {
+      const r = await get((await server.dashboardUrl())!);
+      assert.equal(r.status, 200);
+      assert.match(r.body, /<title>pp-node dashboard<\/title>/);
+    } finally {
+      await server.close();
+    }
+  });
+
   test('close() closes the page’s socket and stops serving', async () => {
     const server = new Server({ ncpus: 1, dashboard: 0 });
     const url = new URL((await server.dashboardUrl())!);
