@@ -2,7 +2,9 @@
 // address), its options, what the updates carry (aggregated, sampled, never one per job),
 // and that Server.close() shuts it. The page itself is tested in Chromium (dashboard-browser.test.ts).
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { request } from 'node:http';
+import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import {
@@ -161,6 +163,38 @@ describe('dashboard access', () => {
       assert.match(r.body, /<title>pp-node dashboard<\/title>/);
     } finally {
       await server.close();
+    }
+  });
+
+  test('neither the dashboard nor a connected page keeps the program alive', async () => {
+    // A program that forgets close(): once its own work (a 3 s timer) is done, it must end
+    // even though a page is connected.
+    const env = { ...process.env };
+    delete env.NODE_TEST_CONTEXT;
+    const code = `import { Server } from ${JSON.stringify(new URL('../src/index.ts', import.meta.url).href)};
+      const server = new Server({ ncpus: 0, dashboard: 0 });
+      console.log(await server.dashboardUrl());
+      setTimeout(() => console.log('work done'), 3000);`;
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+      env,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const lines = createInterface({ input: child.stdout! });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const url = new URL(await new Promise<string>((resolve) => lines.once('line', resolve)));
+    const ws = (await openSocket(socketUrl(url, url.searchParams.get('token')))) as Page;
+    try {
+      const deadline = Date.now() + 5000;
+      while (ws.received.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(ws.received[0]?.type, 'hello', 'the page is connected');
+      const exitCode = await Promise.race([
+        exited,
+        new Promise((r) => setTimeout(() => r('still running'), 20_000)),
+      ]);
+      assert.equal(exitCode, 0, 'it ended by itself');
+    } finally {
+      ws.terminate();
+      child.kill();
     }
   });
 

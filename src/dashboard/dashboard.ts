@@ -94,6 +94,8 @@ export class Dashboard {
     this.collector = new Collector(source, t0);
     this.#http = createServer((req, res) => this.#request(req, res));
     this.#http.on('upgrade', (req, socket, head) => this.#upgrade(req, socket as Duplex, head));
+    // Neither the server nor a page's connection keeps the program alive (timers neither).
+    this.#http.on('connection', (socket) => socket.unref());
     this.#listening = this.#listen();
   }
 
