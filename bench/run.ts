@@ -3,6 +3,7 @@
 //   npm run bench [-- --only W1,W4] [-- --rounds N] [-- --systems pp-node,piscina]
 //   (--systems: labels starting so; `=pp-node` for that label alone)
 //   npm run bench -- --only sched [--rounds N] [--scenario uniform,join]   (bench/sched.ts)
+//   npm run bench -- --only dashboard [--rounds N]   (bench/dashboard.ts)
 //
 // Every system gets a pool of os.availableParallelism() workers. Each round runs each system
 // in turn (the order rotates from round to round): start the pool, warm it up (not timed), run
@@ -51,6 +52,12 @@ if (onlyIds?.includes('sched')) {
   const { runSched } = await import('./sched.ts');
   await runSched({ rounds, scenarios: cli.scenario?.split(',').map((s) => s.trim()) });
   if (onlyIds.every((id) => id === 'sched')) process.exit();
+}
+// `--only dashboard`: what the live dashboard costs (bench/dashboard.ts).
+if (onlyIds?.includes('dashboard')) {
+  const { runDashboardBench } = await import('./dashboard.ts');
+  await runDashboardBench({ rounds, ncpus: cli.ncpus ? Number.parseInt(cli.ncpus, 10) : undefined });
+  if (onlyIds.every((id) => id === 'sched' || id === 'dashboard')) process.exit();
 }
 const ncpus = cli.ncpus ? Number.parseInt(cli.ncpus, 10) : os.availableParallelism();
 

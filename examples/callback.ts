@@ -74,8 +74,8 @@ for (let index = 0; index < parts; index++) {
   server.submit(part_sum, [starti, endi], { callback: sum.add.bind(sum) });
 }
 
-// wait for jobs in all groups to finish
-await server.wait();
+// wait for jobs in all groups to finish (with a progress bar on stderr when it is a terminal)
+await server.wait({ progress: true });
 
 // Print the partial sum
 console.log(`Partial sum is ${sum.value} | diff = ${Math.log(2) - sum.value}`);

@@ -50,6 +50,9 @@ for (const ncpus of [1, 2, 4, 8, 16, 1]) {
     jobs.push(server.submit(part_sum, [starti, endi]));
   }
 
+  // Show how far the jobs are (a progress bar on stderr, when it is a terminal)
+  await server.wait({ progress: true });
+
   // Retrieve all the results and calculate their sum
   let partSum1 = 0;
   for (const value of await Promise.all(jobs)) {

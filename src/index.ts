@@ -16,6 +16,7 @@ export {
 } from './api/server.ts';
 export { formatStats, type NodeStats, type ServerStats } from './api/stats.ts';
 export { Template } from './api/template.ts';
+export type { DashboardOptions } from './dashboard/dashboard.ts';
 export {
   JobCancelledError,
   JobSetupError,

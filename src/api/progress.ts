@@ -21,6 +21,11 @@ export interface WaitOptions {
   onProgress?: (progress: Progress) => void;
   /** Milliseconds between progress reports; default 1000. */
   progressEveryMs?: number;
+  /**
+   * Draw a one-line progress bar on stderr while waiting (done/total, failures, jobs/s, ETA,
+   * nodes in use), when stderr is a terminal; nothing otherwise.
+   */
+  progress?: boolean;
 }
 
 /** The jobs of one group, or of the whole server. */

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
+import { Dashboard, type DashboardOptions, dashboardOptions } from '../dashboard/dashboard.ts';
 import { type DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
 import { JobCancelledError, JobSetupError, PPError, ServerClosedError } from '../errors.ts';
 import { type FunctionBundle, getBundle, type ModuleSpec } from '../functions/bundle.ts';
@@ -46,6 +47,7 @@ import { checkSecretStrength } from '../secret-strength.ts';
 import type { Job } from './job.ts';
 import { BackupJob, FunctionEntry, JobRecord, LiveJobs } from './job-record.ts';
 import { type Progress, Tally, type WaitOptions } from './progress.ts';
+import { drawProgress } from './progress-bar.ts';
 import { REF_CLASS, Ref, type RefArgs } from './ref.ts';
 import { formatStats, type NodeStats, type ServerStats } from './stats.ts';
 
@@ -106,6 +108,13 @@ export interface ServerOptions {
    * shared memory are never copied.
    */
   speculative?: boolean;
+  /**
+   * A live dashboard of this server in the browser (progress, nodes, task stream, events):
+   * `true` serves it on 127.0.0.1:8787 (any free port if taken), a number on that port, or
+   * `{ port, host, token }`. Its URL, with a random token it requires, is printed on stderr
+   * once; {@link Server.dashboardUrl} gives it too. See the README, "Seeing the cluster".
+   */
+  dashboard?: boolean | number | DashboardOptions;
 }
 
 /** A function, or `[object, 'method']` to run a method with the object as `this`. */
@@ -233,9 +242,11 @@ export class Server extends EventEmitter<ServerEvents> {
     sizeByLink: boolean;
   } | null = null;
   #lastRejection: Error | null = null;
+  #dashboard: Dashboard | null = null;
 
   constructor(options: ServerOptions = {}) {
     super();
+    const dashboard = options.dashboard === undefined ? null : dashboardOptions(options.dashboard);
     const ppservers = (options.ppservers ?? []).filter((p) => p !== '*');
     const autodiscover = Boolean(options.autodiscover) || (options.ppservers ?? []).includes('*');
     const ncpus = options.ncpus ?? availableParallelism();
@@ -294,6 +305,13 @@ export class Server extends EventEmitter<ServerEvents> {
       }
       if (autodiscover) this.#startDiscovery(options.interface);
     }
+    if (dashboard)
+      this.#dashboard = new Dashboard({ server: this, groups: () => this.#groups }, dashboard, this.#created);
+  }
+
+  /** The dashboard's URL once it is served; null without one (or if it could not start, as printed). */
+  dashboardUrl(): Promise<string | null> {
+    return this.#dashboard?.url() ?? Promise.resolve(null);
   }
 
   #startDiscovery(iface: string | undefined): void {
@@ -442,6 +460,7 @@ export class Server extends EventEmitter<ServerEvents> {
    *
    * ```ts
    * await server.wait({ onProgress: (p) => console.log(`${p.finished}/${p.total} jobs done`) });
+   * await server.wait({ progress: true }); // a progress bar on stderr, when it is a terminal
    * ```
    */
   wait(group?: string, options?: WaitOptions): Promise<void>;
@@ -450,7 +469,9 @@ export class Server extends EventEmitter<ServerEvents> {
     const group = typeof groupOrOptions === 'string' ? groupOrOptions : undefined;
     const options = typeof groupOrOptions === 'object' ? groupOrOptions : maybeOptions;
     const tally = group === undefined ? this.#all : this.#groups.get(group);
-    const idle = tally ? tally.idle() : Promise.resolve();
+    let idle = tally ? tally.idle() : Promise.resolve();
+    if (options?.progress && tally && tally.pending > 0)
+      idle = drawProgress(idle, { progress: () => this.progress(group), nodes: () => this.getActiveNodes() });
     const onProgress = options?.onProgress;
     if (!onProgress) return idle;
     const every = options.progressEveryMs ?? 1000;
@@ -544,7 +565,8 @@ export class Server extends EventEmitter<ServerEvents> {
     this.#queue.clear();
     const browser = this.#browser;
     this.#browser = null;
-    this.#closing = Promise.all([...this.#nodes.map((n) => n.close()), browser?.stop()]).then(() => {
+    const closing = [...this.#nodes.map((n) => n.close()), browser?.stop(), this.#dashboard?.close()];
+    this.#closing = Promise.all(closing).then(() => {
       this.#heapArena?.close();
     });
     return this.#closing;
@@ -891,6 +913,7 @@ export class Server extends EventEmitter<ServerEvents> {
     const counters = this.#counters.get(node.id)!;
     counters.jobs++;
     counters.timeMs += durationMs;
+    this.#dashboard?.collector.ran(node.id, rec.name, durationMs, status === JobStatus.Ok);
     if (this.#nodes.length > 1) {
       const speed = this.#speedOf(node);
       speed.add(rec.hash, durationMs, rec.fn.estimate.value);
@@ -963,6 +986,7 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   #onNodeProblem(node: RemoteNode, error: Error): void {
+    this.#dashboard?.collector.nodeError(node.id, error);
     if (this.listenerCount('node-error') > 0) this.emit('node-error', this.#summarize(node), error);
     else console.warn(`pp-node: ${error.message}`);
     if (!(error instanceof NodeRejectedError)) return;
@@ -1014,6 +1038,7 @@ export class Server extends EventEmitter<ServerEvents> {
       }
     }
     if (!ok) {
+      this.#dashboard?.collector.failed(rec.job.id, rec.name, rec.node?.id ?? null, value);
       if (this.listenerCount('job-error') > 0) this.emit('job-error', rec.job, value);
       else if (rec.callback && !rec.job.observed && !this.#closed) {
         // Callback style: nobody will await this job, so say it failed rather than stay silent.
