@@ -50,6 +50,7 @@ import {
   ShedLog,
   UPGRADE_TIMEOUT_MS,
 } from './admission.ts';
+import { StatusBook } from './status.ts';
 
 export interface DaemonOptions {
   /** TCP port; 0 picks a free one. */
@@ -111,6 +112,8 @@ export class Daemon {
   private nextSession = 1;
   /** Ready workers as last told to clients. */
   private toldReady = -1;
+  /** Counts for 'status' (status.ts). */
+  private readonly statusBook = new StatusBook();
 
   constructor(private readonly opts: DaemonOptions) {
     this.info = {
@@ -423,6 +426,10 @@ export class Daemon {
       case 'ping':
         s.send({ type: 'pong', t: msg.t });
         return;
+      case 'status':
+        s.monitor = true;
+        s.send({ type: 'status-report', status: this.statusBook.report(this.statusFacts()) });
+        return;
       case 'pong':
         return;
       case 'bye':
@@ -546,8 +553,24 @@ export class Daemon {
     }
   }
 
+  /** What a 'status' report needs from here (see status.ts). */
+  private statusFacts() {
+    let monitors = 0;
+    for (const s of this.sessions.values()) if (s.monitor) monitors++;
+    const busy = this.pool.busyWorkers;
+    return {
+      ...this.info,
+      ready: this.pool.readyWorkers,
+      busy,
+      queued: this.queue.size + Math.max(0, this.pool.inFlight - busy),
+      clients: this.sessions.size - monitors,
+      monitors,
+    };
+  }
+
   private onResult(id: number, status: JobStatus, durationMs: number, blob: Uint8Array): void {
     this.scheduleDrain();
+    this.statusBook.finished(status);
     const job = this.forget(id);
     if (!job) return;
     let est = this.estimates.get(job.dispatch.hash);
@@ -563,6 +586,7 @@ export class Daemon {
 
   private onJobFailed(id: number, error: Error): void {
     this.scheduleDrain();
+    this.statusBook.failed();
     const job = this.forget(id);
     if (job?.session.open) job.session.sendFailed(job.clientId, error);
   }
@@ -620,6 +644,8 @@ class ClientSession {
   readonly refs = new Map<string, RefData>();
   readonly byClientId = new Map<number, number>();
   open = true;
+  /** Asked for the status ('pp-node top'): not counted among the clients in status reports. */
+  monitor = false;
   private results: ResultEntry[] = [];
   private blobs: Uint8Array[] = [];
   private flushScheduled = false;

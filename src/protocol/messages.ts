@@ -12,6 +12,7 @@
  * MessageError, never a crash deeper in.
  */
 import { CodecError, type DecodeLimits, decode, encode } from './codec.ts';
+import { isNodeStatus, type NodeStatus } from './status.ts';
 
 /** What a worker needs to compile a function once; sent the first time it sees the hash. */
 export interface FunctionDefinition {
@@ -86,6 +87,9 @@ export type Message =
   | { type: 'ping'; t: number }
   | { type: 'pong'; t: number }
   | { type: 'ncpus'; ncpus: number }
+  /** Protocol 3+ (STATUS_PROTOCOL): a client asks a node for its status; the node answers 'status-report'. */
+  | { type: 'status' }
+  | { type: 'status-report'; status: NodeStatus }
   | { type: 'bye'; reason: string };
 
 /** A blob as one buffer or as parts to be sent one after another (no copy to join them). */
@@ -183,7 +187,11 @@ export function encodeMessage(msg: Message): Uint8Array[] {
       head = ['bye', msg.reason];
       break;
     case 'shutdown':
-      head = ['shutdown'];
+    case 'status':
+      head = [msg.type];
+      break;
+    case 'status-report':
+      head = ['status-report', msg.status];
       break;
   }
   const lengths: number[] = [];
@@ -334,7 +342,10 @@ export function decodeMessage(frame: Uint8Array, limits: DecodeLimits = HEAD_LIM
     case 'bye':
       return { type, reason: check(a, isString, type) };
     case 'shutdown':
+    case 'status':
       return { type };
+    case 'status-report':
+      return { type, status: check(a, isNodeStatus, type) };
     default:
       throw new MessageError(`unknown message type ${JSON.stringify(type).slice(0, 40)}`);
   }
