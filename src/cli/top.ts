@@ -91,10 +91,12 @@ const COLUMNS: Column[] = [
   { header: 'VERSION', drop: 6, right: false, cell: (r) => r.version },
   { header: 'UPTIME', drop: 5, right: true, cell: (r) => num(r.uptimeS, formatUptime) },
 ];
-const NOTE: Column = { header: 'NOTE', drop: 7, right: false, cell: (r) => r.note };
+/** Why a node is not up: dropped after the load and the clients, before the jobs and the CPUs. */
+const NOTE: Column = { header: 'NOTE', drop: 2.5, right: false, cell: (r) => r.note };
 const GAP = 2;
 const MIN_NAME = 6;
-const MIN_NOTE = 12;
+/** The note column needs this much, else it goes; it takes whatever room is left. */
+const MIN_NOTE = 20;
 
 /** The totals row: sums over the nodes that are up. */
 export function totalsRow(rows: readonly TopRow[]): TopRow {
@@ -141,15 +143,16 @@ const cut = (s: string, w: number) => (s.length <= w ? s : w <= 1 ? s.slice(0, w
  */
 export function formatTop(rows: readonly TopRow[], width: number): string[] {
   const all = [...rows, totalsRow(rows)];
-  const cells = (c: Column) => all.map((r) => printable(c.cell(r)));
-  const cols = COLUMNS.map((c) => {
-    const vals = cells(c);
-    return { c, vals, w: Math.max(c.header.length, ...vals.map((v) => v.length)) };
+  const cols = [...COLUMNS, NOTE].map((c) => {
+    const vals = all.map((r) => printable(c.cell(r)));
+    const w = Math.max(c.header.length, ...vals.map((v) => v.length));
+    return { c, vals, w: c === NOTE ? Math.min(w, MIN_NOTE) : w, full: w };
   });
-  const total = (list: typeof cols) => list.reduce((s, x) => s + x.w, 0) + GAP * Math.max(0, list.length - 1);
-  let shown = cols;
+  // No note at all: no note column.
+  let shown = cols.filter((x) => x.c !== NOTE || x.vals.some((v) => v));
+  const total = () => shown.reduce((s, x) => s + x.w, 0) + GAP * Math.max(0, shown.length - 1);
   // Drop the least important columns (highest `drop`, the rightmost first) until it fits.
-  while (total(shown) > width) {
+  while (total() > width) {
     const worst = Math.max(...shown.map((x) => x.c.drop));
     if (worst === 0) break;
     const i = shown.map((x) => x.c.drop).lastIndexOf(worst);
@@ -157,23 +160,24 @@ export function formatTop(rows: readonly TopRow[], width: number): string[] {
   }
   // Then shorten the names.
   const name = shown[0]!;
-  const over = total(shown) - width;
+  const over = total() - width;
   if (over > 0) name.w = Math.max(MIN_NAME, name.w - over);
   // The note takes what is left.
-  const noteVals = cells(NOTE);
-  const room = width - total(shown) - GAP;
-  const noteW = Math.min(room, Math.max(NOTE.header.length, ...noteVals.map((v) => v.length)));
-  const withNote = noteVals.some((v) => v) && noteW >= MIN_NOTE;
-  const line = (pick: (x: { c: Column; vals: string[] }) => string, note: string) => {
-    const parts = shown.map((x) => {
-      const v = cut(pick(x), x.w);
-      return x.c.right ? v.padStart(x.w) : v.padEnd(x.w);
-    });
-    if (withNote) parts.push(cut(note, noteW));
-    return cut(parts.join(' '.repeat(GAP)).trimEnd(), width);
-  };
-  const out = [line((x) => x.c.header, NOTE.header)];
-  for (let i = 0; i < all.length; i++) out.push(line((x) => x.vals[i]!, noteVals[i]!));
+  const note = shown.find((x) => x.c === NOTE);
+  if (note) note.w = Math.min(note.full, note.w + Math.max(0, width - total()));
+  const line = (pick: (x: (typeof cols)[number]) => string) =>
+    cut(
+      shown
+        .map((x) => {
+          const v = cut(pick(x), x.w);
+          return x.c.right ? v.padStart(x.w) : v.padEnd(x.w);
+        })
+        .join(' '.repeat(GAP))
+        .trimEnd(),
+      width,
+    );
+  const out = [line((x) => x.c.header)];
+  for (let i = 0; i < all.length; i++) out.push(line((x) => x.vals[i]!));
   return out;
 }
 
@@ -313,7 +317,7 @@ function writeOnce(nodes: readonly WatchedNode[], cfg: TopConfig): void {
     );
     return;
   }
-  const width = process.stdout.isTTY ? process.stdout.columns || 80 : 200;
+  const width = process.stdout.isTTY ? process.stdout.columns || 80 : 1000;
   process.stdout.write(`${formatTop(nodes.map(rowOf), width).join('\n')}\n`);
 }
 
