@@ -300,9 +300,14 @@ function nodeCheck(n: WatchedNode, haveSecret: boolean): Check {
         fix: "copy the cluster's secret file (~/.config/pp-node/secret, mode 600) to the odd one out, or set the same PP_SECRET everywhere, and restart it",
       };
     case 'refused':
-      return { check, verdict: 'fail', detail: n.why, fix: 'wait a minute, then check the secret' };
+      return {
+        check,
+        verdict: 'fail',
+        detail: `${where}: ${n.why}`,
+        fix: 'wait a minute, then check the secret',
+      };
     case 'version':
-      return { check, verdict: 'fail', detail: n.why, fix: 'upgrade the older side' };
+      return { check, verdict: 'fail', detail: `${where}: ${n.why}`, fix: 'upgrade the older side' };
     case 'no-secret':
       return {
         check,
@@ -315,11 +320,11 @@ function nodeCheck(n: WatchedNode, haveSecret: boolean): Check {
       return {
         check,
         verdict: 'fail',
-        detail: n.why || `${where}: no answer`,
+        detail: `${where}: ${n.why || 'no answer'}`,
         fix: `start npx pp-node there, and let TCP port ${n.port} through its firewall (ufw allow ${n.port}/tcp)`,
       };
     default:
-      return { check, verdict: 'fail', detail: n.why || `${where}: ${n.state}` };
+      return { check, verdict: 'fail', detail: `${where}: ${n.why || n.state}` };
   }
 }
 

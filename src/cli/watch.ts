@@ -245,7 +245,9 @@ export class ClusterWatch {
       });
     } catch (error) {
       const kind = error instanceof ProbeError ? error.kind : 'error';
-      const why = printable((error as Error).message);
+      // The address has a column of its own: the reason starts with what matters.
+      const why = printable((error as Error).message).replace(/^\S+:\d+: /, '');
+      e.address = formatAddress(e.hosts.at(-1) ?? '', e.port);
       this.#set(e, kind === 'unreachable' ? 'down' : kind, why);
       return;
     }
