@@ -251,7 +251,7 @@ function title(nodes: readonly WatchedNode[], width: number, live: boolean): str
 // ------------------------------------------------------------------ the command
 
 const ALT_ON = '\x1b[?1049h\x1b[?25l'; // alternate screen, cursor hidden
-const ALT_OFF = '\x1b[?25h\x1b[?1049l'; // cursor shown, normal screen back
+const ALT_OFF = '\x1b[?1049l\x1b[?25h'; // normal screen back, cursor shown
 const HOME = '\x1b[H';
 const CLEAR_EOL = '\x1b[K';
 const CLEAR_EOS = '\x1b[J';
