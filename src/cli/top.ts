@@ -97,6 +97,8 @@ const GAP = 2;
 const MIN_NAME = 6;
 /** The note column needs this much, else it goes; it takes whatever room is left. */
 const MIN_NOTE = 20;
+/** What the note gets before the less important columns when it can. */
+const NOTE_WANT = 48;
 
 /** The totals row: sums over the nodes that are up. */
 export function totalsRow(rows: readonly TopRow[]): TopRow {
@@ -143,21 +145,27 @@ const cut = (s: string, w: number) => (s.length <= w ? s : w <= 1 ? s.slice(0, w
  */
 export function formatTop(rows: readonly TopRow[], width: number): string[] {
   const all = [...rows, totalsRow(rows)];
-  const cols = [...COLUMNS, NOTE].map((c) => {
-    const vals = all.map((r) => printable(c.cell(r)));
-    const w = Math.max(c.header.length, ...vals.map((v) => v.length));
-    return { c, vals, w: c === NOTE ? Math.min(w, MIN_NOTE) : w, full: w };
-  });
-  // No note at all: no note column.
-  let shown = cols.filter((x) => x.c !== NOTE || x.vals.some((v) => v));
-  const total = () => shown.reduce((s, x) => s + x.w, 0) + GAP * Math.max(0, shown.length - 1);
-  // Drop the least important columns (highest `drop`, the rightmost first) until it fits.
-  while (total() > width) {
-    const worst = Math.max(...shown.map((x) => x.c.drop));
-    if (worst === 0) break;
-    const i = shown.map((x) => x.c.drop).lastIndexOf(worst);
-    shown = shown.filter((_, j) => j !== i);
-  }
+  const fit = (minNote: number) => {
+    const cols = [...COLUMNS, NOTE].map((c) => {
+      const vals = all.map((r) => printable(c.cell(r)));
+      const w = Math.max(c.header.length, ...vals.map((v) => v.length));
+      return { c, vals, w: c === NOTE ? Math.min(w, minNote) : w, full: w };
+    });
+    // No note at all: no note column.
+    let shown = cols.filter((x) => x.c !== NOTE || x.vals.some((v) => v));
+    const total = () => shown.reduce((s, x) => s + x.w, 0) + GAP * Math.max(0, shown.length - 1);
+    // Drop the least important columns (highest `drop`, the rightmost first) until it fits.
+    while (total() > width) {
+      const worst = Math.max(...shown.map((x) => x.c.drop));
+      if (worst === 0) break;
+      const i = shown.map((x) => x.c.drop).lastIndexOf(worst);
+      shown = shown.filter((_, j) => j !== i);
+    }
+    return { shown, total, hasNote: cols.some((x) => x.c === NOTE && x.vals.some((v) => v)) };
+  };
+  // A readable note first (columns of less weight make room for it), else a short one.
+  let { shown, total, hasNote } = fit(NOTE_WANT);
+  if (hasNote && !shown.some((x) => x.c === NOTE)) ({ shown, total } = fit(MIN_NOTE));
   // Then shorten the names.
   const name = shown[0]!;
   const over = total() - width;
@@ -165,7 +173,7 @@ export function formatTop(rows: readonly TopRow[], width: number): string[] {
   // The note takes what is left.
   const note = shown.find((x) => x.c === NOTE);
   if (note) note.w = Math.min(note.full, note.w + Math.max(0, width - total()));
-  const line = (pick: (x: (typeof cols)[number]) => string) =>
+  const line = (pick: (x: (typeof shown)[number]) => string) =>
     cut(
       shown
         .map((x) => {
