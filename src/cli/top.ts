@@ -98,7 +98,7 @@ const MIN_NAME = 6;
 /** The note column needs this much, else it goes; it takes whatever room is left. */
 const MIN_NOTE = 20;
 /** What the note gets before the less important columns when it can. */
-const NOTE_WANT = 48;
+const NOTE_WANT = 32;
 
 /** The totals row: sums over the nodes that are up. */
 export function totalsRow(rows: readonly TopRow[]): TopRow {
