@@ -7,14 +7,18 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
+import { WebSocketServer } from 'ws';
 import { Server } from '../src/api/server.ts';
 import { parseCli, UsageError } from '../src/cli/args.ts';
 import { formatChecks } from '../src/cli/doctor.ts';
 import { NodeProbe, ProbeError } from '../src/cli/probe.ts';
 import { formatBytes, formatTop, formatUptime, type TopRow, totalsRow } from '../src/cli/top.ts';
+import { ClusterWatch } from '../src/cli/watch.ts';
 import { StatusBook } from '../src/daemon/status.ts';
-import { JobStatus } from '../src/protocol/messages.ts';
+import { NodeHandshake } from '../src/protocol/handshake.ts';
+import { decodeMessage, encodeMessage, JobStatus } from '../src/protocol/messages.ts';
 import { isNodeStatus } from '../src/protocol/status.ts';
+import { SecureSocket } from '../src/transport/secure-socket.ts';
 import { BIN, type NodeProcess, startNode } from './helpers/nodes.ts';
 
 const SECRET = 'a'.repeat(32);
@@ -168,6 +172,63 @@ describe('cli: top and doctor options', () => {
       ['--once'],
     ]) {
       assert.throws(() => parseCli(bad), UsageError, bad.join(' '));
+    }
+  });
+});
+
+describe('a node of protocol 2 (an older release)', () => {
+  it('is up without a status, is never asked for one, and says to upgrade it', async () => {
+    const secret = Buffer.from(SECRET);
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((r) => wss.once('listening', r));
+    const received: string[] = [];
+    wss.on('connection', (ws) => {
+      const hs = new NodeHandshake(secret, { maxVersion: 2 });
+      const onMessage = (data: Buffer) => {
+        const step = hs.receive(new Uint8Array(data));
+        if (step.send) ws.send(step.send);
+        if (!step.session) return;
+        ws.off('message', onMessage);
+        const socket = new SecureSocket(ws, step.session);
+        socket.on('message', (m) => received.push(decodeMessage(m).type));
+        socket.resume();
+        const info = { id: 'old', name: 'old-node', ncpus: 2, version: '0.0.9', protocol: 2 };
+        socket.send(encodeMessage({ type: 'welcome', info }));
+      };
+      ws.on('message', onMessage);
+    });
+    const port = (wss.address() as { port: number }).port;
+    try {
+      const probe = await NodeProbe.connect(['127.0.0.1'], port, secret);
+      assert.equal(probe.protocol, 2);
+      assert.equal(probe.hasStatus, false);
+      await assert.rejects(probe.status(), (e: unknown) => e instanceof ProbeError && e.kind === 'version');
+      probe.close();
+      const watch = new ClusterWatch(
+        {
+          json: true,
+          secretFile: undefined,
+          timeoutS: 1,
+          interface: undefined,
+          nodes: [{ host: '127.0.0.1', port }],
+          mdns: false,
+        },
+        secret,
+      );
+      await watch.start();
+      const deadline = Date.now() + 10_000;
+      while (!watch.settled && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      watch.tick();
+      await watch.idle();
+      const [n] = watch.nodes;
+      assert.equal(n?.state, 'up');
+      assert.equal(n?.name, 'old-node');
+      assert.equal(n?.sample, null);
+      assert.match(n!.why, /0\.0\.9 has no status: upgrade it/);
+      await watch.stop();
+      assert.ok(!received.includes('status'), `a node of protocol 2 would close on it: ${received}`);
+    } finally {
+      await new Promise((r) => wss.close(r));
     }
   });
 });
