@@ -328,7 +328,7 @@ describe('pp-node top and doctor on a lab LAN (mDNS)', { skip: skipLan, timeout:
     }
   });
 
-  it('top --json: one document per refresh; a node killed is marked down at once', async () => {
+  it('top --json: one document per refresh; a host cut off is down within 3 s and back when healed; a node killed is down at once', async () => {
     const top = lab.spawn(1, process.execPath, [BIN, 'top', '--json'], {
       cwd: ROOT,
       env: { PP_SECRET: SECRET },
@@ -355,6 +355,29 @@ describe('pp-node top and doctor on a lab LAN (mDNS)', { skip: skipLan, timeout:
     assert.equal(ok.totals.up, 2);
     assert.equal(ok.totals.cpus, 2);
     assert.equal(ok.nodes.find((n) => n.name === 'alpha')?.status?.ncpus, 1);
+    // A host cut off (no close, no goodbye): down once its status does not come within 2 s.
+    const cutAt = Date.now();
+    lab.cut(3);
+    let cutDoc: TopDoc;
+    try {
+      cutDoc = await poll(
+        () => docs().find((d) => Date.parse(d.time) >= cutAt && stateOf(d, 'beta') === 'down'),
+        6000,
+        () => `beta down after the cut\n${stdoutOf(top).slice(-2).join('\n')}`,
+      );
+    } finally {
+      lab.heal(3);
+    }
+    assert.ok(Date.parse(cutDoc.time) - cutAt < 4100, `${Date.parse(cutDoc.time) - cutAt} ms`);
+    assert.match(cutDoc.nodes.find((n) => n.name === 'beta')!.why ?? '', /no answer within 2 s/);
+    assert.equal(stateOf(cutDoc, 'alpha'), 'up');
+    // Healed: connected again.
+    const healedAt = Date.now();
+    await poll(
+      () => docs().find((d) => Date.parse(d.time) >= healedAt && stateOf(d, 'beta') === 'up'),
+      10_000,
+      () => `beta up again after the heal\n${stdoutOf(top).slice(-2).join('\n')}`,
+    );
     const killedAt = Date.now();
     nodes.get('beta')!.kill('SIGKILL');
     const down = await poll(

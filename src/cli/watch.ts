@@ -81,7 +81,7 @@ export interface ClusterWatchOptions {
   statusTimeoutMs?: number;
   /** Probes at once (default 8). */
   concurrency?: number;
-  /** Something changed (a node came, went, answered). */
+  /** A node came, went, or changed state (not on every status answer). */
   onChange?: () => void;
   /** mDNS trouble (never fatal). */
   onDiscoveryError?: (e: Error) => void;
@@ -277,8 +277,8 @@ export class ClusterWatch {
     const probe = e.probe;
     if (!probe || probe.closed || !probe.hasStatus) return;
     try {
+      // No onChange: samples are shown by the next refresh (a frame per answer would be one per node).
       e.sample = await probe.status(this.#opts.statusTimeoutMs ?? 2000);
-      this.#opts.onChange?.();
     } catch {
       // The connection is dropped and onClose marked the node down.
     }
