@@ -286,6 +286,21 @@ describe('status over the network (127.0.0.1, no mDNS)', { timeout: 120_000 }, (
     });
   });
 
+  it('a monitor does not keep a node from its --idle-timeout', async () => {
+    const idle = await startNode({ secret: SECRET, workers: 1, args: ['--idle-timeout', '2'] });
+    const probe = await NodeProbe.connect(['127.0.0.1'], idle.port, Buffer.from(SECRET));
+    const t0 = Date.now();
+    let exited = false;
+    void idle.exited.then(() => (exited = true));
+    while (!exited && Date.now() - t0 < 15_000) {
+      await probe.status().catch(() => {});
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    assert.ok(exited, 'the node stopped with a monitor connected');
+    await idle.waitLog((l) => String(l.msg).includes('--idle-timeout'), 1000);
+    probe.close();
+  });
+
   it('a node that stops is down at once for a live monitor', async () => {
     const other = await startNode({ secret: SECRET, workers: 1 });
     const probe = await NodeProbe.connect(['127.0.0.1'], other.port, Buffer.from(SECRET));

@@ -427,7 +427,11 @@ export class Daemon {
         s.send({ type: 'pong', t: msg.t });
         return;
       case 'status':
-        s.monitor = true;
+        // A monitor (pp-node top) is no client: it does not keep the node from its idle timeout.
+        if (!s.monitor) {
+          s.monitor = true;
+          this.armIdleTimer();
+        }
         s.send({ type: 'status-report', status: this.statusBook.report(this.statusFacts()) });
         return;
       case 'pong':
@@ -616,7 +620,8 @@ export class Daemon {
 
   private armIdleTimer(): void {
     const s = this.opts.idleTimeoutS ?? 0;
-    if (s <= 0 || this.sessions.size > 0 || this.stopping) return;
+    if (s <= 0 || this.stopping) return;
+    for (const c of this.sessions.values()) if (!c.monitor) return;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
       this.opts.logger.info(`no client for ${s} s: stopping (--idle-timeout)`);
