@@ -27,6 +27,11 @@ test('--help teaches every option with an example and exits 0', () => {
     '--no-announce',
     '--interface',
     'ls',
+    'top',
+    'doctor',
+    '--nodes',
+    '--no-mdns',
+    '--once',
   ]) {
     assert.ok(r.stdout.includes(opt), `help mentions ${opt}`);
   }

@@ -88,7 +88,7 @@ function drive(
 
 describe('handshake', () => {
   it('exports the version range and message size bound', () => {
-    assert.equal(PROTOCOL_VERSION, 2);
+    assert.equal(PROTOCOL_VERSION, 3);
     assert.equal(MIN_PROTOCOL_VERSION, 1);
     assert.equal(MAX_HANDSHAKE_MESSAGE, 73);
   });
@@ -248,9 +248,11 @@ describe('handshake', () => {
     assert.equal(s.version, 2);
   });
 
+  // Ranges above this release's (1..PROTOCOL_VERSION), on either side.
+  const P = PROTOCOL_VERSION;
   for (const [clientRange, serverRange, clientText, serverText] of [
-    [{ minVersion: 3, maxVersion: 4 }, {}, 'versions 3-4', 'versions 1-2'],
-    [{}, { minVersion: 3, maxVersion: 5 }, 'versions 1-2', 'versions 3-5'],
+    [{ minVersion: P + 1, maxVersion: P + 2 }, {}, `versions ${P + 1}-${P + 2}`, `versions 1-${P}`],
+    [{}, { minVersion: P + 1, maxVersion: P + 3 }, `versions 1-${P}`, `versions ${P + 1}-${P + 3}`],
   ] as const) {
     it(`version ranges that do not overlap fail clearly on both sides (${clientText} vs ${serverText})`, () => {
       const client = new ClientHandshake(SECRET, clientRange);

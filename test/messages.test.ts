@@ -36,6 +36,31 @@ const SAMPLES: { [K in Message['type']]: Extract<Message, { type: K }> } = {
   pong: { type: 'pong', t: 2 },
   ncpus: { type: 'ncpus', ncpus: 3 },
   bye: { type: 'bye', reason: 'r' },
+  status: { type: 'status' },
+  'status-report': {
+    type: 'status-report',
+    status: {
+      id: 'i',
+      name: 'n',
+      version: '1',
+      protocol: 3,
+      ncpus: 2,
+      ready: 2,
+      busy: 1,
+      queued: 4,
+      clients: 1,
+      monitors: 1,
+      jobsDone: 10,
+      failures: 1,
+      jobsPerSecond: 2.5,
+      rateWindowS: 5,
+      load: [0.5, 0.25, 0.125],
+      freeMemory: 1024,
+      totalMemory: 4096,
+      uptimeS: 12.5,
+      time: 1_700_000_000_000,
+    },
+  },
 };
 
 const roundTrip = (msg: Message) => decodeMessage(joinFrame(encodeMessage(msg), false));

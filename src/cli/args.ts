@@ -3,6 +3,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { MAX_CONNECTIONS } from '../daemon/admission.ts';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
+import { parseAddress } from '../nodes/remote-node.ts';
 import { statsSignalHint } from '../platform.ts';
 
 export interface NodeConfig {
@@ -30,9 +31,35 @@ export interface LsConfig {
   allowWeakSecret: boolean;
 }
 
+/** Where `top` and `doctor` look for nodes, and with which secret. */
+export interface WatchConfig {
+  json: boolean;
+  secretFile: string | undefined;
+  /** Seconds to browse before `--once` / `doctor` report. */
+  timeoutS: number;
+  interface: string | undefined;
+  /** `--nodes host:port,...`: nodes to watch besides those mDNS finds. */
+  nodes: Array<{ host: string; port: number }>;
+  /** False with `--no-mdns`: only `--nodes`. */
+  mdns: boolean;
+  allowWeakSecret: boolean;
+}
+
+export interface TopConfig extends WatchConfig {
+  command: 'top';
+  /** One table (or JSON document), then exit; also when stdout is not a terminal (table only). */
+  once: boolean;
+}
+
+export interface DoctorConfig extends WatchConfig {
+  command: 'doctor';
+}
+
 export type CliCommand =
   | NodeConfig
   | LsConfig
+  | TopConfig
+  | DoctorConfig
   | { command: 'help' }
   | { command: 'version' }
   | { command: 'secret' };
@@ -60,6 +87,14 @@ Usage:
   npx pp-node ls [--json]      list the nodes on the LAN (mDNS) and whether they accept this secret
   npx pp-node secret           print a new secret (256 random bits), e.g. for PP_SECRET or the secret file:
                                  (umask 077; npx pp-node secret > ~/.config/pp-node/secret)
+  npx pp-node top [--once] [--json] [--nodes H:P,...] [--no-mdns]
+                               live table of every node: CPUs, busy workers, queued jobs, clients,
+                               jobs/s, failures, load, free memory, version, uptime (q or Ctrl-C quits;
+                               piped or --once: one table; --json: one JSON document per second)
+  npx pp-node doctor [--json] [--nodes H:P,...] [--no-mdns]
+                               checks what discovery and the cluster need (interfaces, mDNS answers,
+                               nodes and the secret, versions, secret file, /dev/shm, ports, clocks)
+                               and says what to do for each problem; exit 0 when all is well, else 1
 
 Options:
   --port N            TCP port to listen on (default ${DEFAULT_PORT}).
@@ -86,6 +121,16 @@ Options:
                         npx pp-node --interface 192.168.1.20
   -h, --help          this help.   -v, --version   print the version.
 
+Options of ls, top and doctor:
+  --secret-file F     the secret to prove (default: $PP_SECRET, else ~/.config/pp-node/secret).
+  --interface IF      browse (mDNS) on this interface or address only.
+  --timeout S         seconds to browse before reporting (ls, top --once, doctor; default 3).
+  --json              machine-readable output.
+  --nodes H:P,...     top, doctor: these nodes too (host, host:port or [ipv6]:port; port 60000).
+                        npx pp-node top --nodes 192.168.1.20,desk-42:61000
+  --no-mdns           top, doctor: no mDNS at all, only --nodes.
+  --once              top: one table (or JSON document), then exit.
+
 Every client must know the secret: copy ~/.config/pp-node/secret to each machine of the
 cluster (mode 0600), or set PP_SECRET to the same value everywhere. A client then uses
 this node with:
@@ -106,6 +151,22 @@ function wholeNumber(
     throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got '${raw}'`);
   }
   return n;
+}
+
+/** `--nodes a,b:61000,[fe80::1]:60000` → addresses (default port 60000). */
+function parseNodes(raw: string | undefined): Array<{ host: string; port: number }> {
+  if (raw === undefined) return [];
+  const out: Array<{ host: string; port: number }> = [];
+  for (const spec of raw.split(',')) {
+    if (!spec.trim()) continue;
+    try {
+      out.push(parseAddress(spec, DEFAULT_PORT));
+    } catch (error) {
+      throw new UsageError(`--nodes: ${(error as Error).message}`);
+    }
+  }
+  if (out.length === 0) throw new UsageError('--nodes needs host:port,... (port 60000 when left out)');
+  return out;
 }
 
 export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CliCommand {
@@ -130,6 +191,9 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
         interface: { type: 'string' },
         json: { type: 'boolean' },
         timeout: { type: 'string' },
+        nodes: { type: 'string' },
+        'no-mdns': { type: 'boolean' },
+        once: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -152,6 +216,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     for (const k of ['port', 'bind', 'workers', 'name', 'idle-timeout', 'max-connections', 'no-announce']) {
       if (v[k] !== undefined) throw new UsageError(`--${k} is an option of the node, not of 'ls'`);
     }
+    for (const k of ['nodes', 'no-mdns', 'once'])
+      if (v[k] !== undefined) throw new UsageError(`--${k} is not an option of 'ls' (see 'top')`);
     return {
       command: 'ls',
       json: Boolean(v.json),
@@ -161,8 +227,35 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
       allowWeakSecret: Boolean(v['allow-weak-secret']),
     };
   }
-  if (sub !== undefined) throw new UsageError(`unknown command '${sub}' (commands: ls, secret)`);
-  if (v.json !== undefined) throw new UsageError(`--json is an option of 'ls'`);
+  if (sub === 'top' || sub === 'doctor') {
+    for (const k of ['port', 'bind', 'workers', 'name', 'idle-timeout', 'max-connections', 'no-announce']) {
+      if (v[k] !== undefined) throw new UsageError(`--${k} is an option of the node, not of '${sub}'`);
+    }
+    if (sub === 'doctor' && v.once !== undefined) throw new UsageError(`--once is an option of 'top'`);
+    const nodes = parseNodes(str('nodes'));
+    if (v['no-mdns'] && nodes.length === 0)
+      throw new UsageError(
+        `--no-mdns needs --nodes host:port,... (else there is nothing to ${sub === 'top' ? 'watch' : 'check'})`,
+      );
+    const watch: WatchConfig = {
+      json: Boolean(v.json),
+      secretFile: str('secret-file'),
+      timeoutS: wholeNumber('timeout', str('timeout'), 1, 60, 3),
+      interface: str('interface'),
+      nodes,
+      mdns: !v['no-mdns'],
+      allowWeakSecret: Boolean(v['allow-weak-secret']),
+    };
+    return sub === 'top'
+      ? { command: 'top', once: Boolean(v.once), ...watch }
+      : { command: 'doctor', ...watch };
+  }
+  for (const k of ['nodes', 'no-mdns', 'once']) {
+    if (v[k] !== undefined)
+      throw new UsageError(`--${k} is an option of 'top'${k === 'once' ? '' : " and 'doctor'"}`);
+  }
+  if (sub !== undefined) throw new UsageError(`unknown command '${sub}' (commands: ls, top, doctor, secret)`);
+  if (v.json !== undefined) throw new UsageError(`--json is an option of 'ls', 'top' and 'doctor'`);
   const level = (str('log-level') ?? env.PP_LOG_LEVEL ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(level)) {
     throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got '${level}'`);

@@ -1,4 +1,4 @@
-/** `pp-node` command line: start a node, or list the nodes on the LAN. */
+/** `pp-node` command line: start a node, list the nodes on the LAN, watch them (top), check them (doctor). */
 
 import { Daemon } from '../daemon/daemon.ts';
 import { machineId } from '../daemon/identity.ts';
@@ -32,6 +32,14 @@ export async function main(argv: readonly string[]): Promise<number> {
     case 'ls': {
       const { listNodes } = await import('./ls.ts');
       return listNodes(cmd);
+    }
+    case 'top': {
+      const { top } = await import('./top.ts');
+      return top(cmd);
+    }
+    case 'doctor': {
+      const { doctor } = await import('./doctor.ts');
+      return doctor(cmd);
     }
     case 'serve':
       return serve(cmd);

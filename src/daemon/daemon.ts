@@ -30,6 +30,7 @@ import { OutcomeRouter } from './outcomes.ts';
 import { ClientSession, type SessionOwner } from './session.ts';
 import { shutdown } from './shutdown.ts';
 import { PeerStats } from './stats.ts';
+import { StatusBook } from './status.ts';
 
 export interface DaemonOptions {
   /** TCP port; 0 picks a free one. */
@@ -77,6 +78,8 @@ export class Daemon implements SessionOwner {
   private nextSession = 1;
   /** Ready workers as last told to clients. */
   private toldReady = -1;
+  /** Counts for 'status' (status.ts). */
+  private readonly statusBook = new StatusBook();
 
   constructor(private readonly opts: DaemonOptions) {
     this.info = {
@@ -96,9 +99,14 @@ export class Daemon implements SessionOwner {
     this.pool = new LocalPool(
       { ncpus: opts.workers, isolation: 'process', niceness: opts.niceness ?? 10 },
       {
-        onResult: (_n, job, status, durationMs, bytes, start, end) =>
-          this.outcomes.result(job.id, status, durationMs, bytes.subarray(start, end)),
-        onJobFailed: (_n, job, error) => this.outcomes.failed(job.id, error),
+        onResult: (_n, job, status, durationMs, bytes, start, end) => {
+          this.statusBook.finished(status);
+          this.outcomes.result(job.id, status, durationMs, bytes.subarray(start, end));
+        },
+        onJobFailed: (_n, job, error) => {
+          this.statusBook.failed();
+          this.outcomes.failed(job.id, error);
+        },
         onRequeue: (_n, jobs) => this.outcomes.requeue(jobs.map((j) => j.id)),
         onCapacity: () => {
           this.table.scheduleDrain();
@@ -253,6 +261,14 @@ export class Daemon implements SessionOwner {
       case 'withdraw':
         s.send({ type: 'withdrawn', ids: this.table.withdraw(s, msg.ids) });
         return;
+      case 'status':
+        // A monitor (pp-node top) is no client: it does not keep the node from its idle timeout.
+        if (!s.monitor) {
+          s.monitor = true;
+          this.armIdleTimer();
+        }
+        s.send({ type: 'status-report', status: this.statusBook.report(this.statusFacts()) });
+        return;
       case 'ping':
         s.send({ type: 'pong', t: msg.t });
         return;
@@ -266,9 +282,25 @@ export class Daemon implements SessionOwner {
     }
   }
 
+  /** What a 'status' report needs from here (see status.ts). */
+  private statusFacts() {
+    let monitors = 0;
+    for (const s of this.sessions.values()) if (s.monitor) monitors++;
+    const busy = this.pool.busyWorkers;
+    return {
+      ...this.info,
+      ready: this.pool.readyWorkers,
+      busy,
+      queued: this.table.queue.size + Math.max(0, this.pool.inFlight - busy),
+      clients: this.sessions.size - monitors,
+      monitors,
+    };
+  }
+
   private armIdleTimer(): void {
     const s = this.opts.idleTimeoutS ?? 0;
-    if (s <= 0 || this.sessions.size > 0 || this.stopping) return;
+    if (s <= 0 || this.stopping) return;
+    for (const c of this.sessions.values()) if (!c.monitor) return;
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
       this.opts.logger.info(`no client for ${s} s: stopping (--idle-timeout)`);

@@ -33,6 +33,8 @@ export class ClientSession {
   readonly refs = new Map<string, RefData>();
   readonly byClientId = new Map<number, number>();
   open = true;
+  /** Asked for the status ('pp-node top'): not counted among the clients in status reports. */
+  monitor = false;
   private results: ResultEntry[] = [];
   private blobs: Uint8Array[] = [];
   private flushScheduled = false;

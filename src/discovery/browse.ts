@@ -97,6 +97,7 @@ export class NodeBrowser extends EventEmitter<NodeBrowserEvents> {
   readonly #partials = new Map<string, Pending>();
   #local: { at: number; ifaces: LocalInterfaces } | undefined;
   readonly #onResponse = (packet: DnsPacket, rinfo: RemoteInfo) => this.#handle(packet, rinfo);
+  readonly #responders = new Set<string>();
 
   constructor(opts: BrowseOptions = {}) {
     super();
@@ -105,6 +106,14 @@ export class NodeBrowser extends EventEmitter<NodeBrowserEvents> {
     this.#requeryMs = Number.isFinite(r) ? Math.max(100, r) : 1000;
     this.#staleMs = 3 * this.#requeryMs + 500;
     this.#onError = opts.onError;
+  }
+
+  /**
+   * Source addresses of every mDNS response heard since start, for any service (at most 256):
+   * proof that mDNS traffic reaches this socket (`pp-node doctor`).
+   */
+  get responders(): string[] {
+    return [...this.#responders];
   }
 
   /** Nodes currently known (a snapshot). */
@@ -179,6 +188,8 @@ export class NodeBrowser extends EventEmitter<NodeBrowserEvents> {
   }
 
   #handle(packet: DnsPacket, rinfo: RemoteInfo): void {
+    if (this.#responders.size < 256 && typeof rinfo?.address === 'string')
+      this.#responders.add(printable(rinfo.address));
     const rrs = [...(packet.answers ?? []), ...(packet.additionals ?? [])].filter(
       (rr): rr is DnsRecord => !!rr && typeof rr.name === 'string',
     );

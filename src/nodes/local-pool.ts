@@ -124,6 +124,13 @@ export class LocalPool implements ComputeNode {
     return n;
   }
 
+  /** Workers running a job now (status reports). */
+  get busyWorkers(): number {
+    let n = 0;
+    for (const w of this.workers) if (w.inFlight.length > 0) n++;
+    return n;
+  }
+
   /** Workers that have started and can run a job now. */
   get readyWorkers(): number {
     let n = 0;

@@ -16,6 +16,7 @@
  */
 import { writeU32BE } from '../transport/frames.ts';
 import { CodecError, type DecodeLimits, decode, encode } from './codec.ts';
+import { isNodeStatus, type NodeStatus } from './status.ts';
 
 /** Bytes of the head length in front of every message (big-endian, as frame lengths). */
 export const HEAD_LENGTH_BYTES = 4;
@@ -100,6 +101,9 @@ export type Message =
   | { type: 'ping'; t: number }
   | { type: 'pong'; t: number }
   | { type: 'ncpus'; ncpus: number }
+  /** Protocol 3+ (STATUS_PROTOCOL): a client asks a node for its status; the node answers 'status-report'. */
+  | { type: 'status' }
+  | { type: 'status-report'; status: NodeStatus }
   | { type: 'bye'; reason: string };
 
 /** A blob as one buffer or as parts to be sent one after another (no copy to join them). */
@@ -409,4 +413,6 @@ export const MESSAGE_FIELDS: { readonly [K in Message['type']]: SpecOf<K> } = {
   pong: { fields: t },
   ncpus: { fields: [['ncpus', isCount]] },
   bye: { fields: [['reason', isString]] },
+  status: { fields: [] },
+  'status-report': { fields: [['status', isNodeStatus]] },
 };
