@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -53,7 +53,7 @@ async function nodeRunningJob(ms: number) {
   const flag = newFlag();
   const job = server.submit(slowSquare, [9, flag, ms], { modules: ['node:fs'] });
   job.catch(() => {}); // the tests assert on it, or not
-  await waitFor(() => existsSync(flag), 20_000, 'the job to start');
+  await waitFor(() => workerOf(flag) !== undefined, 20_000, 'the job to start');
   return { node, server, flag, job };
 }
 
@@ -72,15 +72,28 @@ function startClient(mode: 'wait' | 'default') {
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const kill = () => {
     if (child.exitCode === null && child.signalCode === null) process.kill(-child.pid!, 'SIGKILL');
-    if (existsSync(flag)) {
-      const worker = Number(readFileSync(flag, 'utf8'));
-      if (alive(worker)) process.kill(worker, 'SIGKILL');
-    }
+    const worker = workerOf(flag);
+    if (worker !== undefined && alive(worker)) process.kill(worker, 'SIGKILL');
   };
   return { child, flag, exited, kill, out: () => out, err: () => err };
 }
 
+/**
+ * The worker pid a job wrote into its flag file, once written: the file exists a moment
+ * before its content (an empty file read as pid 0 would make `alive` and `kill` act on this
+ * process group).
+ */
+function workerOf(flag: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(flag, 'utf8'));
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function alive(pid: number): boolean {
+  if (!(pid > 0)) throw new Error(`not a worker pid: ${pid}`);
   try {
     process.kill(pid, 0);
     return true;
@@ -103,7 +116,7 @@ describe('Ctrl+C (SIGINT to the process group)', { skip }, () => {
   test('a client whose SIGINT handler waits gets the running job’s result, not a crashed worker', async () => {
     const c = startClient('wait');
     try {
-      await waitFor(() => existsSync(c.flag), 20_000, 'the job to start');
+      await waitFor(() => workerOf(c.flag) !== undefined, 20_000, 'the job to start');
       process.kill(-c.child.pid!, 'SIGINT');
       const code = await within(c.exited, 15_000, () => `no exit; stdout: ${c.out()}; stderr: ${c.err()}`);
       assert.equal(c.out().trim(), 'result 49', `stderr: ${c.err()}`);
@@ -116,8 +129,8 @@ describe('Ctrl+C (SIGINT to the process group)', { skip }, () => {
   test('a client without a SIGINT handler ends by it and takes its busy worker along', async () => {
     const c = startClient('default');
     try {
-      await waitFor(() => existsSync(c.flag), 20_000, 'the job to start');
-      const worker = Number(readFileSync(c.flag, 'utf8'));
+      await waitFor(() => workerOf(c.flag) !== undefined, 20_000, 'the job to start');
+      const worker = workerOf(c.flag)!;
       process.kill(-c.child.pid!, 'SIGINT');
       await within(c.exited, 15_000, () => `no exit; stderr: ${c.err()}`);
       assert.equal(c.child.signalCode, 'SIGINT', 'Node’s default: the script ends by the signal');
@@ -154,7 +167,7 @@ describe('Ctrl+C (SIGINT to the process group)', { skip }, () => {
       const started = await nodeRunningJob(60_000);
       ({ node, server } = started);
       const { flag } = started;
-      worker = Number(readFileSync(flag, 'utf8'));
+      worker = workerOf(flag)!;
       const n = node;
       process.kill(-n.child.pid!, 'SIGINT');
       await n.waitLog((l) => typeof l.msg === 'string' && l.msg.startsWith('SIGINT: stopping'));
