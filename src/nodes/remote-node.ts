@@ -405,8 +405,8 @@ export class RemoteNode implements ComputeNode {
         this.readyAt = Date.now();
         this.reportedUnreachable = false;
         this.send({ type: 'ping', t: performance.now() }); // the link's round trip, at once
-        // A node of protocol 2+ says next how many of its workers are ready: it is up then,
-        // with those CPUs; an older one is up now, with all it has.
+        // A node of protocol 2+ says next how many of its workers are ready: it is up once
+        // that is more than none, with those CPUs; an older one is up now, with all it has.
         if ((this.socket?.session.version ?? 0) >= STEALING_PROTOCOL) {
           this.readyCpus = 0;
           this.awaitingCpus = true;
@@ -466,7 +466,8 @@ export class RemoteNode implements ComputeNode {
         return;
       case 'ncpus':
         this.readyCpus = msg.ncpus;
-        if (this.awaitingCpus) {
+        // Up once it can run something: a node still starting its workers says 0 first.
+        if (this.awaitingCpus && msg.ncpus > 0) {
           this.awaitingCpus = false;
           this.listener.onUp(this);
         }
