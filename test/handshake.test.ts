@@ -87,7 +87,7 @@ function drive(
 
 describe('handshake', () => {
   it('exports the version range and message size bound', () => {
-    assert.equal(PROTOCOL_VERSION, 2);
+    assert.equal(PROTOCOL_VERSION, 3);
     assert.equal(MIN_PROTOCOL_VERSION, 1);
     assert.equal(MAX_HANDSHAKE_MESSAGE, 73);
   });

@@ -3,6 +3,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { MAX_CONNECTIONS } from '../daemon/admission.ts';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
+import { DEFAULT_CACHE_MAX_MB } from '../modules/store.ts';
 import { statsSignalHint } from '../platform.ts';
 
 export interface NodeConfig {
@@ -14,6 +15,9 @@ export interface NodeConfig {
   name: string;
   idleTimeoutS: number;
   maxConnections: number;
+  /** Module cache folder (undefined: ~/.cache/pp-node) and cap in MiB. */
+  cacheDir: string | undefined;
+  cacheMaxMb: number;
   logLevel: LogLevel;
   logFormat: 'text' | 'json';
   announce: boolean;
@@ -67,6 +71,8 @@ Options:
   --idle-timeout S    exit after S seconds without any client (default 0: never).
                         npx pp-node --idle-timeout 3600
   --max-connections N TCP connections at once, clients included (default ${MAX_CONNECTIONS}); more are dropped.
+  --cache-dir DIR     where modules sent by clients are kept (default ~/.cache/pp-node; made mode 0700).
+  --cache-max-mb N    cap on that cache (default ${DEFAULT_CACHE_MAX_MB}); the least recently used go first.
   --log-level L       error | warn | info | debug (default info). Logs go to stderr.
                         npx pp-node --log-level debug
   --log-format json   one JSON object per log line, for log collectors.
@@ -112,6 +118,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
         name: { type: 'string' },
         'idle-timeout': { type: 'string' },
         'max-connections': { type: 'string' },
+        'cache-dir': { type: 'string' },
+        'cache-max-mb': { type: 'string' },
         'log-level': { type: 'string' },
         'log-format': { type: 'string' },
         'no-announce': { type: 'boolean' },
@@ -132,7 +140,17 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
   if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
   const str = (k: string) => v[k] as string | undefined;
   if (sub === 'ls') {
-    for (const k of ['port', 'bind', 'workers', 'name', 'idle-timeout', 'max-connections', 'no-announce']) {
+    for (const k of [
+      'port',
+      'bind',
+      'workers',
+      'name',
+      'idle-timeout',
+      'max-connections',
+      'cache-dir',
+      'cache-max-mb',
+      'no-announce',
+    ]) {
       if (v[k] !== undefined) throw new UsageError(`--${k} is an option of the node, not of 'ls'`);
     }
     return {
@@ -163,6 +181,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     name,
     idleTimeoutS: wholeNumber('idle-timeout', str('idle-timeout'), 0, 10 ** 7, 0),
     maxConnections: wholeNumber('max-connections', str('max-connections'), 1, 10 ** 6, MAX_CONNECTIONS),
+    cacheDir: str('cache-dir') || undefined,
+    cacheMaxMb: wholeNumber('cache-max-mb', str('cache-max-mb'), 1, 10 ** 7, DEFAULT_CACHE_MAX_MB),
     logLevel: level,
     logFormat: format,
     announce: !v['no-announce'],

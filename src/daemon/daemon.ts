@@ -26,6 +26,7 @@ import {
   receivedBlob,
 } from '../protocol/messages.ts';
 import { FailureLimiter } from '../protocol/rate-limit.ts';
+import { localRuntime, type RuntimeInfo } from '../protocol/runtime-info.ts';
 import { HOLD_NEXT_BELOW_MS } from '../scheduler/depth.ts';
 import { FairQueue } from '../scheduler/fair-queue.ts';
 import { DurationEstimate } from '../scheduler/policy.ts';
@@ -50,6 +51,7 @@ import {
   ShedLog,
   UPGRADE_TIMEOUT_MS,
 } from './admission.ts';
+import { type PackageGate, packageGate } from './packages.ts';
 
 export interface DaemonOptions {
   /** TCP port; 0 picks a free one. */
@@ -81,6 +83,11 @@ export interface DaemonOptions {
   maxPreauthPerAddress?: number;
   /** A connection that has not asked for its WebSocket by then is closed (default UPGRADE_TIMEOUT_MS, 3 s). */
   upgradeTimeoutMs?: number;
+  /** Module cache folder (`--cache-dir`; default ~/.cache/pp-node) and its cap in MiB (`--cache-max-mb`). */
+  cacheDir?: string;
+  cacheMaxMb?: number;
+  /** What this node says it runs (default: this process's); tests make it say another. */
+  runtime?: RuntimeInfo;
 }
 
 interface NodeJob {
@@ -94,6 +101,8 @@ let nextInternalId = 1;
 export class Daemon {
   readonly info: NodeInfo;
   private readonly pool: LocalPool;
+  /** Modules clients send (packages.ts). */
+  private readonly packages: PackageGate;
   private wss: WebSocketServer | null = null;
   private http: HttpServer | null = null;
   private readonly shed: ShedLog;
@@ -119,7 +128,9 @@ export class Daemon {
       ncpus: opts.workers,
       version: VERSION,
       protocol: PROTOCOL_VERSION,
+      runtime: opts.runtime ?? localRuntime(),
     };
+    this.packages = packageGate(opts.logger, opts.cacheDir, opts.cacheMaxMb);
     this.limiter = opts.limiter ?? new FailureLimiter();
     this.shed = new ShedLog(opts.logger);
     this.preauth = new PreauthTracker(
@@ -128,7 +139,12 @@ export class Daemon {
       (reason, key) => this.shed.count(reason, key),
     );
     this.pool = new LocalPool(
-      { ncpus: opts.workers, isolation: 'process', niceness: opts.niceness ?? 10 },
+      {
+        ncpus: opts.workers,
+        isolation: 'process',
+        niceness: opts.niceness ?? 10,
+        cacheDir: this.packages.store.cacheDir,
+      },
       {
         onResult: (_n, job, status, durationMs, bytes, start, end) =>
           this.onResult(job.id, status, durationMs, bytes.subarray(start, end)),
@@ -385,6 +401,15 @@ export class Daemon {
 
   /** @internal A decoded message from an authenticated client. */
   handle(s: ClientSession, msg: Message): void {
+    if (
+      this.packages.intercept(
+        s,
+        msg,
+        (m) => this.handle(s, m),
+        (def, e) => s.refuseDefinition(def, e),
+      )
+    )
+      return;
     switch (msg.type) {
       case 'define':
         for (const def of msg.defs) {
@@ -682,6 +707,12 @@ class ClientSession {
     });
   }
 
+  /** A definition this node cannot run (its modules could not be had): its jobs fail with `error`. */
+  refuseDefinition(def: FunctionDefinition, error: Error): void {
+    this.defs.delete(def.hash);
+    this.unreadable.set(def.hash, error);
+  }
+
   sendFailed(clientId: number, error: Error): void {
     this.send({ type: 'failed', ids: [clientId], blobs: [encode(error)] });
   }
@@ -689,6 +720,6 @@ class ClientSession {
 
 /** The node's own key for a definition: a client cannot make another client's jobs run its code. */
 function contentHash(def: FunctionDefinition): string {
-  const bytes = encode([def.name, def.code, def.bindings, def.modules, def.globals]);
+  const bytes = encode([def.name, def.code, def.bindings, def.modules, def.globals, def.packages ?? []]);
   return createHash('sha256').update(bytes).digest('hex');
 }

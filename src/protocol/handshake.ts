@@ -51,10 +51,14 @@ import { Session } from './secure-channel.ts';
 /**
  * 2: a client may ask a node for jobs back ('withdraw', answered by 'withdrawn'); a node says
  * how many of its workers are ready ('ncpus').
+ * 3: modules travel: definitions name packs, a node asks for those it lacks ('need', answered
+ * by 'pack'); its welcome says its platform, arch and Node ABI.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** The first protocol version with 'withdraw'/'withdrawn' and 'ncpus'. */
 export const STEALING_PROTOCOL = 2;
+/** The first protocol version with 'need'/'pack' (modules sent to nodes). */
+export const PACKAGES_PROTOCOL = 3;
 export const MIN_PROTOCOL_VERSION = 1;
 
 const MAGIC = [0x50, 0x50, 0x4e, 0x01] as const; // "PPN" 0x01

@@ -11,7 +11,9 @@
  * Heads from the network are checked field by field: a peer that sends a wrong shape gets a
  * MessageError, never a crash deeper in.
  */
+
 import { CodecError, type DecodeLimits, decode, encode } from './codec.ts';
+import { isRuntimeInfo, type RuntimeInfo } from './runtime-info.ts';
 
 /** What a worker needs to compile a function once; sent the first time it sees the hash. */
 export interface FunctionDefinition {
@@ -21,6 +23,11 @@ export interface FunctionDefinition {
   bindings: string[];
   modules: Array<[binding: string, specifier: string]>;
   globals: Record<string, unknown>;
+  /**
+   * Per module, the hash of the pack to load it from (modules/pack.ts), or '' to import the
+   * specifier as it is (Node's own modules). Absent: every module by its specifier (older clients).
+   */
+  packages?: string[];
 }
 
 export const JobStatus = {
@@ -50,6 +57,8 @@ export interface NodeInfo {
   ncpus: number;
   version: string;
   protocol: number;
+  /** Platform, arch, Node version and ABI (protocol 3+; absent from older nodes). */
+  runtime?: RuntimeInfo;
 }
 
 export type Message =
@@ -86,7 +95,12 @@ export type Message =
   | { type: 'ping'; t: number }
   | { type: 'pong'; t: number }
   | { type: 'ncpus'; ncpus: number }
-  | { type: 'bye'; reason: string };
+  | { type: 'bye'; reason: string }
+  // module shipping (protocol 3+, modules/): node → client, then client → node
+  /** The packs the node lacks for definitions it was sent; the client answers with 'pack'. */
+  | { type: 'need'; hashes: string[] }
+  /** One pack: blob i = the file at paths[i]. */
+  | { type: 'pack'; hash: string; entry: string; paths: string[]; blobs: Uint8Array[] };
 
 /** A blob as one buffer or as parts to be sent one after another (no copy to join them). */
 export type BlobParts = Uint8Array | readonly Uint8Array[];
@@ -184,6 +198,13 @@ export function encodeMessage(msg: Message): Uint8Array[] {
       break;
     case 'shutdown':
       head = ['shutdown'];
+      break;
+    case 'need':
+      head = ['need', msg.hashes];
+      break;
+    case 'pack':
+      blobs = msg.blobs;
+      head = ['pack', [msg.hash, msg.entry, msg.paths]];
       break;
   }
   const lengths: number[] = [];
@@ -335,6 +356,12 @@ export function decodeMessage(frame: Uint8Array, limits: DecodeLimits = HEAD_LIM
       return { type, reason: check(a, isString, type) };
     case 'shutdown':
       return { type };
+    case 'need':
+      return { type, hashes: check(a, isStrings, type) };
+    case 'pack': {
+      const [hash, entry, paths] = check(a, isPackHead, type);
+      return { type, hash, entry, paths, blobs: sameLength(blobs, paths, type) };
+    }
     default:
       throw new MessageError(`unknown message type ${JSON.stringify(type).slice(0, 40)}`);
   }
@@ -409,8 +436,14 @@ const isDefinitions = (v: unknown): v is FunctionDefinition[] =>
         (m: unknown) => Array.isArray(m) && m.length === 2 && isString(m[0]) && isString(m[1]),
       ) &&
       d.globals !== null &&
-      typeof d.globals === 'object',
+      typeof d.globals === 'object' &&
+      (d.packages === undefined ||
+        (Array.isArray(d.packages) &&
+          d.packages.length === d.modules.length &&
+          d.packages.every((h: unknown) => h === '' || (isString(h) && /^[0-9a-f]{64}$/.test(h))))),
   );
+const isPackHead = (v: unknown): v is [string, string, string[]] =>
+  Array.isArray(v) && v.length === 3 && isString(v[0]) && isString(v[1]) && isStrings(v[2]);
 const isNodeInfo = (v: unknown): v is NodeInfo =>
   v !== null &&
   typeof v === 'object' &&
@@ -418,4 +451,5 @@ const isNodeInfo = (v: unknown): v is NodeInfo =>
   isString((v as NodeInfo).name) &&
   isCount((v as NodeInfo).ncpus) &&
   isString((v as NodeInfo).version) &&
-  isCount((v as NodeInfo).protocol);
+  isCount((v as NodeInfo).protocol) &&
+  ((v as NodeInfo).runtime === undefined || isRuntimeInfo((v as NodeInfo).runtime));
