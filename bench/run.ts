@@ -2,6 +2,7 @@
 //
 //   npm run bench [-- --only W1,W4] [-- --rounds N] [-- --systems pp-node,piscina]
 //   npm run bench -- --only sched [--rounds N] [--scenario uniform,join]   (bench/sched.ts)
+//   npm run bench -- --only modules                                          (bench/modules.ts)
 //
 // Every system gets a pool of os.availableParallelism() workers. Each round runs each system
 // in turn (the order rotates from round to round): start the pool, warm it up (not timed), run
@@ -50,6 +51,12 @@ if (onlyIds?.includes('sched')) {
   const { runSched } = await import('./sched.ts');
   await runSched({ rounds, scenarios: cli.scenario?.split(',').map((s) => s.trim()) });
   if (onlyIds.every((id) => id === 'sched')) process.exit();
+}
+// `--only modules`: what sending modules to a node costs (bench/modules.ts).
+if (onlyIds?.includes('modules')) {
+  const { runModules } = await import('./modules.ts');
+  await runModules();
+  if (onlyIds.every((id) => id === 'sched' || id === 'modules')) process.exit();
 }
 const ncpus = cli.ncpus ? Number.parseInt(cli.ncpus, 10) : os.availableParallelism();
 
@@ -220,7 +227,7 @@ const ALL_WORKLOADS: Workload[] = [W1, W2x, W3, W4, W4u];
 const only = cli.only?.split(',').map((s) => s.trim().toLowerCase());
 const workloads = ALL_WORKLOADS.filter((w) => !only || only.includes(w.id.toLowerCase()));
 if (workloads.length === 0) {
-  throw new Error(`--only ${cli.only}: no such workload (W1, W2x, W3, W4, W4u, sched)`);
+  throw new Error(`--only ${cli.only}: no such workload (W1, W2x, W3, W4, W4u, sched, modules)`);
 }
 
 /** The reported figure (higher is better) from a measured time. */
