@@ -37,6 +37,7 @@ import { type NodeProcess, startNode } from './helpers/nodes.ts';
 
 // Module bindings the jobs use (the worker binds them; see SubmitOptions.modules).
 declare const native: { x: unknown };
+declare const acorn: typeof import('acorn');
 declare const nothing: { x: unknown };
 declare const geo: { x: unknown };
 declare const qs: { stringify(v: unknown): string };
@@ -272,6 +273,22 @@ describe('what cannot travel says so at submit', () => {
       },
     );
     assert.equal(out, 'a=1&b=2');
+  });
+});
+
+describe('installedModules', () => {
+  it("loads those from each worker's own installation: nothing is bundled or stored", async () => {
+    const cacheDir = fresh('installed');
+    await using server = new Server({ ncpus: 1, cacheDir, installedModules: ['acorn'] });
+    const n = await server.submit(
+      (src: string) => acorn.parse(src, { ecmaVersion: 'latest' }).body.length,
+      ['a; b; c'],
+      {
+        modules: ['acorn'],
+      },
+    );
+    assert.equal(n, 3);
+    assert.ok(!existsSync(join(cacheDir, 'modules')) || readdirSync(join(cacheDir, 'modules')).length === 0);
   });
 });
 

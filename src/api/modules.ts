@@ -31,7 +31,14 @@ export class ModuleShipping {
   private readonly byBundle = new WeakMap<FunctionBundle, FunctionModules | null>();
   private readonly localKey = runtimeKey(localRuntime());
 
-  constructor(opts: { cacheDir?: string | undefined; maxModuleBytes?: number | undefined }) {
+  private readonly installed: ReadonlySet<string>;
+
+  constructor(opts: {
+    cacheDir?: string | undefined;
+    maxModuleBytes?: number | undefined;
+    installedModules?: readonly string[] | undefined;
+  }) {
+    this.installed = new Set(opts.installedModules ?? []);
     const max = opts.maxModuleBytes ?? DEFAULT_MAX_MODULE_BYTES;
     if (!(Number.isSafeInteger(max) && max > 0))
       throw new RangeError(`maxModuleBytes must be a positive number of bytes, got ${max}`);
@@ -52,7 +59,7 @@ export class ModuleShipping {
       this.byBundle.set(bundle, null);
       return null;
     }
-    const plan = planModules(bundle.modules, callerDir(), this.maxModuleBytes);
+    const plan = planModules(bundle.modules, callerDir(), this.maxModuleBytes, this.installed);
     let result: FunctionModules | null = null;
     if (plan) {
       for (const pack of plan.packs) this.store.put(pack);

@@ -108,6 +108,12 @@ export interface ServerOptions {
   maxModuleBytes?: number;
   /** The module cache this process's workers load bundled modules from; default `~/.cache/pp-node`. */
   cacheDir?: string;
+  /**
+   * Module specifiers that never travel: every worker, local or on a node, imports its own
+   * installed copy (for packages that do not work bundled, e.g. those that read their own
+   * files at run time). Default none: every module that is not Node's own travels.
+   */
+  installedModules?: readonly string[];
 }
 
 /** A function, or `[object, 'method']` to run a method with the object as `this`. */

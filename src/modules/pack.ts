@@ -258,17 +258,22 @@ export interface ModulePlan {
   readonly native: Pack[];
 }
 
-/** Packs for a function's modules, or undefined when all are Node's own (nothing travels). */
+/**
+ * Packs for a function's modules, or undefined when none travels: Node's own, and those in
+ * `installed` (loaded from each worker's own installation, as before modules travelled).
+ */
 export function planModules(
   modules: ReadonlyArray<readonly [string, string]>,
   fromDir: string | undefined,
   maxBytes: number,
+  installed: ReadonlySet<string> = new Set(),
 ): ModulePlan | undefined {
-  if (modules.every(([, s]) => isBuiltinSpecifier(s))) return undefined;
+  const stays = (s: string) => isBuiltinSpecifier(s) || installed.has(s);
+  if (modules.every(([, s]) => stays(s))) return undefined;
   const hashes: string[] = [];
   const packs: Pack[] = [];
   for (const [, s] of modules) {
-    if (isBuiltinSpecifier(s)) {
+    if (stays(s)) {
       hashes.push('');
       continue;
     }
