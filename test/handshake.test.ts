@@ -248,8 +248,8 @@ describe('handshake', () => {
   });
 
   for (const [clientRange, serverRange, clientText, serverText] of [
-    [{ minVersion: 3, maxVersion: 4 }, {}, 'versions 3-4', 'versions 1-2'],
-    [{}, { minVersion: 3, maxVersion: 5 }, 'versions 1-2', 'versions 3-5'],
+    [{ minVersion: 4, maxVersion: 5 }, {}, 'versions 4-5', 'versions 1-3'],
+    [{}, { minVersion: 4, maxVersion: 6 }, 'versions 1-3', 'versions 4-6'],
   ] as const) {
     it(`version ranges that do not overlap fail clearly on both sides (${clientText} vs ${serverText})`, () => {
       const client = new ClientHandshake(SECRET, clientRange);

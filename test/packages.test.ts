@@ -32,6 +32,7 @@ import { Daemon } from '../src/daemon/daemon.ts';
 import { createLogger } from '../src/log.ts';
 import { ModuleError } from '../src/modules/pack.ts';
 import { checkPack, PackStore, packHash } from '../src/modules/store.ts';
+import { decodeMessage, encodeMessage, type Message, MessageError } from '../src/protocol/messages.ts';
 import { resolveSecret } from '../src/secret.ts';
 import { type NodeProcess, startNode } from './helpers/nodes.ts';
 
@@ -273,6 +274,63 @@ describe('what cannot travel says so at submit', () => {
       },
     );
     assert.equal(out, 'a=1&b=2');
+  });
+});
+
+describe('protocol 3 messages', () => {
+  const def = {
+    hash: 'f'.repeat(64),
+    name: 'f',
+    code: 'return { fn: () => 1, classes: {} };',
+    bindings: ['m', 'fs'],
+    modules: [
+      ['m', 'qs'],
+      ['fs', 'node:fs'],
+    ] as Array<[string, string]>,
+    globals: {},
+  };
+
+  it("a definition names its modules' packs ('' for Node's own); a malformed list is refused", () => {
+    const ok = { ...def, packages: ['a'.repeat(64), ''] };
+    assert.deepEqual(decodeMessage(Buffer.concat(encodeMessage({ type: 'define', defs: [ok] }))), {
+      type: 'define',
+      defs: [ok],
+    });
+    // From an older client: no packages at all.
+    assert.deepEqual(decodeMessage(Buffer.concat(encodeMessage({ type: 'define', defs: [def] }))), {
+      type: 'define',
+      defs: [def],
+    });
+    for (const packages of [['a'.repeat(64)], ['../x', ''], ['A'.repeat(64), '']]) {
+      const bad = Buffer.concat(encodeMessage({ type: 'define', defs: [{ ...def, packages }] }));
+      assert.throws(() => decodeMessage(bad), MessageError);
+    }
+  });
+
+  it("'need' and 'pack' round-trip; a welcome may carry the node's runtime, or not (older nodes)", () => {
+    const need: Message = { type: 'need', hashes: ['a'.repeat(64)] };
+    assert.deepEqual(decodeMessage(Buffer.concat(encodeMessage(need))), need);
+    const pack: Message & { type: 'pack' } = {
+      type: 'pack',
+      hash: 'b'.repeat(64),
+      entry: 'index.mjs',
+      paths: ['index.mjs', 'x/addon.node'],
+      blobs: [Buffer.from('export default 1;'), Buffer.from([0, 1, 2])],
+    };
+    const back = decodeMessage(Buffer.concat(encodeMessage(pack))) as typeof pack;
+    assert.deepEqual({ ...back, blobs: back.blobs.map((b) => Buffer.from(b)) }, pack);
+    const info = { id: 'n', name: 'n', ncpus: 2, version: '0.1.0', protocol: 3 };
+    const runtime = { platform: 'linux', arch: 'x64', node: 'v20.0.0', abi: '115' };
+    for (const i of [info, { ...info, runtime }]) {
+      assert.deepEqual(decodeMessage(Buffer.concat(encodeMessage({ type: 'welcome', info: i }))), {
+        type: 'welcome',
+        info: i,
+      });
+    }
+    const bad = Buffer.concat(
+      encodeMessage({ type: 'welcome', info: { ...info, runtime: { platform: 1 } as never } }),
+    );
+    assert.throws(() => decodeMessage(bad), MessageError);
   });
 });
 

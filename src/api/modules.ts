@@ -62,7 +62,17 @@ export class ModuleShipping {
     const plan = planModules(bundle.modules, callerDir(), this.maxModuleBytes, this.installed);
     let result: FunctionModules | null = null;
     if (plan) {
-      for (const pack of plan.packs) this.store.put(pack);
+      for (const pack of plan.packs) {
+        try {
+          this.store.put(pack);
+        } catch (error) {
+          throw new ModuleError(
+            `module '${pack.specifier}' cannot be written to the module cache ${this.store.dir}, where workers load it: ` +
+              `${(error as Error).message}. Pass another cacheDir to new Server().`,
+            pack.specifier,
+          );
+        }
+      }
       result = {
         packages: plan.hashes,
         needsRuntime: plan.native.length > 0 ? this.localKey : undefined,
