@@ -32,6 +32,8 @@ export class ModuleShipping {
   private readonly localKey = runtimeKey(localRuntime());
 
   private readonly installed: ReadonlySet<string>;
+  /** Packs this server's workers may load: never evicted by its own writes. */
+  private readonly used = new Set<string>();
 
   constructor(opts: {
     cacheDir?: string | undefined;
@@ -64,7 +66,8 @@ export class ModuleShipping {
     if (plan) {
       for (const pack of plan.packs) {
         try {
-          this.store.put(pack);
+          this.used.add(pack.hash);
+          this.store.put(pack, this.used);
         } catch (error) {
           throw new ModuleError(
             `module '${pack.specifier}' cannot be written to the module cache ${this.store.dir}, where workers load it: ` +

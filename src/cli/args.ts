@@ -1,5 +1,6 @@
 /** Command-line parsing for `pp-node`: every mistake is a clear message and exit code 2. */
 import { availableParallelism, hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MAX_CONNECTIONS } from '../daemon/admission.ts';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
@@ -181,7 +182,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     name,
     idleTimeoutS: wholeNumber('idle-timeout', str('idle-timeout'), 0, 10 ** 7, 0),
     maxConnections: wholeNumber('max-connections', str('max-connections'), 1, 10 ** 6, MAX_CONNECTIONS),
-    cacheDir: str('cache-dir') || undefined,
+    cacheDir: str('cache-dir') ? resolve(str('cache-dir')!) : undefined,
     cacheMaxMb: wholeNumber('cache-max-mb', str('cache-max-mb'), 1, 10 ** 7, DEFAULT_CACHE_MAX_MB),
     logLevel: level,
     logFormat: format,
