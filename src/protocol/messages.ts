@@ -6,14 +6,20 @@
  *
  *   [u32 head length][head][blob 0][blob 1]...
  *
+ * The head is `[type, ...fields, blobLengths]`, the fields of each type in the order of
+ * {@link MESSAGE_FIELDS}, the one table that encodeMessage and decodeMessage both follow.
+ *
  * Blobs are encoded with the job's own class registry, which the receiver only knows after
  * compiling the job's function; keeping them outside the head lets it decode them later.
  * Heads from the network are checked field by field: a peer that sends a wrong shape gets a
  * MessageError, never a crash deeper in.
  */
-
+import { writeU32BE } from '../transport/frames.ts';
 import { CodecError, type DecodeLimits, decode, encode } from './codec.ts';
 import { isRuntimeInfo, type RuntimeInfo } from './runtime-info.ts';
+
+/** Bytes of the head length in front of every message (big-endian, as frame lengths). */
+export const HEAD_LENGTH_BYTES = 4;
 
 /** What a worker needs to compile a function once; sent the first time it sees the hash. */
 export interface FunctionDefinition {
@@ -40,6 +46,13 @@ export const JobStatus = {
   Cancelled: 3,
 } as const;
 export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
+/** The highest JobStatus: the statuses are the integers 0..JOB_STATUS_MAX. */
+export const JOB_STATUS_MAX = Math.max(...Object.values(JobStatus)) as JobStatus;
+
+/** Whether `v` is a JobStatus (an integer in 0..JOB_STATUS_MAX). */
+export function isJobStatus(v: unknown): v is JobStatus {
+  return typeof v === 'number' && v >= 0 && v <= JOB_STATUS_MAX && (v | 0) === v;
+}
 
 /**
  * A job in a run message: id, index of its function's hash in the message's `fns`, its
@@ -100,7 +113,7 @@ export type Message =
   /** The packs the node lacks for definitions it was sent; the client answers with 'pack'. */
   | { type: 'need'; hashes: string[] }
   /** One pack: blob i = the file at paths[i]. */
-  | { type: 'pack'; hash: string; entry: string; paths: string[]; blobs: Uint8Array[] };
+  | { type: 'pack'; paths: string[]; hash: string; entry: string; blobs: Uint8Array[] };
 
 /** A blob as one buffer or as parts to be sent one after another (no copy to join them). */
 export type BlobParts = Uint8Array | readonly Uint8Array[];
@@ -149,64 +162,12 @@ export function runMessage(
 
 /** Encodes a message into parts (head length + head + blobs), ready to be framed or sealed. */
 export function encodeMessage(msg: Message): Uint8Array[] {
-  let head: unknown[];
-  let blobs: readonly BlobParts[] = [];
-  switch (msg.type) {
-    case 'run':
-      blobs = msg.blobs;
-      head = msg.slots ? ['run', msg.jobs, msg.fns, msg.slots] : ['run', msg.jobs, msg.fns];
-      break;
-    case 'done':
-      blobs = msg.blobs;
-      head = ['done', msg.results];
-      break;
-    case 'put':
-      blobs = msg.blobs;
-      head = ['put', msg.refs];
-      break;
-    case 'release':
-      head = ['release', msg.refs];
-      break;
-    case 'failed':
-      blobs = msg.blobs;
-      head = ['failed', msg.ids];
-      break;
-    case 'define':
-      head = ['define', msg.defs];
-      break;
-    case 'cancel':
-    case 'withdraw':
-    case 'requeue':
-    case 'withdrawn':
-      head = [msg.type, msg.ids];
-      break;
-    case 'ready':
-      head = ['ready', msg.pid];
-      break;
-    case 'welcome':
-      head = ['welcome', msg.info];
-      break;
-    case 'ping':
-    case 'pong':
-      head = [msg.type, msg.t];
-      break;
-    case 'ncpus':
-      head = ['ncpus', msg.ncpus];
-      break;
-    case 'bye':
-      head = ['bye', msg.reason];
-      break;
-    case 'shutdown':
-      head = ['shutdown'];
-      break;
-    case 'need':
-      head = ['need', msg.hashes];
-      break;
-    case 'pack':
-      blobs = msg.blobs;
-      head = ['pack', [msg.hash, msg.entry, msg.paths]];
-      break;
-  }
+  const spec: FieldSpec = MESSAGE_FIELDS[msg.type];
+  const fields = msg as unknown as Record<string, unknown>;
+  const head: unknown[] = [msg.type];
+  for (const [name] of spec.fields) head.push(fields[name]);
+  if (spec.optional && fields[spec.optional[0]] !== undefined) head.push(fields[spec.optional[0]]);
+  const blobs = spec.blobs ? (fields.blobs as readonly BlobParts[]) : [];
   const lengths: number[] = [];
   const parts: Uint8Array[] = [];
   for (const b of blobs) {
@@ -224,8 +185,8 @@ export function encodeMessage(msg: Message): Uint8Array[] {
   }
   head.push(lengths);
   const headBytes = encode(head);
-  const prefix = Buffer.allocUnsafe(4);
-  prefix.writeUInt32BE(headBytes.byteLength, 0);
+  const prefix = Buffer.allocUnsafe(HEAD_LENGTH_BYTES);
+  writeU32BE(prefix, 0, headBytes.byteLength);
   return [prefix, headBytes, ...parts];
 }
 
@@ -295,76 +256,36 @@ export function definitionProblem(def: FunctionDefinition): DefinitionProblem | 
  * learn which jobs to fail.
  */
 export function decodeMessage(frame: Uint8Array, limits: DecodeLimits = HEAD_LIMITS): Message {
-  if (frame.byteLength < 4) throw new MessageError('message shorter than its head length');
+  if (frame.byteLength < HEAD_LENGTH_BYTES) throw new MessageError('message shorter than its head length');
   const view = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
   const headLen = view.readUInt32BE(0);
-  if (headLen > view.length - 4) throw new MessageError('message head runs past the frame');
+  if (headLen > view.length - HEAD_LENGTH_BYTES) throw new MessageError('message head runs past the frame');
   let head: unknown;
   try {
-    head = decode(view.subarray(4, 4 + headLen), undefined, limits);
+    head = decode(view.subarray(HEAD_LENGTH_BYTES, HEAD_LENGTH_BYTES + headLen), undefined, limits);
   } catch (error) {
     throw new MessageError(`message head does not decode: ${(error as Error).message}`);
   }
   if (!Array.isArray(head) || head.length < 2 || typeof head[0] !== 'string') {
     throw new MessageError('message head is not [type, ..., blobLengths]');
   }
-  const blobs = splitBlobs(view, 4 + headLen, head[head.length - 1]);
+  const blobs = splitBlobs(view, HEAD_LENGTH_BYTES + headLen, head[head.length - 1]);
   const type = head[0];
-  const a = head[1];
-  switch (type) {
-    case 'run': {
-      const fns = check(head[2], isStrings, type);
-      const jobs = check(a, isRunEntries, type);
-      for (const j of jobs) if (j[1] >= fns.length) throw new MessageError(`malformed 'run' message`);
-      const msg: Message = { type, fns, jobs, blobs: sameLength(blobs, a as unknown[], type) };
-      if (head.length === 5) {
-        const slots = check(head[3], isSlotLists, type);
-        if (slots.length !== jobs.length) throw new MessageError(`malformed 'run' message`);
-        msg.slots = slots;
-      }
-      return msg;
-    }
-    case 'done':
-      return {
-        type,
-        results: check(a, isResultEntries, type),
-        blobs: sameLength(blobs, a as unknown[], type),
-      };
-    case 'put':
-      return { type, refs: check(a, isStrings, type), blobs: sameLength(blobs, a as unknown[], type) };
-    case 'release':
-      return { type, refs: check(a, isStrings, type) };
-    case 'failed':
-      return { type, ids: check(a, isIds, type), blobs: sameLength(blobs, a as unknown[], type) };
-    case 'define':
-      return { type, defs: check(a, isDefinitions, type) };
-    case 'cancel':
-    case 'withdraw':
-    case 'requeue':
-    case 'withdrawn':
-      return { type, ids: check(a, isIds, type) };
-    case 'ready':
-      return { type, pid: check(a, isCount, type) };
-    case 'welcome':
-      return { type, info: check(a, isNodeInfo, type) };
-    case 'ping':
-    case 'pong':
-      return { type, t: check(a, isFiniteNumber, type) };
-    case 'ncpus':
-      return { type, ncpus: check(a, isCount, type) };
-    case 'bye':
-      return { type, reason: check(a, isString, type) };
-    case 'shutdown':
-      return { type };
-    case 'need':
-      return { type, hashes: check(a, isStrings, type) };
-    case 'pack': {
-      const [hash, entry, paths] = check(a, isPackHead, type);
-      return { type, hash, entry, paths, blobs: sameLength(blobs, paths, type) };
-    }
-    default:
-      throw new MessageError(`unknown message type ${JSON.stringify(type).slice(0, 40)}`);
+  if (!Object.hasOwn(MESSAGE_FIELDS, type)) {
+    throw new MessageError(`unknown message type ${JSON.stringify(type).slice(0, 40)}`);
   }
+  const spec: FieldSpec = MESSAGE_FIELDS[type as Message['type']];
+  const msg: Record<string, unknown> = { type };
+  spec.fields.forEach(([name, ok], i) => {
+    msg[name] = check(head[1 + i], ok, type);
+  });
+  const n = spec.fields.length;
+  if (spec.optional && head.length === n + 3)
+    msg[spec.optional[0]] = check(head[1 + n], spec.optional[1], type);
+  // Blob i belongs to item i of the first field.
+  if (spec.blobs) msg.blobs = sameLength(blobs, head[1] as unknown[], type);
+  if (spec.valid && !spec.valid(msg)) throw new MessageError(`malformed '${type}' message`);
+  return msg as unknown as Message;
 }
 
 function splitBlobs(frame: Buffer, start: number, lengths: unknown): Uint8Array[] {
@@ -380,7 +301,7 @@ function splitBlobs(frame: Buffer, start: number, lengths: unknown): Uint8Array[
   return out;
 }
 
-function check<T>(value: unknown, ok: (v: unknown) => v is T, type: string): T {
+function check(value: unknown, ok: Check, type: string): unknown {
   if (!ok(value)) throw new MessageError(`malformed '${type}' message`);
   return value;
 }
@@ -413,12 +334,7 @@ const isRunEntries = (v: unknown): v is RunEntry[] =>
 const isResultEntries = (v: unknown): v is ResultEntry[] =>
   Array.isArray(v) &&
   v.every(
-    (e) =>
-      Array.isArray(e) &&
-      e.length === 3 &&
-      isCount(e[0]) &&
-      (e[1] === 0 || e[1] === 1 || e[1] === 2 || e[1] === 3) &&
-      isFiniteNumber(e[2]),
+    (e) => Array.isArray(e) && e.length === 3 && isCount(e[0]) && isJobStatus(e[1]) && isFiniteNumber(e[2]),
   );
 const isDefinitions = (v: unknown): v is FunctionDefinition[] =>
   Array.isArray(v) &&
@@ -442,8 +358,6 @@ const isDefinitions = (v: unknown): v is FunctionDefinition[] =>
           d.packages.length === d.modules.length &&
           d.packages.every((h: unknown) => h === '' || (isString(h) && /^[0-9a-f]{64}$/.test(h))))),
   );
-const isPackHead = (v: unknown): v is [string, string, string[]] =>
-  Array.isArray(v) && v.length === 3 && isString(v[0]) && isString(v[1]) && isStrings(v[2]);
 const isNodeInfo = (v: unknown): v is NodeInfo =>
   v !== null &&
   typeof v === 'object' &&
@@ -453,3 +367,73 @@ const isNodeInfo = (v: unknown): v is NodeInfo =>
   isString((v as NodeInfo).version) &&
   isCount((v as NodeInfo).protocol) &&
   ((v as NodeInfo).runtime === undefined || isRuntimeInfo((v as NodeInfo).runtime));
+
+/** A field's check: a type guard of its value as decoded from the head. */
+type Check = (v: unknown) => boolean;
+/** A message type's head, after the type and before the blob lengths. */
+interface FieldSpec {
+  /** Its fields in wire order, each with its check. */
+  readonly fields: ReadonlyArray<readonly [name: string, check: Check]>;
+  /** A last field that may be missing (the head is one longer when it is there). */
+  readonly optional?: readonly [name: string, check: Check];
+  /** The message has `blobs`, blob i belonging to item i of its first field. */
+  readonly blobs?: true;
+  /** What the fields must agree on together. */
+  readonly valid?: (msg: Record<string, unknown>) => boolean;
+}
+/** The field names of message type K, as the table may list them (the compiler checks). */
+type FieldsOf<K extends Message['type']> = Exclude<keyof Extract<Message, { type: K }>, 'type' | 'blobs'>;
+type SpecOf<K extends Message['type']> = FieldSpec & {
+  readonly fields: ReadonlyArray<readonly [name: FieldsOf<K>, check: Check]>;
+  readonly optional?: readonly [name: FieldsOf<K>, check: Check];
+};
+
+const ids = [['ids', isIds]] as const;
+const t = [['t', isFiniteNumber]] as const;
+
+/**
+ * Every message type's head: the one statement of the wire shape of messages (the Message
+ * union above gives their TypeScript types; the compiler checks that the two name the same
+ * types and fields). Adding a message: a member of the union, a row here.
+ */
+export const MESSAGE_FIELDS: { readonly [K in Message['type']]: SpecOf<K> } = {
+  define: { fields: [['defs', isDefinitions]] },
+  run: {
+    fields: [
+      ['jobs', isRunEntries],
+      ['fns', isStrings],
+    ],
+    optional: ['slots', isSlotLists],
+    blobs: true,
+    valid: (m) => {
+      const jobs = m.jobs as RunEntry[];
+      const fns = m.fns as string[];
+      for (const j of jobs) if (j[1] >= fns.length) return false;
+      return m.slots === undefined || (m.slots as number[][]).length === jobs.length;
+    },
+  },
+  cancel: { fields: ids },
+  withdraw: { fields: ids },
+  put: { fields: [['refs', isStrings]], blobs: true },
+  release: { fields: [['refs', isStrings]] },
+  shutdown: { fields: [] },
+  ready: { fields: [['pid', isCount]] },
+  done: { fields: [['results', isResultEntries]], blobs: true },
+  welcome: { fields: [['info', isNodeInfo]] },
+  requeue: { fields: ids },
+  withdrawn: { fields: ids },
+  failed: { fields: ids, blobs: true },
+  ping: { fields: t },
+  pong: { fields: t },
+  ncpus: { fields: [['ncpus', isCount]] },
+  bye: { fields: [['reason', isString]] },
+  need: { fields: [['hashes', isStrings]] },
+  pack: {
+    fields: [
+      ['paths', isStrings],
+      ['hash', isString],
+      ['entry', isString],
+    ],
+    blobs: true,
+  },
+};
