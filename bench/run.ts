@@ -4,6 +4,7 @@
 //   (--systems: labels starting so; `=pp-node` for that label alone)
 //   npm run bench -- --only sched [--rounds N] [--scenario uniform,join]   (bench/sched.ts)
 //   npm run bench -- --only dashboard [--rounds N]   (bench/dashboard.ts)
+//   npm run bench -- --only modules                                          (bench/modules.ts)
 //
 // Every system gets a pool of os.availableParallelism() workers. Each round runs each system
 // in turn (the order rotates from round to round): start the pool, warm it up (not timed), run
@@ -57,7 +58,13 @@ if (onlyIds?.includes('sched')) {
 if (onlyIds?.includes('dashboard')) {
   const { runDashboardBench } = await import('./dashboard.ts');
   await runDashboardBench({ rounds, ncpus: cli.ncpus ? Number.parseInt(cli.ncpus, 10) : undefined });
-  if (onlyIds.every((id) => id === 'sched' || id === 'dashboard')) process.exit();
+  if (onlyIds.every((id) => id === 'sched' || id === 'dashboard' || id === 'modules')) process.exit();
+}
+// `--only modules`: what sending modules to a node costs (bench/modules.ts).
+if (onlyIds?.includes('modules')) {
+  const { runModules } = await import('./modules.ts');
+  await runModules();
+  if (onlyIds.every((id) => id === 'sched' || id === 'dashboard' || id === 'modules')) process.exit();
 }
 const ncpus = cli.ncpus ? Number.parseInt(cli.ncpus, 10) : os.availableParallelism();
 
@@ -228,7 +235,7 @@ const ALL_WORKLOADS: Workload[] = [W1, W2x, W3, W4, W4u];
 const only = cli.only?.split(',').map((s) => s.trim().toLowerCase());
 const workloads = ALL_WORKLOADS.filter((w) => !only || only.includes(w.id.toLowerCase()));
 if (workloads.length === 0) {
-  throw new Error(`--only ${cli.only}: no such workload (W1, W2x, W3, W4, W4u, sched)`);
+  throw new Error(`--only ${cli.only}: no such workload (W1, W2x, W3, W4, W4u, sched, modules)`);
 }
 
 /** The reported figure (higher is better) from a measured time. */

@@ -83,6 +83,8 @@ test('parseCli fills defaults and reads every option', () => {
       name: 'desk',
       idleTimeoutS: 60,
       maxConnections: 1024,
+      cacheDir: undefined,
+      cacheMaxMb: 1024,
       logLevel: 'info',
       logFormat: 'json',
       announce: false,
@@ -100,6 +102,12 @@ test('parseCli fills defaults and reads every option', () => {
   });
   assert.throws(() => parseCli(['--port', '70000'], {}), UsageError);
   assert.equal((parseCli(['--max-connections', '50'], {}) as { maxConnections: number }).maxConnections, 50);
+  const cache = parseCli(['--cache-dir', '/tmp/c', '--cache-max-mb', '64'], {}) as {
+    cacheDir: string;
+    cacheMaxMb: number;
+  };
+  assert.deepEqual([cache.cacheDir, cache.cacheMaxMb], ['/tmp/c', 64]);
+  assert.throws(() => parseCli(['--cache-max-mb', '0'], {}), /cache-max-mb/);
   assert.throws(() => parseCli(['--max-connections', '0'], {}), UsageError);
 });
 

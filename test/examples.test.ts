@@ -4,10 +4,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import crypto from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { parse as acornParse } from 'acorn';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -163,6 +165,36 @@ describe('examples', { concurrency: false }, () => {
     for (const [t] of times) assert.ok(Number(t) >= 0, `bad elapsed time ${t}`);
     // 6 stages of 64 jobs each
     assert.equal(localJobCount(r.stdout), 6 * 64);
+  });
+
+  test('packages', { timeout: TIMEOUT_MS + 10_000 }, async () => {
+    const r = await runExample('packages');
+    assertExitedCleanly(r);
+    const distDir = path.join(root, 'dist', 'protocol');
+    const files = readdirSync(distDir)
+      .filter((f) => f.endsWith('.js'))
+      .sort();
+    const lines = matchAll(r.stdout, /^(\S+\.js): (\d+) statements, (\d+) functions$/gm);
+    assert.deepEqual(
+      lines.map(([f]) => f),
+      files,
+    );
+    for (const [f, statements, functions] of lines) {
+      const source = readFileSync(path.join(distDir, f!), 'utf8');
+      const ast = acornParse(source, { ecmaVersion: 'latest', sourceType: 'module' });
+      assert.equal(Number(statements), ast.body.length, `${f}: statements`);
+      // Counted another way: function nodes in the tree's JSON text.
+      const json = JSON.stringify(ast, (_k, v) => (typeof v === 'bigint' ? String(v) : v));
+      const expected = json.match(
+        /"type":"(FunctionDeclaration|FunctionExpression|ArrowFunctionExpression)"/g,
+      )?.length;
+      assert.equal(Number(functions), expected ?? 0, `${f}: functions`);
+    }
+    // Both modules (acorn, lib/js-stats.ts) went to the throwaway node, once each.
+    const sent = /Modules sent to \S+: (\d+) \((\d+) bytes\)/.exec(r.stdout);
+    assert.ok(sent, r.stdout);
+    assert.equal(Number(sent[1]), 2);
+    assert.ok(Number(sent[2]) > 10_000);
   });
 
   test('auto_diff', { timeout: TIMEOUT_MS + 10_000 }, async () => {

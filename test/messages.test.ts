@@ -61,6 +61,14 @@ const SAMPLES: { [K in Message['type']]: Extract<Message, { type: K }> } = {
       time: 1_700_000_000_000,
     },
   },
+  need: { type: 'need', hashes: ['a'.repeat(64)] },
+  pack: {
+    type: 'pack',
+    paths: ['index.mjs', 'x.node'],
+    hash: 'b'.repeat(64),
+    entry: 'index.mjs',
+    blobs: [blob(1), blob(2)],
+  },
 };
 
 const roundTrip = (msg: Message) => decodeMessage(joinFrame(encodeMessage(msg), false));

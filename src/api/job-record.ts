@@ -11,6 +11,7 @@ import type { ClassRegistry } from '../protocol/codec.ts';
 import type { FunctionDefinition } from '../protocol/messages.ts';
 import type { DurationEstimate } from '../scheduler/policy.ts';
 import { Job, type JobOwner } from './job.ts';
+import type { FunctionModules } from './modules.ts';
 import type { Tally } from './progress.ts';
 
 /** One function as this server knows it: made at its first submit, shared by its jobs. */
@@ -23,7 +24,14 @@ export class FunctionEntry {
     readonly registry: ClassRegistry,
     /** Its measured run time (shared by every entry of the same code). */
     readonly estimate: DurationEstimate,
-  ) {}
+    /** The packs its modules travel as (api/modules.ts), or null when none does. */
+    readonly modules: FunctionModules | null = null,
+  ) {
+    this.needsRuntime = modules?.needsRuntime;
+  }
+
+  /** Only nodes with this runtimeKey can run its jobs (a native addon), if set. */
+  readonly needsRuntime: string | undefined;
 
   /** What a worker or node needs to compile it; built once, when the first one lacks it. */
   definition(): FunctionDefinition {
@@ -35,6 +43,7 @@ export class FunctionEntry {
       bindings: b.bindings,
       modules: b.modules,
       globals: b.globals,
+      ...(this.modules ? { packages: this.modules.packages } : {}),
     };
     return this.#definition;
   }

@@ -46,6 +46,7 @@ import { resolveSecret } from '../secret.ts';
 import { checkSecretStrength } from '../secret-strength.ts';
 import type { Job } from './job.ts';
 import { BackupJob, FunctionEntry, JobRecord, LiveJobs } from './job-record.ts';
+import { ModuleShipping } from './modules.ts';
 import { type Progress, Tally, type WaitOptions } from './progress.ts';
 import { drawProgress } from './progress-bar.ts';
 import { REF_CLASS, Ref, type RefArgs } from './ref.ts';
@@ -115,6 +116,19 @@ export interface ServerOptions {
    * once; {@link Server.dashboardUrl} gives it too. See the README, "Seeing the cluster".
    */
   dashboard?: boolean | number | DashboardOptions;
+  /**
+   * Largest module a job may send to nodes, bundled, in bytes (default 32 MiB). A module
+   * over it is an error at submit.
+   */
+  maxModuleBytes?: number;
+  /** The module cache this process's workers load bundled modules from; default `~/.cache/pp-node`. */
+  cacheDir?: string;
+  /**
+   * Module specifiers that never travel: every worker, local or on a node, imports its own
+   * installed copy (for packages that do not work bundled, e.g. those that read their own
+   * files at run time). Default none: every module that is not Node's own travels.
+   */
+  installedModules?: readonly string[];
 }
 
 /** A function, or `[object, 'method']` to run a method with the object as `this`. */
@@ -161,6 +175,8 @@ export interface NodeSummary {
   rttMs: number;
   /** pp-node version of a remote node. */
   version?: string;
+  /** Modules sent to a remote node because it lacked them: packs and bytes. */
+  modulesSent?: { packs: number; bytes: number };
 }
 
 /** Events of {@link Server}. */
@@ -222,6 +238,7 @@ export class Server extends EventEmitter<ServerEvents> {
   /** Backup copies started, those that finished first, and the time the losing copies ran. */
   readonly #backups = { started: 0, won: 0, wastedMs: 0 };
   readonly #functions = new WeakMap<FunctionBundle, FunctionEntry>();
+  readonly #modules: ModuleShipping;
   /** Jobs per group, and over all groups. */
   readonly #groups = new Map<string, Tally>();
   readonly #all = new Tally();
@@ -265,6 +282,7 @@ export class Server extends EventEmitter<ServerEvents> {
     this.#sharedMemory = options.sharedMemory ?? true;
     this.#stealing = options.stealing ?? true;
     this.#speculative = options.speculative ?? false;
+    this.#modules = new ModuleShipping(options);
     this.#local = new LocalPool(
       {
         ncpus,
@@ -272,6 +290,7 @@ export class Server extends EventEmitter<ServerEvents> {
         maxMemoryMb: options.workerMemoryMb,
         execArgv: options.workerExecArgv,
         sharedMemory: this.#sharedMemory,
+        cacheDir: this.#modules.store.cacheDir,
       },
       events,
     );
@@ -379,6 +398,7 @@ export class Server extends EventEmitter<ServerEvents> {
       globals: options.globals,
     });
     const fnEntry = this.#functionOf(bundle);
+    if (fnEntry.modules) this.#modules.checkRunnable(fnEntry.modules, this.#nodes, bundle.name);
     const encoded = this.#captureArgs(bundle.thisArg, args, fnEntry.registry);
     let refs: RefData[] = NO_REFS;
     for (const arg of args) {
@@ -588,6 +608,7 @@ export class Server extends EventEmitter<ServerEvents> {
       speed: this.#speeds.get(node)?.relative ?? 1,
       rttMs: node.rttMs,
       ...(info ? { version: info.version } : {}),
+      ...(node instanceof RemoteNode ? { modulesSent: { ...node.modulesSent } } : {}),
     };
   }
 
@@ -631,7 +652,8 @@ export class Server extends EventEmitter<ServerEvents> {
     if (!entry) {
       let estimate = this.#estimates.get(bundle.hash);
       if (!estimate) this.#estimates.set(bundle.hash, (estimate = new DurationEstimate()));
-      entry = new FunctionEntry(bundle, makeClassRegistry([...bundle.classes, REF_CLASS]), estimate);
+      const modules = this.#modules.of(bundle);
+      entry = new FunctionEntry(bundle, makeClassRegistry([...bundle.classes, REF_CLASS]), estimate, modules);
       this.#functions.set(bundle, entry);
     }
     return entry;
@@ -691,6 +713,7 @@ export class Server extends EventEmitter<ServerEvents> {
               );
       }
       let sent = 0;
+      let skipped: JobRecord[] | undefined;
       const now = performance.now();
       for (let i = 0; i < nodes.length; i++) {
         const want = counts[i]!;
@@ -700,6 +723,11 @@ export class Server extends EventEmitter<ServerEvents> {
         while (batch.length < want && queue.size > 0) {
           const rec = queue.shift()!;
           if (rec.settled) continue;
+          if (rec.fn.needsRuntime !== undefined && node.runtimeKey !== rec.fn.needsRuntime) {
+            // A native addon that cannot load there: for another node (api/modules.ts).
+            (skipped ??= []).push(rec);
+            continue;
+          }
           rec.node = node;
           rec.dispatchedAt = now;
           rec.estimatedMs = spread ? this.#msOn(node, rec.fn) : rec.fn.estimate.value;
@@ -712,6 +740,7 @@ export class Server extends EventEmitter<ServerEvents> {
           node.dispatch(batch);
         }
       }
+      if (skipped) queue.unshiftAll(skipped);
       if (sent === 0) {
         // Jobs held back for a busy node that would finish them first: if it stays busy
         // longer than thought, its silence will say so; look again then.
@@ -765,6 +794,7 @@ export class Server extends EventEmitter<ServerEvents> {
         for (const rec of live) {
           const there = rec.node;
           if (!rec.speculative || rec.settled || rec.backup || !there || there === here) continue;
+          if (rec.fn.needsRuntime !== undefined && here.runtimeKey !== rec.fn.needsRuntime) continue;
           if (rec.args.stored || there.inFlight > there.ncpus) continue; // shared memory; maybe not started
           const msThere = this.#msOn(there, rec.fn);
           const after = backupAfterMs(msThere, this.#msOn(here, rec.fn), here.rttMs);

@@ -1,8 +1,10 @@
 /** Command-line parsing for `pp-node`: every mistake is a clear message and exit code 2. */
 import { availableParallelism, hostname } from 'node:os';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MAX_CONNECTIONS } from '../daemon/admission.ts';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
+import { DEFAULT_CACHE_MAX_MB } from '../modules/store.ts';
 import { parseAddress } from '../nodes/remote-node.ts';
 import { statsSignalHint } from '../platform.ts';
 
@@ -15,6 +17,9 @@ export interface NodeConfig {
   name: string;
   idleTimeoutS: number;
   maxConnections: number;
+  /** Module cache folder (undefined: ~/.cache/pp-node) and cap in MiB. */
+  cacheDir: string | undefined;
+  cacheMaxMb: number;
   logLevel: LogLevel;
   logFormat: 'text' | 'json';
   announce: boolean;
@@ -113,6 +118,8 @@ Options:
   --max-connections N TCP connections at once, clients included (default ${MAX_CONNECTIONS}); more are dropped.
   --allow-weak-secret run with a weak secret (under 16 bytes or an estimated 80 bits), which is
                       refused otherwise: a rogue node could guess it offline (also for 'ls').
+  --cache-dir DIR     where modules sent by clients are kept (default ~/.cache/pp-node; made mode 0700).
+  --cache-max-mb N    cap on that cache (default ${DEFAULT_CACHE_MAX_MB}); the least recently used go first.
   --log-level L       error | warn | info | debug (default info). Logs go to stderr.
                         npx pp-node --log-level debug
   --log-format json   one JSON object per log line, for log collectors.
@@ -184,6 +191,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
         name: { type: 'string' },
         'idle-timeout': { type: 'string' },
         'max-connections': { type: 'string' },
+        'cache-dir': { type: 'string' },
+        'cache-max-mb': { type: 'string' },
         'log-level': { type: 'string' },
         'log-format': { type: 'string' },
         'no-announce': { type: 'boolean' },
@@ -213,7 +222,17 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     return { command: 'secret' };
   }
   if (sub === 'ls') {
-    for (const k of ['port', 'bind', 'workers', 'name', 'idle-timeout', 'max-connections', 'no-announce']) {
+    for (const k of [
+      'port',
+      'bind',
+      'workers',
+      'name',
+      'idle-timeout',
+      'max-connections',
+      'cache-dir',
+      'cache-max-mb',
+      'no-announce',
+    ]) {
       if (v[k] !== undefined) throw new UsageError(`--${k} is an option of the node, not of 'ls'`);
     }
     for (const k of ['nodes', 'no-mdns', 'once'])
@@ -228,7 +247,17 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     };
   }
   if (sub === 'top' || sub === 'doctor') {
-    for (const k of ['port', 'bind', 'workers', 'name', 'idle-timeout', 'max-connections', 'no-announce']) {
+    for (const k of [
+      'port',
+      'bind',
+      'workers',
+      'name',
+      'idle-timeout',
+      'max-connections',
+      'cache-dir',
+      'cache-max-mb',
+      'no-announce',
+    ]) {
       if (v[k] !== undefined) throw new UsageError(`--${k} is an option of the node, not of '${sub}'`);
     }
     if (sub === 'doctor' && v.once !== undefined) throw new UsageError(`--once is an option of 'top'`);
@@ -274,6 +303,8 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     name,
     idleTimeoutS: wholeNumber('idle-timeout', str('idle-timeout'), 0, 10 ** 7, 0),
     maxConnections: wholeNumber('max-connections', str('max-connections'), 1, 10 ** 6, MAX_CONNECTIONS),
+    cacheDir: str('cache-dir') ? resolve(str('cache-dir')!) : undefined,
+    cacheMaxMb: wholeNumber('cache-max-mb', str('cache-max-mb'), 1, 10 ** 7, DEFAULT_CACHE_MAX_MB),
     logLevel: level,
     logFormat: format,
     announce: !v['no-announce'],

@@ -86,6 +86,8 @@ async function serve(cfg: NodeConfig): Promise<number> {
     logger: log,
     idleTimeoutS: cfg.idleTimeoutS,
     maxConnections: cfg.maxConnections,
+    ...(cfg.cacheDir ? { cacheDir: cfg.cacheDir } : {}),
+    cacheMaxMb: cfg.cacheMaxMb,
     onIdle: () => stopRequested?.(),
   });
   let port: number;

@@ -22,11 +22,13 @@ import {
   receivedBlob,
 } from '../protocol/messages.ts';
 import { HandshakeLimiter } from '../protocol/rate-limit.ts';
+import { localRuntime, type RuntimeInfo } from '../protocol/runtime-info.ts';
 import { CloseCode, type SecureSocket } from '../transport/secure-socket.ts';
 import { VERSION } from '../version.ts';
 import { JobTable } from './jobs.ts';
 import { Listener } from './listener.ts';
 import { OutcomeRouter } from './outcomes.ts';
+import { type PackageGate, packageGate } from './packages.ts';
 import { ClientSession, type SessionOwner } from './session.ts';
 import { shutdown } from './shutdown.ts';
 import { PeerStats } from './stats.ts';
@@ -63,11 +65,18 @@ export interface DaemonOptions {
   maxPreauthPerAddress?: number;
   /** A connection that has not asked for its WebSocket by then is closed (default UPGRADE_TIMEOUT_MS, 3 s). */
   upgradeTimeoutMs?: number;
+  /** Module cache folder (`--cache-dir`; default ~/.cache/pp-node) and its cap in MiB (`--cache-max-mb`). */
+  cacheDir?: string;
+  cacheMaxMb?: number;
+  /** What this node says it runs (default: this process's); tests make it say another. */
+  runtime?: RuntimeInfo;
 }
 
 export class Daemon implements SessionOwner {
   readonly info: NodeInfo;
   private readonly pool: LocalPool;
+  /** Modules clients send (packages.ts). */
+  private readonly packages: PackageGate;
   private readonly listener: Listener;
   private readonly sessions = new Map<string, ClientSession>();
   private readonly table = new JobTable();
@@ -88,7 +97,9 @@ export class Daemon implements SessionOwner {
       ncpus: opts.workers,
       version: VERSION,
       protocol: PROTOCOL_VERSION,
+      runtime: opts.runtime ?? localRuntime(),
     };
+    this.packages = packageGate(opts.logger, opts.cacheDir, opts.cacheMaxMb);
     this.listener = new Listener(
       opts,
       opts.limiter ?? new HandshakeLimiter(),
@@ -97,7 +108,12 @@ export class Daemon implements SessionOwner {
     );
     this.outcomes = new OutcomeRouter(this.table, this.stats, () => this.stopping);
     this.pool = new LocalPool(
-      { ncpus: opts.workers, isolation: 'process', niceness: opts.niceness ?? 10 },
+      {
+        ncpus: opts.workers,
+        isolation: 'process',
+        niceness: opts.niceness ?? 10,
+        cacheDir: this.packages.store.cacheDir,
+      },
       {
         onResult: (_n, job, status, durationMs, bytes, start, end) => {
           this.statusBook.finished(status);
@@ -226,6 +242,15 @@ export class Daemon implements SessionOwner {
 
   /** @internal A decoded message from an authenticated client. */
   handle(s: ClientSession, msg: Message): void {
+    if (
+      this.packages.intercept(
+        s,
+        msg,
+        (m) => this.handle(s, m),
+        (def, e) => refuseDefinition(s, def, e),
+      )
+    )
+      return;
     switch (msg.type) {
       case 'define':
         for (const def of msg.defs) {
@@ -322,6 +347,12 @@ export class Daemon implements SessionOwner {
 
 /** The node's own key for a definition: a client cannot make another client's jobs run its code. */
 function contentHash(def: FunctionDefinition): string {
-  const bytes = encode([def.name, def.code, def.bindings, def.modules, def.globals]);
+  const bytes = encode([def.name, def.code, def.bindings, def.modules, def.globals, def.packages ?? []]);
   return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** A definition this node cannot run (its modules could not be had): its jobs fail with `error`. */
+function refuseDefinition(s: ClientSession, def: FunctionDefinition, error: Error): void {
+  s.defs.delete(def.hash);
+  s.unreadable.set(def.hash, error);
 }

@@ -94,4 +94,9 @@ export interface ComputeNode {
   release(refIds: readonly string[]): void;
   /** Ends every worker; unfinished jobs are handed back through onRequeue. */
   close(): Promise<void>;
+  /**
+   * Platform, arch and Node ABI, as protocol/runtime-info.ts runtimeKey(): what a native addon
+   * needs to be the same. '' when the node does not say (older nodes); undefined until known.
+   */
+  readonly runtimeKey?: string | undefined;
 }

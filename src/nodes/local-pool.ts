@@ -6,6 +6,7 @@
  * only unbalances the pool). The depth comes from the function's measured mean run time
  * (scheduler/depth.ts).
  */
+
 import { JobCancelledError, JobSetupError, JobTimeoutError, WorkerCrashError } from '../errors.ts';
 import {
   type BlobParts,
@@ -16,6 +17,7 @@ import {
   runMessage,
 } from '../protocol/messages.ts';
 import { writeRunFrame } from '../protocol/run-frame.ts';
+import { localRuntime, runtimeKey } from '../protocol/runtime-info.ts';
 import { HOLD_NEXT_WAITING_PER_WORKER, workerDepth } from '../scheduler/depth.ts';
 import { levelFill } from '../scheduler/policy.ts';
 import { type ArenaSlot, createFileArena, createMemoryArena, type SharedArena } from './arena.ts';
@@ -49,6 +51,8 @@ export interface LocalPoolOptions extends WorkerOptions {
 
 export class LocalPool implements ComputeNode {
   readonly id = 'local';
+  /** This machine's: native addons built here load here. */
+  readonly runtimeKey = runtimeKey(localRuntime());
   /** Raised when workers cannot start at all; the server fails what it cannot run elsewhere. */
   onFatal: ((error: Error) => void) | null = null;
 

@@ -9,6 +9,7 @@
 import { WebSocket } from 'ws';
 import { PPError } from '../errors.ts';
 import { printable } from '../log.ts';
+import { packByHash } from '../modules/pack.ts';
 import { unreachableHint } from '../platform.ts';
 import { decode } from '../protocol/codec.ts';
 import { STEALING_PROTOCOL } from '../protocol/handshake.ts';
@@ -20,6 +21,7 @@ import {
   type NodeInfo,
   runMessage,
 } from '../protocol/messages.ts';
+import { runtimeKey } from '../protocol/runtime-info.ts';
 import { linkDepth, targetDepth } from '../scheduler/depth.ts';
 import {
   CHUNK_BYTES,
@@ -391,6 +393,31 @@ export class RemoteNode implements ComputeNode {
     this.startHeartbeat(socket);
   }
 
+  /** Packs sent to this node (modules it lacked) and their bytes, over all connections. */
+  readonly modulesSent = { packs: 0, bytes: 0 };
+
+  /** What a native addon needs (protocol/runtime-info.ts); '' for a node that does not say; undefined until welcomed. */
+  get runtimeKey(): string | undefined {
+    if (!this.info) return undefined;
+    return this.info.runtime ? runtimeKey(this.info.runtime) : '';
+  }
+
+  /** The node lacks these packs (modules/pack.ts): each goes in a message of its own. */
+  private sendPacks(hashes: readonly string[]): void {
+    for (const hash of hashes) {
+      const pack = packByHash(hash);
+      // Unknown here (not ours): an empty pack, which the node refuses, failing its jobs.
+      if (!pack) {
+        this.send({ type: 'pack', hash, entry: '', paths: [], blobs: [] });
+        continue;
+      }
+      const blobs = pack.files.map((f) => f.bytes);
+      this.send({ type: 'pack', hash, entry: pack.entry, paths: pack.files.map((f) => f.path), blobs });
+      this.modulesSent.packs++;
+      this.modulesSent.bytes += pack.bytes;
+    }
+  }
+
   private handle(msg: Message): void {
     switch (msg.type) {
       case 'welcome': {
@@ -481,6 +508,9 @@ export class RemoteNode implements ComputeNode {
         return;
       }
       case 'bye':
+        return;
+      case 'need':
+        this.sendPacks(msg.hashes);
         return;
       default:
         throw new Error(`a node may not send '${msg.type}'`);

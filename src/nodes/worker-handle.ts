@@ -32,6 +32,8 @@ export interface WorkerOptions {
   execArgv?: readonly string[];
   /** Shared memory the worker reads large arguments from (nodes/arena.ts). */
   arena?: ArenaHandle | undefined;
+  /** The module cache the worker loads packs from (modules/store.ts); default its own. */
+  cacheDir?: string | undefined;
 }
 
 /** The file descriptor a worker process finds its arena at (0-2 are stdio, 3 the channel). */
@@ -174,6 +176,7 @@ export class WorkerHandle {
     const env: NodeJS.ProcessEnv = { ...process.env };
     if (arena !== undefined) env.PP_NODE_ARENA_FD = String(ARENA_FD);
     env.GLIBC_TUNABLES ??= WORKER_MALLOC_TUNABLES;
+    if (opts.cacheDir) env.PP_NODE_CACHE_DIR = opts.cacheDir;
     // The channel is 'overlapped' on Windows, where a plain pipe hangs the worker (platform.ts).
     const channel = workerChannelStdio();
     const child = spawn(process.execPath, [...processExecArgv(opts), fileURLToPath(entryUrl)], {
@@ -237,6 +240,7 @@ export class WorkerHandle {
       stdout: false,
       stderr: false,
       workerData: { arena: opts.arena },
+      env: opts.cacheDir ? { ...process.env, PP_NODE_CACHE_DIR: opts.cacheDir } : process.env,
       resourceLimits: opts.maxMemoryMb ? { maxOldGenerationSizeMb: opts.maxMemoryMb } : undefined,
     });
     this.thread = thread;

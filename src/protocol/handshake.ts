@@ -60,13 +60,17 @@ import {
 /**
  * 2: a client may ask a node for jobs back ('withdraw', answered by 'withdrawn'); a node says
  * how many of its workers are ready ('ncpus').
- * 3: a client may ask a node for its 'status' (answered by 'status-report'; `pp-node top`, `doctor`).
+ * 3: a client may ask a node for its 'status' (answered by 'status-report'; `pp-node top`, `doctor`);
+ * modules travel: definitions name packs, a node asks for those it lacks ('need', answered
+ * by 'pack'); its welcome says its platform, arch and Node ABI.
  */
 export const PROTOCOL_VERSION = 3;
 /** The first protocol version with 'withdraw'/'withdrawn' and 'ncpus'. */
 export const STEALING_PROTOCOL = 2;
 /** The first protocol version with 'status'/'status-report' (a node of 2 would close on 'status'). */
 export const STATUS_PROTOCOL = 3;
+/** The first protocol version with 'need'/'pack' (modules sent to nodes). */
+export const PACKAGES_PROTOCOL = 3;
 export const MIN_PROTOCOL_VERSION = 1;
 
 const MAGIC = [0x50, 0x50, 0x4e, 0x01] as const; // "PPN" 0x01

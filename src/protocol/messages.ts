@@ -16,6 +16,7 @@
  */
 import { writeU32BE } from '../transport/frames.ts';
 import { CodecError, type DecodeLimits, decode, encode } from './codec.ts';
+import { isRuntimeInfo, type RuntimeInfo } from './runtime-info.ts';
 import { isNodeStatus, type NodeStatus } from './status.ts';
 
 /** Bytes of the head length in front of every message (big-endian, as frame lengths). */
@@ -29,6 +30,11 @@ export interface FunctionDefinition {
   bindings: string[];
   modules: Array<[binding: string, specifier: string]>;
   globals: Record<string, unknown>;
+  /**
+   * Per module, the hash of the pack to load it from (modules/pack.ts), or '' to import the
+   * specifier as it is (Node's own modules). Absent: every module by its specifier (older clients).
+   */
+  packages?: string[];
 }
 
 export const JobStatus = {
@@ -65,6 +71,8 @@ export interface NodeInfo {
   ncpus: number;
   version: string;
   protocol: number;
+  /** Platform, arch, Node version and ABI (protocol 3+; absent from older nodes). */
+  runtime?: RuntimeInfo;
 }
 
 export type Message =
@@ -104,7 +112,12 @@ export type Message =
   /** Protocol 3+ (STATUS_PROTOCOL): a client asks a node for its status; the node answers 'status-report'. */
   | { type: 'status' }
   | { type: 'status-report'; status: NodeStatus }
-  | { type: 'bye'; reason: string };
+  | { type: 'bye'; reason: string }
+  // module shipping (protocol 3+, modules/): node → client, then client → node
+  /** The packs the node lacks for definitions it was sent; the client answers with 'pack'. */
+  | { type: 'need'; hashes: string[] }
+  /** One pack: blob i = the file at paths[i]. */
+  | { type: 'pack'; paths: string[]; hash: string; entry: string; blobs: Uint8Array[] };
 
 /** A blob as one buffer or as parts to be sent one after another (no copy to join them). */
 export type BlobParts = Uint8Array | readonly Uint8Array[];
@@ -343,7 +356,11 @@ const isDefinitions = (v: unknown): v is FunctionDefinition[] =>
         (m: unknown) => Array.isArray(m) && m.length === 2 && isString(m[0]) && isString(m[1]),
       ) &&
       d.globals !== null &&
-      typeof d.globals === 'object',
+      typeof d.globals === 'object' &&
+      (d.packages === undefined ||
+        (Array.isArray(d.packages) &&
+          d.packages.length === d.modules.length &&
+          d.packages.every((h: unknown) => h === '' || (isString(h) && /^[0-9a-f]{64}$/.test(h))))),
   );
 const isNodeInfo = (v: unknown): v is NodeInfo =>
   v !== null &&
@@ -352,7 +369,8 @@ const isNodeInfo = (v: unknown): v is NodeInfo =>
   isString((v as NodeInfo).name) &&
   isCount((v as NodeInfo).ncpus) &&
   isString((v as NodeInfo).version) &&
-  isCount((v as NodeInfo).protocol);
+  isCount((v as NodeInfo).protocol) &&
+  ((v as NodeInfo).runtime === undefined || isRuntimeInfo((v as NodeInfo).runtime));
 
 /** A field's check: a type guard of its value as decoded from the head. */
 type Check = (v: unknown) => boolean;
@@ -415,4 +433,13 @@ export const MESSAGE_FIELDS: { readonly [K in Message['type']]: SpecOf<K> } = {
   bye: { fields: [['reason', isString]] },
   status: { fields: [] },
   'status-report': { fields: [['status', isNodeStatus]] },
+  need: { fields: [['hashes', isStrings]] },
+  pack: {
+    fields: [
+      ['paths', isStrings],
+      ['hash', isString],
+      ['entry', isString],
+    ],
+    blobs: true,
+  },
 };

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { REF_CLASS, Ref } from '../api/ref.ts';
 import { type CompiledFunction, compileBundle, moduleExportValue } from '../functions/compile.ts';
+import { defaultCacheDir, PackStore } from '../modules/store.ts';
 import {
   type ClassRegistry,
   decode,
@@ -395,7 +396,10 @@ function compileDefinition(def: FunctionDefinition): Ready | Failed | Promise<Re
   };
   if (def.modules.length === 0) return finish({});
   return Promise.all(
-    def.modules.map(([binding, spec]) => loadModule(spec, def.name).then((v) => [binding, v])),
+    def.modules.map(([binding, spec], i) => {
+      const pack = def.packages?.[i];
+      return (pack ? loadPack(pack, spec, def.name) : loadModule(spec, def.name)).then((v) => [binding, v]);
+    }),
   ).then(
     (pairs) => finish(Object.fromEntries(pairs)),
     (error: unknown) => ({ error }),
@@ -419,6 +423,33 @@ async function loadModule(specifier: string, fnName: string): Promise<unknown> {
       throw new Error(`${fnName} needs module '${specifier}', which the worker cannot load: ${reason}`);
     }
   }
+}
+
+let packStore: PackStore | undefined;
+/** Packs imported by this worker, by hash: verified once. */
+const loadedPacks = new Map<string, Promise<unknown>>();
+
+/**
+ * Imports a module that travelled as a pack (modules/pack.ts) from the module cache, checked
+ * against its hash first (modules/store.ts). The pack's default export is the module's namespace.
+ */
+function loadPack(hash: string, specifier: string, fnName: string): Promise<unknown> {
+  let loading = loadedPacks.get(hash);
+  if (!loading) {
+    loading = (async () => {
+      packStore ??= new PackStore(process.env.PP_NODE_CACHE_DIR || defaultCacheDir());
+      const url = packStore.verifiedEntry(hash);
+      const ns = (await import(url)) as { default: object };
+      return moduleExportValue(ns.default);
+    })();
+    loadedPacks.set(hash, loading);
+    loading.catch(() => loadedPacks.delete(hash));
+  }
+  return loading.catch((error: unknown) => {
+    throw new Error(
+      `${fnName} needs module '${specifier}', which the worker cannot load: ${(error as Error).message}`,
+    );
+  });
 }
 
 /** Encodes a thrown value for the trip back; values that cannot travel become an Error. */

@@ -26,6 +26,8 @@ export async function startNode(opts: {
   detached?: boolean;
   /** Extra environment of the node (and of its workers, which inherit it). */
   env?: Record<string, string>;
+  /** Its working directory (default this process's). */
+  cwd?: string;
   /** Default 'debug' (tests read debug logs); a benchmark wants 'info', so logs cost nothing. */
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
   /** The Node.js binary to run it with (default: this one), e.g. another major version. */
@@ -52,6 +54,7 @@ export async function startNode(opts: {
       stdio: ['ignore', 'inherit', 'pipe'],
       env: { ...process.env, ...opts.env, PP_SECRET: opts.secret },
       detached: opts.detached ?? false,
+      ...(opts.cwd ? { cwd: opts.cwd } : {}),
     },
   );
   const logs: Array<Record<string, unknown>> = [];
