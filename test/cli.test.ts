@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { parseCli, UsageError } from '../src/cli/args.ts';
+import { ENVIRONMENT, OPTIONS, parseCli, UsageError } from '../src/cli/args.ts';
 import { BIN } from './helpers/nodes.ts';
 
 const run = (...args: string[]) =>
@@ -10,25 +10,29 @@ const run = (...args: string[]) =>
     env: { ...process.env, PP_SECRET: 'x'.repeat(32) },
   });
 
-test('--help teaches every option with an example and exits 0', () => {
+test('--help teaches every option of the parser, each with its example, and every variable read; exits 0', () => {
   const r = run('--help');
   assert.equal(r.status, 0);
-  for (const opt of [
-    '--port',
-    '--bind',
-    '--workers',
-    '--secret-file',
-    '--name',
-    '--idle-timeout',
-    '--log-level',
-    '--log-format',
-    '--no-announce',
-    '--interface',
-    'ls',
-  ]) {
-    assert.ok(r.stdout.includes(opt), `help mentions ${opt}`);
+  assert.ok(Object.keys(OPTIONS).length >= 15);
+  for (const [name, o] of Object.entries(OPTIONS)) {
+    assert.ok(r.stdout.includes(`--${name}`), `help mentions --${name}`);
+    if (o.example) assert.ok(r.stdout.includes(o.example), `help shows ${o.example}`);
+    // Every option the parser takes, and only those: a typo'd table entry would not parse.
+    const value = { 'log-level': 'info', 'log-format': 'json' }[name] ?? '1';
+    const args = o.type === 'string' ? [`--${name}`, value] : [`--${name}`];
+    assert.doesNotThrow(() => parseCli(o.of === 'ls' ? ['ls', ...args] : args), `--${name} parses`);
   }
-  assert.match(r.stdout, /npx pp-node --port \d+/);
+  for (const v of Object.keys(ENVIRONMENT)) assert.ok(r.stdout.includes(v), `help mentions ${v}`);
+  assert.ok(r.stdout.includes('ls'));
+});
+
+test('an option of the other command is a clear error, by the table', () => {
+  for (const [name, o] of Object.entries(OPTIONS)) {
+    if (o.of === 'both') continue;
+    const args = o.type === 'string' ? [`--${name}`, '1'] : [`--${name}`];
+    const argv = o.of === 'node' ? ['ls', ...args] : args;
+    assert.throws(() => parseCli(argv), UsageError, `--${name} outside its command`);
+  }
 });
 
 test('a bad option is a clear message and exit code 2', () => {

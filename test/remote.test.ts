@@ -14,7 +14,7 @@ import {
   receivedBlob,
   runMessage,
 } from '../src/protocol/messages.ts';
-import { clientHandshake, serverHandshake } from '../src/transport/secure-socket.ts';
+import { clientHandshake, serverHandshake } from '../src/protocol/secure-socket.ts';
 import { type NodeProcess, startNode } from './helpers/nodes.ts';
 
 const SECRET = 'test-secret-0123456789abcdef0123456789';
@@ -241,7 +241,7 @@ describe('remote nodes on 127.0.0.1', () => {
       codes.push(await new Promise<number>((r) => ws.once('close', (c) => r(c))));
     }
     assert.deepEqual(codes.slice(0, 5), [4001, 4001, 4001, 4001, 4001], 'wrong secret');
-    // Refused at the upgrade, before any WebSocket exists (see node/admission.ts).
+    // Refused at the upgrade, before any WebSocket exists (see daemon/admission.ts).
     assert.deepEqual(codes.slice(5), [429, 429], 'then refused for a while');
     await a.waitLog(
       (l) => typeof l.msg === 'string' && l.msg.startsWith('shedding connections') && l.banned === 2,

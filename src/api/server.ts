@@ -9,16 +9,10 @@ import { availableParallelism } from 'node:os';
 import { type DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
 import { JobCancelledError, JobSetupError, PPError, ServerClosedError } from '../errors.ts';
 import { type FunctionBundle, getBundle, type ModuleSpec } from '../functions/bundle.ts';
-import { createHeapArena, type SharedArena } from '../nodes/arena.ts';
 import type { ComputeNode, DispatchJob, NodeEvents, RefData } from '../nodes/compute-node.ts';
 import { type JobArgs, releaseArgs, wholeArgs } from '../nodes/job-args.ts';
 import { LocalPool } from '../nodes/local-pool.ts';
-import {
-  NodeRejectedError,
-  parseAddress,
-  RemoteNode,
-  type RemoteNodeListener,
-} from '../nodes/remote-node.ts';
+import { NodeRejectedError, RemoteNode, type RemoteNodeListener } from '../nodes/remote-node.ts';
 import type { Isolation } from '../nodes/worker-handle.ts';
 import {
   type ClassRegistry,
@@ -27,7 +21,9 @@ import {
   encodeSplit,
   makeClassRegistry,
 } from '../protocol/codec.ts';
+import { parseAddress } from '../protocol/dial.ts';
 import { JobStatus } from '../protocol/messages.ts';
+import { REF_CLASS, Ref, type RefArgs } from '../protocol/ref.ts';
 import { Fifo } from '../scheduler/fifo.ts';
 import {
   assignJobs,
@@ -42,11 +38,11 @@ import {
 } from '../scheduler/policy.ts';
 import { END_OF_BURST_RECHECK_MS, MAX_RECHECK_MS, NodeSpeed } from '../scheduler/speed.ts';
 import { resolveSecret } from '../secret.ts';
+import { formatStats, type NodeStats, type ServerStats } from '../stats.ts';
+import { createHeapArena, type SharedArena } from '../transport/arena.ts';
 import type { Job } from './job.ts';
 import { BackupJob, FunctionEntry, JobRecord, LiveJobs } from './job-record.ts';
 import { type Progress, Tally, type WaitOptions } from './progress.ts';
-import { REF_CLASS, Ref, type RefArgs } from './ref.ts';
-import { formatStats, type NodeStats, type ServerStats } from './stats.ts';
 
 /** Options of {@link Server}. */
 export interface ServerOptions {
@@ -189,7 +185,7 @@ export class Server extends EventEmitter<ServerEvents> {
   readonly #queue = new Fifo<JobRecord>();
   readonly #nodes: ComputeNode[] = [];
   readonly #local: LocalPool;
-  /** Reusable memory for large arguments that no local worker reads (see nodes/arena.ts). */
+  /** Reusable memory for large arguments that no local worker reads (see transport/arena.ts). */
   #heapArena: SharedArena | null = null;
   readonly #sharedMemory: boolean;
   readonly #counters = new Map<string, NodeCounters>();
@@ -545,7 +541,7 @@ export class Server extends EventEmitter<ServerEvents> {
   // ---- internals ----
 
   #summarize(node: ComputeNode): NodeSummary {
-    const info = node instanceof RemoteNode ? node.info : null;
+    const info = node.info;
     return {
       id: node.id,
       name: info?.name ?? node.id,
@@ -564,7 +560,7 @@ export class Server extends EventEmitter<ServerEvents> {
 
   /**
    * Encodes a job's arguments. Large binary parts are copied once, straight into the local
-   * workers' shared memory when there is room (see nodes/arena.ts), else into reusable
+   * workers' shared memory when there is room (see transport/arena.ts), else into reusable
    * memory of this process, else onto the heap.
    */
   #captureArgs(thisArg: unknown, args: readonly unknown[], registry: ClassRegistry): JobArgs {
@@ -962,8 +958,7 @@ export class Server extends EventEmitter<ServerEvents> {
   #whyUnusable(): Error | null {
     if (this.#browser) return null; // nodes may still appear
     // A loop, not some(callback): this runs on every submit.
-    for (const n of this.#nodes)
-      if (n instanceof RemoteNode ? n.state !== 'rejected' : n.ncpus > 0) return null;
+    for (const n of this.#nodes) if (n.usable) return null;
     return this.#lastRejection ?? this.#fatal ?? null;
   }
 
@@ -1055,11 +1050,9 @@ function encodeArgs(
   }
 }
 
+/** Always an AbortError (JobCancelledError), whatever the reason; the reason is its `cause`, as in Node and piscina. */
 function abortError(name: string, reason: unknown): Error {
-  if (reason instanceof Error) return reason;
-  const e = new JobCancelledError(`${name} was cancelled`);
-  if (reason !== undefined) (e as { cause?: unknown }).cause = reason;
-  return e;
+  return new JobCancelledError(`${name} was cancelled`, reason === undefined ? undefined : { cause: reason });
 }
 
 /** A decoded value's message; never throws (a null-prototype object has no toString). */

@@ -22,7 +22,7 @@ import {
   receivedBlob,
 } from '../protocol/messages.ts';
 import { FailureLimiter } from '../protocol/rate-limit.ts';
-import { CloseCode, type SecureSocket } from '../transport/secure-socket.ts';
+import { CloseCode, type SecureSocket } from '../protocol/secure-socket.ts';
 import { VERSION } from '../version.ts';
 import { JobTable } from './jobs.ts';
 import { Listener } from './listener.ts';

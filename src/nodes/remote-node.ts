@@ -6,11 +6,12 @@
  * the connection is lost, handed back to the scheduler to run elsewhere. Answers arriving on
  * an old connection are never read, so a node that comes back cannot deliver a second result.
  */
-import { WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import { PPError } from '../errors.ts';
 import { printable } from '../log.ts';
 import { unreachableHint } from '../platform.ts';
 import { decode } from '../protocol/codec.ts';
+import { dialNode, formatAddress } from '../protocol/dial.ts';
 import { STEALING_PROTOCOL } from '../protocol/handshake.ts';
 import {
   decodeMessage,
@@ -20,16 +21,14 @@ import {
   type NodeInfo,
   runMessage,
 } from '../protocol/messages.ts';
-import { linkDepth, targetDepth } from '../scheduler/depth.ts';
 import {
   CHUNK_BYTES,
   CloseCode,
   clientHandshake,
   HandshakeFailure,
-  MAX_WS_PAYLOAD,
   type SecureSocket,
-  zeroMask,
-} from '../transport/secure-socket.ts';
+} from '../protocol/secure-socket.ts';
+import { linkDepth, targetDepth } from '../scheduler/depth.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
 import { argsParts } from './job-args.ts';
 
@@ -86,6 +85,10 @@ export class RemoteNode implements ComputeNode {
   /** The node handed jobs back: it is shutting down, so it gets no more (until it says welcome again). */
   private stopping = false;
   info: NodeInfo | null = null;
+
+  get usable(): boolean {
+    return this.state !== 'rejected';
+  }
 
   private socket: SecureSocket | null = null;
   /** Jobs sent and not answered, oldest first (a Map keeps insertion order). */
@@ -296,12 +299,7 @@ export class RemoteNode implements ComputeNode {
     for (const host of usable.length > 0 ? usable : this.addresses) {
       let ws: WebSocket;
       try {
-        ws = new WebSocket(`ws://${formatAddress(host, this.opts.port)}/`, {
-          maxPayload: MAX_WS_PAYLOAD,
-          perMessageDeflate: false,
-          generateMask: zeroMask,
-          handshakeTimeout: this.opts.connectTimeoutMs ?? 5000,
-        });
+        ws = dialNode(host, this.opts.port, this.opts.connectTimeoutMs ?? 5000);
       } catch (error) {
         firstError ??= error as Error; // an address the URL parser refuses
         continue;
@@ -341,7 +339,7 @@ export class RemoteNode implements ComputeNode {
     if (!this.reportedUnreachable) {
       this.reportedUnreachable = true;
       // The node answers the upgrade with an HTTP status when it refuses before any
-      // handshake (node/admission.ts): it is there, so a firewall hint would mislead.
+      // handshake (daemon/admission.ts): it is there, so a firewall hint would mislead.
       const status = /Unexpected server response: (\d+)/.exec(error.message)?.[1];
       const hint =
         (error instanceof HandshakeFailure && error.code === CloseCode.RateLimited) || status === '429'
@@ -562,31 +560,4 @@ export class RemoteNode implements ComputeNode {
     }
     return job;
   }
-}
-
-/** `host:port`, with brackets around IPv6 addresses (a scope id's `%` escaped for URLs). */
-export function formatAddress(host: string, port: number): string {
-  return host.includes(':') ? `[${host.replace('%', '%25')}]:${port}` : `${host}:${port}`;
-}
-
-/** Parses `'host'`, `'host:port'`, `'[v6]:port'` (default port 60000). */
-export function parseAddress(spec: string, defaultPort = 60000): { host: string; port: number } {
-  const s = spec.trim();
-  let host = s;
-  let port = defaultPort;
-  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
-  if (v6) {
-    host = v6[1]!;
-    if (v6[2]) port = Number(v6[2]);
-  } else if (/^[^:]+:\d+$/.test(s)) {
-    const i = s.lastIndexOf(':');
-    host = s.slice(0, i);
-    port = Number(s.slice(i + 1));
-  } else if (s.includes(':') && !/^[0-9a-fA-F:]+$/.test(s)) {
-    throw new PPError(`bad node address '${spec}': use 'host', 'host:port' or '[ipv6]:port'`);
-  }
-  if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new PPError(`bad node address '${spec}': use 'host', 'host:port' or '[ipv6]:port' (port 1-65535)`);
-  }
-  return { host, port };
 }

@@ -16,8 +16,8 @@ import { Worker } from 'node:worker_threads';
 import { workerChannelStdio, workerIgnoredSignals } from '../platform.ts';
 import { decodeMessage, type JobStatus, type Message } from '../protocol/messages.ts';
 import { type ResultView, readResult } from '../protocol/result-frame.ts';
+import type { ArenaHandle } from '../transport/arena.ts';
 import { FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
-import type { ArenaHandle } from './arena.ts';
 import type { DispatchJob } from './compute-node.ts';
 
 export type Isolation = 'process' | 'thread';
@@ -30,7 +30,7 @@ export interface WorkerOptions {
   niceness?: number;
   /** Extra Node flags for worker processes (e.g. `['--cpu-prof']` to profile them). */
   execArgv?: readonly string[];
-  /** Shared memory the worker reads large arguments from (nodes/arena.ts). */
+  /** Shared memory the worker reads large arguments from (transport/arena.ts). */
   arena?: ArenaHandle | undefined;
 }
 

@@ -72,7 +72,7 @@ export type Message =
   /**
    * blob i = encoded [thisArg, args] of job i (as one or several parts). Between a server and
    * its own workers only, `slots[i]` lists (offset, length) pairs of job i's split parts in
-   * the shared arena (nodes/arena.ts); a message from the network never has them.
+   * the shared arena (transport/arena.ts); a message from the network never has them.
    */
   | { type: 'run'; fns: string[]; jobs: RunEntry[]; blobs: BlobParts[]; slots?: number[][] }
   | { type: 'cancel'; ids: number[] }

@@ -4,7 +4,7 @@
  *
  * Messages larger than a chunk are split into several sealed chunks, so the WebSocket's
  * `maxPayload` stays at one chunk (MAX_WS_PAYLOAD) on every connection. Before a peer has
- * authenticated, a node accepts only PREAUTH_MAX_PAYLOAD bytes a message (node/admission.ts).
+ * authenticated, a node accepts only PREAUTH_MAX_PAYLOAD bytes a message (daemon/admission.ts).
  */
 import { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
@@ -14,8 +14,8 @@ import {
   type HandshakeStep,
   MAX_HANDSHAKE_MESSAGE,
   NodeHandshake,
-} from '../protocol/handshake.ts';
-import type { Session } from '../protocol/secure-channel.ts';
+} from './handshake.ts';
+import type { Session } from './secure-channel.ts';
 
 /** Plaintext bytes per sealed chunk: a 1 MiB argument plus its message head fits in one. */
 export const CHUNK_BYTES = 2 << 20;
@@ -330,7 +330,7 @@ export function clientHandshake(ws: WebSocket, secret: Uint8Array, timeoutMs = 5
 /**
  * Resolves with a paused SecureSocket: attach listeners, then call `resume()`. `authenticated`
  * is called synchronously the moment the client has proved the secret, before ws reads another
- * frame: the node raises the connection's message limit there (see node/admission.ts).
+ * frame: the node raises the connection's message limit there (see daemon/admission.ts).
  */
 export function serverHandshake(
   ws: WebSocket,
