@@ -1,6 +1,7 @@
 /**
  * The job server: pp's `Server`, in the user's process. It owns the job queue and the
- * nodes (for now the local worker pool), asks the scheduling policy how to spread queued
+ * nodes (the local worker pool, and remote nodes given in `ppservers` or discovered), asks the
+ * scheduling policy (src/scheduler) how to spread queued
  * jobs over them, and delivers each job's outcome exactly once.
  */
 import { randomBytes } from 'node:crypto';

@@ -137,9 +137,10 @@ export class Listener {
       refuseUpgrade(socket, 403, 'Forbidden');
       return;
     }
-    if (!this.limiter.allowed(ip)) {
+    // Failures count per address key (an IPv6 /64, which one host holds whole), as rate-limit.ts advises.
+    if (!this.limiter.allowed(key)) {
       this.shed.count('banned', key);
-      const wait = Math.ceil(this.limiter.retryAfterMs(ip) / 1000);
+      const wait = Math.ceil(this.limiter.retryAfterMs(key) / 1000);
       refuseUpgrade(socket, 429, 'Too Many Requests', { 'Retry-After': wait });
       return;
     }
@@ -174,12 +175,12 @@ export class Listener {
       this.preauth.done(entry);
       // Dropped to make room for newer connections: not this peer's failure.
       if (entry.evicted) return;
-      this.limiter.failed(ip);
+      this.limiter.failed(addressKey(ip));
       if (f.handshakeCode === 'bad-proof') log.warn('client rejected: wrong secret', { peer });
       else log.warn('handshake failed', { peer, reason: f.message });
       return;
     }
-    this.limiter.succeeded(ip);
+    this.limiter.succeeded(addressKey(ip));
     if (this.stopping()) {
       ws.close(CloseCode.GoingAway, 'node shutting down');
       return;

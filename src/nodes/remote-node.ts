@@ -46,8 +46,6 @@ export interface RemoteNodeOptions {
   alternates?: readonly string[];
   /** Label for stats and messages; default `host:port`. */
   label?: string;
-  /** The node id this entry stands for (discovered nodes): another node at the address is refused. */
-  expectId?: string;
   secret: Uint8Array;
   /** Ping period (default 500 ms); the node is declared dead after `deadAfterMs` (default 2000) without any message. */
   heartbeatMs?: number;
@@ -392,11 +390,6 @@ export class RemoteNode implements ComputeNode {
   private handle(msg: Message): void {
     switch (msg.type) {
       case 'welcome': {
-        if (this.opts.expectId && msg.info.id !== this.opts.expectId) {
-          // Another node now listens where this one was: it has its own entry (if discovered).
-          this.socket?.close(CloseCode.Normal, 'not the node we were looking for');
-          return;
-        }
         this.info = msg.info;
         this.state = 'ready';
         this.stopping = false;

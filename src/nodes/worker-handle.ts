@@ -41,8 +41,8 @@ export const ARENA_FD = 4;
  * glibc malloc settings for worker processes (ignored elsewhere; a user's own
  * GLIBC_TUNABLES wins). A worker copies each large argument into a fresh buffer; by default
  * glibc serves 1 MiB from a fresh mmap or hands freed memory back at once, so every buffer
- * faults its pages in again, which is slow in a VM. Keeping up to 64 MiB of freed memory cut
- * a W4 worker's page faults from 20-70 to 10 per MiB and its CPU by 5-10%.
+ * faults its pages in again, which is slow in a VM. Keeping up to 64 MiB of freed memory
+ * saves most of those faults (figures: bench/NOTES.md).
  */
 const WORKER_MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864';
 
@@ -148,7 +148,7 @@ export class WorkerHandle {
   stopReason: { kind: 'timeout' | 'cancel'; jobId: number } | { kind: 'retire' | 'close' } | null = null;
   /** Why the worker said it stops on its own ('bye': it could not read a message), if it did. */
   farewell: string | null = null;
-  /** When the job at the head of `inFlight` started running (estimated), for timeouts. */
+  /** The timeout of the job at the head of `inFlight` (the one running): it stops the worker when it fires. */
   headTimer: NodeJS.Timeout | null = null;
 
   private child: ChildProcess | null = null;

@@ -4,7 +4,7 @@
  * least recently failing ones are forgotten first.
  *
  * The peer key is the caller's choice. A plain IP address is a weak key for IPv6, where one host holds
- * a whole /64: the transport may want to pass the /64 prefix instead.
+ * a whole /64: the daemon passes addressKey() (daemon/admission.ts), which keys IPv6 by its /64.
  */
 
 import { PPError } from '../errors.ts';
