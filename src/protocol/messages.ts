@@ -22,9 +22,13 @@ export const HEAD_LENGTH_BYTES = 4;
 
 /** What a worker needs to compile a function once; sent the first time it sees the hash. */
 export interface FunctionDefinition {
+  /** Hex SHA-256 of everything that defines the compiled function (code, modules, globals). */
   hash: string;
+  /** Display name: 'sum_primes', 'PartialSum.t_log', '<anonymous>'. */
   name: string;
+  /** Body for new Function(...bindings, code); returns { fn, classes }. */
   code: string;
+  /** Parameter names of the code: module bindings, then global names, then runtime helpers it uses. */
   bindings: string[];
   modules: Array<[binding: string, specifier: string]>;
   globals: Record<string, unknown>;
