@@ -24,7 +24,9 @@ function runtime() {
   const outcomes: Array<[number, number, unknown]> = [];
   const show = (m: Message) => {
     if (m.type !== 'done') return;
-    m.results.forEach(([id, status], i) => outcomes.push([id, status, decode(receivedBlob(m.blobs[i]!))]));
+    m.results.forEach(([id, status], i) => {
+      outcomes.push([id, status, decode(receivedBlob(m.blobs[i]!))]);
+    });
   };
   const rt = new WorkerRuntime({
     send: (parts) => show(decodeMessage(joinFrame(parts, false))),
