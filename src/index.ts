@@ -5,7 +5,6 @@
  */
 export { Job, type JobState } from './api/job.ts';
 export type { Progress, WaitOptions } from './api/progress.ts';
-export { Ref, type RefArgs } from './api/ref.ts';
 export {
   type JobFunction,
   type NodeSummary,
@@ -14,7 +13,6 @@ export {
   type ServerOptions,
   type SubmitOptions,
 } from './api/server.ts';
-export { formatStats, type NodeStats, type ServerStats } from './api/stats.ts';
 export { Template } from './api/template.ts';
 export type { DashboardOptions } from './dashboard/dashboard.ts';
 export {
@@ -28,4 +26,6 @@ export {
 export { type ModuleSpec, UndeclaredIdentifierError } from './functions/bundle.ts';
 export type { Isolation } from './nodes/worker-handle.ts';
 export { CodecError } from './protocol/codec.ts';
+export { Ref, type RefArgs } from './protocol/ref.ts';
 export { generateSecret, WeakSecretError } from './secret-strength.ts';
+export { formatStats, type NodeStats, type ServerStats } from './stats.ts';

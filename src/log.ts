@@ -31,7 +31,9 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
         // printable() only rewrites characters inside JSON strings into their \u escapes: still valid JSON.
         write(
           printable(
-            JSON.stringify({ time, level, msg, ...fields }, (_k, v) => (v instanceof Error ? v.message : v)),
+            JSON.stringify({ time, level, msg, ...fields }, (_k, v) =>
+              v instanceof Error ? errorFields(v) : v,
+            ),
           ),
         );
         return;
@@ -73,4 +75,11 @@ function formatValue(v: unknown): string {
   if (v instanceof Error) return printable(JSON.stringify(v.message));
   if (typeof v === 'string') return /^[\w.:/@-]+$/.test(v) ? v : printable(JSON.stringify(v));
   return printable(JSON.stringify(v) ?? String(v));
+}
+
+/** An error as JSON log fields: its name, message and stack (a collector shows where it came from), and its cause. */
+function errorFields(e: Error): Record<string, unknown> {
+  const out: Record<string, unknown> = { name: e.name, message: e.message, stack: e.stack };
+  if (e.cause !== undefined) out.cause = e.cause;
+  return out;
 }

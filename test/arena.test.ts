@@ -1,4 +1,4 @@
-// Large arguments through shared memory (src/nodes/arena.ts): the allocator alone, the two
+// Large arguments through shared memory (src/transport/arena.ts): the allocator alone, the two
 // arenas, and the job server end to end, in both isolations, including the paths a crash or
 // a full arena takes.
 import assert from 'node:assert/strict';
@@ -16,7 +16,8 @@ import {
   createMemoryArena,
   MAX_SHARERS,
   RingAllocator,
-} from '../src/nodes/arena.ts';
+} from '../src/transport/arena.ts';
+import { pollUntil } from './helpers/poll.ts';
 
 describe('RingAllocator', () => {
   test('hands out aligned blocks in order and reuses them once the oldest are freed', () => {
@@ -234,8 +235,8 @@ describe('shared arenas', () => {
     const slots = arena.store([bytes(3 << 20, 6)])!;
     assert.equal(fstatSync(fd).size, 3 << 20);
     arena.free(slots);
-    await new Promise((r) => setTimeout(r, 1200));
-    assert.equal(fstatSync(fd).size, 0, 'truncated after the idle time (1 s here) with nothing stored');
+    assert.equal(fstatSync(fd).size, 3 << 20, 'kept until the idle time (1 s here) has passed');
+    await pollUntil(() => fstatSync(fd).size === 0, { what: 'the idle, empty arena file to be truncated' });
     const again = arena.store([bytes(70_000, 8)])!;
     assert.deepEqual(arena.read(again[0]!), bytes(70_000, 8), 'and still works');
     arena.close();

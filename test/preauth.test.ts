@@ -19,7 +19,7 @@ import {
   UPGRADE_TIMEOUT_MS,
 } from '../src/daemon/admission.ts';
 import { decodeMessage, encodeMessage } from '../src/protocol/messages.ts';
-import { clientHandshake, MAX_WS_PAYLOAD, zeroMask } from '../src/transport/secure-socket.ts';
+import { clientHandshake, MAX_WS_PAYLOAD, zeroMask } from '../src/protocol/secure-socket.ts';
 import { type NodeProcess, startNode } from './helpers/nodes.ts';
 
 const SECRET = 'preauth-secret-0123456789abcdef01234567';

@@ -15,7 +15,7 @@ import {
   runMessage,
 } from '../src/protocol/messages.ts';
 import { LIMITER_DEFAULTS } from '../src/protocol/rate-limit.ts';
-import { clientHandshake, serverHandshake } from '../src/transport/secure-socket.ts';
+import { clientHandshake, serverHandshake } from '../src/protocol/secure-socket.ts';
 import { type NodeProcess, startNode } from './helpers/nodes.ts';
 
 const SECRET = 'test-secret-0123456789abcdef0123456789';

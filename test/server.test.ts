@@ -27,6 +27,7 @@ import { wholeArgs } from '../src/nodes/job-args.ts';
 import { LocalPool } from '../src/nodes/local-pool.ts';
 import { decodeRange, encode } from '../src/protocol/codec.ts';
 import { type FunctionDefinition, GLOBALS_MAX_DEPTH, HEAD_LIMITS } from '../src/protocol/messages.ts';
+import { pollUntil } from './helpers/poll.ts';
 
 function isprime(n: number): boolean {
   if (n < 2) return false;
@@ -113,7 +114,8 @@ async function cancelQueuedInWorker(isolation: 'process' | 'thread'): Promise<vo
     const queued = Array.from({ length: 5 }, (_, i) =>
       server.submit(mark, [file, `queued ${i}`, 0], { ...opts, signal: ac.signal }),
     );
-    await new Promise((r) => setTimeout(r, 150));
+    // Cancelled once all six are in the worker: the path under test is the worker's queue.
+    await pollUntil(() => server.getActiveNodes()[0]?.inFlight === 6, { what: 'six jobs in the worker' });
     ac.abort();
     for (const q of queued) await assert.rejects(q, (e: any) => e.name === 'AbortError');
     assert.equal(await long, 'long');
@@ -429,19 +431,55 @@ describe('Server on local processes', () => {
     );
   });
 
-  test('signal cancels a queued job and a running one', async () => {
+  test('signal cancels a queued job and a running one: an AbortError whose cause is the reason', async () => {
     const spin = () => {
       for (;;);
     };
+    const ncpus = server.getActiveNodes()[0]!.ncpus;
     const ac = new AbortController();
-    const running = server.submit(spin, [], { signal: ac.signal });
-    await new Promise((r) => setTimeout(r, 200));
-    ac.abort();
-    await assert.rejects(running, (e: any) => e.name === 'AbortError' || e instanceof JobCancelledError);
+    const running = Array.from({ length: ncpus }, () => server.submit(spin, [], { signal: ac.signal }));
+    // Every CPU spins: this one waits in a queue until its signal fires.
+    const queuedAc = new AbortController();
+    const queued = server.submit((x: number) => x, [1], { signal: queuedAc.signal });
+    await pollUntil(() => server.getActiveNodes()[0]!.inFlight >= ncpus, {
+      what: 'the spinning jobs to be placed',
+    });
+    assert.equal(queued.state, 'pending');
+    const why = new Error('no longer needed');
+    queuedAc.abort(why);
+    await assert.rejects(
+      queued,
+      (e: any) => e instanceof JobCancelledError && e.name === 'AbortError' && e.cause === why,
+    );
+    ac.abort('stop');
+    for (const r of running)
+      await assert.rejects(
+        r,
+        (e: any) => e instanceof JobCancelledError && e.name === 'AbortError' && e.cause === 'stop',
+      );
+    // A signal aborted before submit: the same error, at once.
     const pre = new AbortController();
     pre.abort();
-    await assert.rejects(server.submit((x: number) => x, [1], { signal: pre.signal }));
+    await assert.rejects(
+      server.submit((x: number) => x, [1], { signal: pre.signal }),
+      (e: any) => e instanceof JobCancelledError && e.cause === pre.signal.reason,
+    );
     assert.equal(await server.submit((x: number) => x, [2]), 2);
+  });
+
+  test('job.cancel(reason) rejects with an AbortError whose cause is the reason, an Error too', async () => {
+    const gate = server.submit(() => {
+      const end = Date.now() + 300;
+      while (Date.now() < end);
+    }, []);
+    const job = server.submit((x: number) => x, [1]);
+    const reason = new TypeError('user gave up');
+    job.cancel(reason);
+    await assert.rejects(
+      job,
+      (e: any) => e instanceof JobCancelledError && e.name === 'AbortError' && e.cause === reason,
+    );
+    await gate;
   });
 
   test("getStats counts every finished job on the local node and printStats prints pp's table", async () => {

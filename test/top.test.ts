@@ -19,8 +19,8 @@ import { ClusterWatch } from '../src/cli/watch.ts';
 import { StatusBook } from '../src/daemon/status.ts';
 import { NodeHandshake } from '../src/protocol/handshake.ts';
 import { decodeMessage, encodeMessage, JobStatus } from '../src/protocol/messages.ts';
+import { SecureSocket } from '../src/protocol/secure-socket.ts';
 import { isNodeStatus } from '../src/protocol/status.ts';
-import { SecureSocket } from '../src/transport/secure-socket.ts';
 import { BIN, type NodeProcess, startNode } from './helpers/nodes.ts';
 
 const SECRET = randomBytes(32).toString('hex');

@@ -15,6 +15,7 @@ import {
 } from '../src/protocol/messages.ts';
 import { joinFrame } from '../src/transport/frames.ts';
 import { WorkerRuntime } from '../src/worker/runtime.ts';
+import { pollUntil } from './helpers/poll.ts';
 
 function spin(ms: number): number {
   const end = Date.now() + ms;
@@ -42,11 +43,9 @@ function runtime(): { rt: WorkerRuntime; sent: string[] } {
 }
 const frame = (m: Message) => joinFrame(encodeMessage(m), false);
 const job = (id: number, ms: number) => ({ id, hash: bundle.hash, blob: encode([undefined, [ms]]) });
-const settle = () => new Promise((r) => setTimeout(r, 50));
-/** Until `sent` holds `n` messages (5 s at most; a loaded machine may take a while to run a job). */
-async function replies(sent: string[], n: number): Promise<void> {
-  for (const end = Date.now() + 5000; sent.length < n && Date.now() < end; ) await settle();
-}
+/** Waits until the runtime has sent `n` messages in all. */
+const sentCount = (sent: string[], n: number) =>
+  pollUntil(() => sent.length >= n, { what: `${n} messages sent` });
 
 // The drain loop runs detached: a throw in it surfaces only as an unhandled rejection.
 const unhandled: unknown[] = [];
@@ -61,10 +60,10 @@ test('withdraw sent while a job runs: the jobs behind it come back unstarted, an
   const { rt, sent } = runtime();
   rt.receive(frame(runMessage([job(1, 5), job(2, 5), job(3, 5)]))); // job 1 runs in here
   rt.receive(frame({ type: 'withdraw', ids: [2, 3] })); // read before job 2 would start
-  await replies(sent, 2);
+  await sentCount(sent, 2);
   assert.deepEqual(sent, ['done 1 status 0', 'requeue [2,3]']);
   rt.receive(frame(runMessage([job(4, 0)])));
-  await replies(sent, 3);
+  await sentCount(sent, 3);
   assert.deepEqual(sent.slice(2), ['done 4 status 0']);
   assert.deepEqual(unhandled, []);
 });
@@ -73,7 +72,7 @@ test('withdraw of some: the others run, in order; ids that already ran are ignor
   const { rt, sent } = runtime();
   rt.receive(frame(runMessage([job(1, 5), job(2, 0), job(3, 0)])));
   rt.receive(frame({ type: 'withdraw', ids: [1, 3] }));
-  await replies(sent, 3);
+  await sentCount(sent, 3);
   assert.deepEqual(sent, ['done 1 status 0', 'requeue [3]', 'done 2 status 0']);
   assert.deepEqual(unhandled, []);
 });
@@ -82,7 +81,7 @@ test('cancel sent while a job runs: the cancelled job never starts', async () =>
   const { rt, sent } = runtime();
   rt.receive(frame(runMessage([job(1, 5), job(2, 0), job(3, 0)])));
   rt.receive(frame({ type: 'cancel', ids: [2] }));
-  await replies(sent, 3);
+  await sentCount(sent, 3);
   assert.deepEqual(sent, ['done 1 status 0', 'done 2 status 3', 'done 3 status 0']);
   assert.deepEqual(unhandled, []);
 });
@@ -108,7 +107,7 @@ test('a definition whose head breaks the head limits: its jobs fail as they come
   };
   assert.doesNotThrow(() => rt.receive(frame({ type: 'define', defs: [def] })));
   rt.receive(frame(runMessage([{ id: 1, hash: 'deep-hash', blob: encode([undefined, [0]]) }, job(2, 0)])));
-  await replies(sent, 2);
+  await sentCount(sent, 2);
   assert.deepEqual(sent, ['done 1 status 2', 'done 2 status 0']);
   assert.deepEqual(unhandled, []);
 });

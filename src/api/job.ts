@@ -96,7 +96,8 @@ export class Job<T = unknown> extends Promise<T> {
   }
 
   /**
-   * Cancels the job: it rejects at once with an AbortError. A queued job is dropped, a running
+   * Cancels the job: it rejects at once with an AbortError (a JobCancelledError) whose `cause`
+   * is `reason`, whatever the reason (also an Error: then it is the cause). A queued job is dropped, a running
    * one is stopped (its worker replaced). A job already sent to a worker, behind others, is
    * dropped there unless it starts within about a millisecond (the worker reads its messages
    * between jobs, at least once per millisecond of work); its outcome is then ignored.

@@ -1,6 +1,7 @@
 /**
  * The job server: pp's `Server`, in the user's process. It owns the job queue and the
- * nodes (for now the local worker pool), asks the scheduling policy how to spread queued
+ * nodes (the local worker pool, and remote nodes given in `ppservers` or discovered), asks the
+ * scheduling policy (src/scheduler) how to spread queued
  * jobs over them, and delivers each job's outcome exactly once.
  */
 import { randomBytes } from 'node:crypto';
@@ -10,16 +11,10 @@ import { Dashboard, type DashboardOptions, dashboardOptions } from '../dashboard
 import { type DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
 import { JobCancelledError, JobSetupError, PPError, ServerClosedError } from '../errors.ts';
 import { type FunctionBundle, getBundle, type ModuleSpec } from '../functions/bundle.ts';
-import { createHeapArena, type SharedArena } from '../nodes/arena.ts';
 import type { ComputeNode, DispatchJob, NodeEvents, RefData } from '../nodes/compute-node.ts';
 import { type JobArgs, releaseArgs, wholeArgs } from '../nodes/job-args.ts';
 import { LocalPool } from '../nodes/local-pool.ts';
-import {
-  NodeRejectedError,
-  parseAddress,
-  RemoteNode,
-  type RemoteNodeListener,
-} from '../nodes/remote-node.ts';
+import { NodeRejectedError, RemoteNode, type RemoteNodeListener } from '../nodes/remote-node.ts';
 import type { Isolation } from '../nodes/worker-handle.ts';
 import {
   type ClassRegistry,
@@ -28,7 +23,9 @@ import {
   encodeSplit,
   makeClassRegistry,
 } from '../protocol/codec.ts';
+import { parseAddress } from '../protocol/dial.ts';
 import { JobStatus } from '../protocol/messages.ts';
+import { REF_CLASS, Ref, type RefArgs } from '../protocol/ref.ts';
 import { Fifo } from '../scheduler/fifo.ts';
 import {
   assignJobs,
@@ -44,13 +41,13 @@ import {
 import { END_OF_BURST_RECHECK_MS, MAX_RECHECK_MS, NodeSpeed } from '../scheduler/speed.ts';
 import { resolveSecret } from '../secret.ts';
 import { checkSecretStrength } from '../secret-strength.ts';
+import { formatStats, type NodeStats, type NodeSummary, type ServerStats } from '../stats.ts';
+import { createHeapArena, type SharedArena } from '../transport/arena.ts';
 import type { Job } from './job.ts';
 import { BackupJob, FunctionEntry, JobRecord, LiveJobs } from './job-record.ts';
 import { ModuleShipping } from './modules.ts';
 import { type Progress, Tally, type WaitOptions } from './progress.ts';
 import { drawProgress } from './progress-bar.ts';
-import { REF_CLASS, Ref, type RefArgs } from './ref.ts';
-import { formatStats, type NodeStats, type ServerStats } from './stats.ts';
 
 /** Options of {@link Server}. */
 export interface ServerOptions {
@@ -161,23 +158,7 @@ export interface SubmitOptions<R = unknown> {
 }
 
 /** A node the server uses, as listed by {@link Server.getActiveNodes}. */
-export interface NodeSummary {
-  /** 'local', or the remote node's 'host:port'. */
-  id: string;
-  /** The node's own name (its --name, or hostname). */
-  name: string;
-  ncpus: number;
-  /** Jobs sent to it and not answered yet. */
-  inFlight: number;
-  /** How fast it runs this server's jobs against the cluster's mean (2: in half the time); 1 until measured. */
-  speed: number;
-  /** Round trip of the link to it, ms (0 for the local pool). */
-  rttMs: number;
-  /** pp-node version of a remote node. */
-  version?: string;
-  /** Modules sent to a remote node because it lacked them: packs and bytes. */
-  modulesSent?: { packs: number; bytes: number };
-}
+export type { NodeSummary } from '../stats.ts';
 
 /** Events of {@link Server}. */
 export interface ServerEvents {
@@ -220,7 +201,7 @@ export class Server extends EventEmitter<ServerEvents> {
   readonly #queue = new Fifo<JobRecord>();
   readonly #nodes: ComputeNode[] = [];
   readonly #local: LocalPool;
-  /** Reusable memory for large arguments that no local worker reads (see nodes/arena.ts). */
+  /** Reusable memory for large arguments that no local worker reads (see transport/arena.ts). */
   #heapArena: SharedArena | null = null;
   readonly #sharedMemory: boolean;
   readonly #counters = new Map<string, NodeCounters>();
@@ -599,7 +580,7 @@ export class Server extends EventEmitter<ServerEvents> {
   // ---- internals ----
 
   #summarize(node: ComputeNode): NodeSummary {
-    const info = node instanceof RemoteNode ? node.info : null;
+    const info = node.info;
     return {
       id: node.id,
       name: info?.name ?? node.id,
@@ -619,7 +600,7 @@ export class Server extends EventEmitter<ServerEvents> {
 
   /**
    * Encodes a job's arguments. Large binary parts are copied once, straight into the local
-   * workers' shared memory when there is room (see nodes/arena.ts), else into reusable
+   * workers' shared memory when there is room (see transport/arena.ts), else into reusable
    * memory of this process, else onto the heap.
    */
   #captureArgs(thisArg: unknown, args: readonly unknown[], registry: ClassRegistry): JobArgs {
@@ -1031,8 +1012,7 @@ export class Server extends EventEmitter<ServerEvents> {
   #whyUnusable(): Error | null {
     if (this.#browser) return null; // nodes may still appear
     // A loop, not some(callback): this runs on every submit.
-    for (const n of this.#nodes)
-      if (n instanceof RemoteNode ? n.state !== 'rejected' : n.ncpus > 0) return null;
+    for (const n of this.#nodes) if (n.usable) return null;
     return this.#lastRejection ?? this.#fatal ?? null;
   }
 
@@ -1125,11 +1105,9 @@ function encodeArgs(
   }
 }
 
+/** Always an AbortError (JobCancelledError), whatever the reason; the reason is its `cause`, as in Node and piscina. */
 function abortError(name: string, reason: unknown): Error {
-  if (reason instanceof Error) return reason;
-  const e = new JobCancelledError(`${name} was cancelled`);
-  if (reason !== undefined) (e as { cause?: unknown }).cause = reason;
-  return e;
+  return new JobCancelledError(`${name} was cancelled`, reason === undefined ? undefined : { cause: reason });
 }
 
 /** A decoded value's message; never throws (a null-prototype object has no toString). */

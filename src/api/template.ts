@@ -1,5 +1,5 @@
+import type { RefArgs } from '../protocol/ref.ts';
 import type { Job } from './job.ts';
-import type { RefArgs } from './ref.ts';
 import type { Server, SubmitOptions } from './server.ts';
 
 /**

@@ -5,8 +5,8 @@ import { parseArgs } from 'node:util';
 import { MAX_CONNECTIONS } from '../daemon/admission.ts';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
 import { DEFAULT_CACHE_MAX_MB } from '../modules/store.ts';
-import { parseAddress } from '../nodes/remote-node.ts';
 import { statsSignalHint } from '../platform.ts';
+import { parseAddress } from '../protocol/dial.ts';
 
 export interface NodeConfig {
   command: 'serve';
@@ -85,6 +85,177 @@ export function signalsHelp(platform: NodeJS.Platform = process.platform): strin
 the same again stops at once); ${statsSignalHint(platform)} prints the job statistics table.`;
 }
 
+/** What `npx pp-node [command]` runs: 'node' is the daemon itself (no command). */
+export type Command = 'node' | 'ls' | 'top' | 'doctor';
+const ALL: readonly Command[] = ['node', 'ls', 'top', 'doctor'];
+const WATCH: readonly Command[] = ['ls', 'top', 'doctor'];
+
+/** "an option of the node" / "an option of 'top' and 'doctor'", for usage errors. */
+function optionOf(name: string): string {
+  const of = OPTIONS[name]?.of ?? [];
+  const names = of.map((c) => (c === 'node' ? 'the node' : `'${c}'`));
+  return `an option of ${names.length > 1 ? `${names.slice(0, -1).join(', ')} and ${names.at(-1)}` : names[0]}`;
+}
+
+/** One command-line option: how parseArgs reads it and how `--help` teaches it. */
+export interface CliOption {
+  type: 'string' | 'boolean';
+  short?: string;
+  /** The placeholder of its value in the help (N, ADDR, ...). */
+  value?: string;
+  /** The commands that take it ('node': `npx pp-node` itself). */
+  of: readonly Command[];
+  help: string;
+  /** A command line that uses it. */
+  example?: string;
+}
+
+/**
+ * Every option, in the order `--help` lists them: parseArgs reads this table and the help's
+ * option list is made from it, so the two cannot drift apart.
+ */
+export const OPTIONS: Readonly<Record<string, CliOption>> = {
+  port: {
+    type: 'string',
+    value: 'N',
+    of: ['node'],
+    help: `TCP port to listen on (default ${DEFAULT_PORT}).`,
+    example: 'npx pp-node --port 61000',
+  },
+  bind: {
+    type: 'string',
+    value: 'ADDR',
+    of: ['node'],
+    help: 'listen only on this address (default: all interfaces).',
+    example: 'npx pp-node --bind 192.168.1.20',
+  },
+  workers: {
+    type: 'string',
+    value: 'N',
+    of: ['node'],
+    help: `worker processes, i.e. CPUs lent to clients (default: all, here ${availableParallelism()}).`,
+    example: 'npx pp-node --workers 2',
+  },
+  'secret-file': {
+    type: 'string',
+    value: 'F',
+    of: ALL,
+    help: `file holding the cluster's shared secret (default: $PP_SECRET, else
+~/.config/pp-node/secret, created with 256 random bits on first run).`,
+    example: 'npx pp-node --secret-file /etc/pp-node/secret',
+  },
+  name: {
+    type: 'string',
+    value: 'NAME',
+    of: ['node'],
+    help: `name shown to clients and on the LAN (default: the hostname, here ${hostname()}).`,
+    example: 'npx pp-node --name desk-42',
+  },
+  'idle-timeout': {
+    type: 'string',
+    value: 'S',
+    of: ['node'],
+    help: 'exit after S seconds without any client (default 0: never).',
+    example: 'npx pp-node --idle-timeout 3600',
+  },
+  'max-connections': {
+    type: 'string',
+    value: 'N',
+    of: ['node'],
+    help: `TCP connections at once, clients included (default ${MAX_CONNECTIONS}); more are dropped.`,
+    example: 'npx pp-node --max-connections 256',
+  },
+  'log-level': {
+    type: 'string',
+    value: 'L',
+    of: ['node'],
+    help: `${LOG_LEVELS.join(' | ')} (default info, or $PP_LOG_LEVEL). Logs go to stderr.`,
+    example: 'npx pp-node --log-level debug',
+  },
+  'log-format': {
+    type: 'string',
+    value: 'F',
+    of: ['node'],
+    help: 'text (default) | json: one JSON object per log line, for log collectors.',
+    example: 'npx pp-node --log-format json',
+  },
+  'no-announce': {
+    type: 'boolean',
+    of: ['node'],
+    help: "do not announce this node on the LAN (clients then need ppservers: ['host:port']).",
+  },
+  interface: {
+    type: 'string',
+    value: 'IF',
+    of: ALL,
+    help: 'announce (ls, top, doctor: browse) on this network interface or address only (Wi-Fi + Ethernet, VPNs).',
+    example: 'npx pp-node --interface 192.168.1.20',
+  },
+  'allow-weak-secret': {
+    type: 'boolean',
+    of: ALL,
+    help: `run with a weak secret (under 16 bytes or an estimated 80 bits), which is
+refused otherwise: a rogue node could guess it offline.`,
+  },
+  'cache-dir': {
+    type: 'string',
+    value: 'DIR',
+    of: ['node'],
+    help: 'where modules sent by clients are kept (default ~/.cache/pp-node; made mode 0700).',
+    example: 'npx pp-node --cache-dir /var/cache/pp-node',
+  },
+  'cache-max-mb': {
+    type: 'string',
+    value: 'N',
+    of: ['node'],
+    help: `cap on that cache (default ${DEFAULT_CACHE_MAX_MB}); the least recently used go first.`,
+    example: 'npx pp-node --cache-max-mb 2048',
+  },
+  json: {
+    type: 'boolean',
+    of: WATCH,
+    help: 'ls, doctor: print JSON; top: one JSON document per refresh.',
+    example: 'npx pp-node ls --json',
+  },
+  timeout: {
+    type: 'string',
+    value: 'S',
+    of: WATCH,
+    help: 'ls, top --once, doctor: browse for S seconds, 1 to 60 (default 3).',
+    example: 'npx pp-node ls --timeout 10',
+  },
+  nodes: {
+    type: 'string',
+    value: 'H:P,...',
+    of: ['top', 'doctor'],
+    help: 'top, doctor: these nodes too, besides those mDNS finds.',
+    example: 'npx pp-node top --nodes 192.168.1.20:60000,desk-2:60000',
+  },
+  'no-mdns': { type: 'boolean', of: ['top', 'doctor'], help: 'top, doctor: only the --nodes given.' },
+  once: { type: 'boolean', of: ['top'], help: 'top: print one table (or JSON document), then exit.' },
+  help: { type: 'boolean', short: 'h', of: ALL, help: 'this help.' },
+  version: { type: 'boolean', short: 'v', of: ALL, help: 'print the version.' },
+};
+
+/** Environment variables read, for `--help`. */
+export const ENVIRONMENT: Readonly<Record<string, string>> = {
+  PP_SECRET: 'the shared secret itself, instead of a secret file.',
+  PP_LOG_LEVEL: 'the log level when --log-level is not given.',
+};
+
+/** The option list of `--help`, made from {@link OPTIONS}. */
+export function optionsHelp(): string {
+  const lines: string[] = [];
+  for (const [name, o] of Object.entries(OPTIONS)) {
+    const flag = `${o.short ? `-${o.short}, ` : ''}--${name}${o.value ? ` ${o.value}` : ''}`;
+    const [first, ...more] = o.help.split('\n');
+    lines.push(`  ${flag.padEnd(20)}${flag.length >= 20 ? ' ' : ''}${first}`);
+    for (const m of more) lines.push(`${' '.repeat(22)}${m}`);
+    if (o.example) lines.push(`${' '.repeat(24)}${o.example}`);
+  }
+  return lines.join('\n');
+}
+
 export const HELP = `pp-node — run jobs from pp-node clients on this machine's CPUs
 
 Usage:
@@ -102,31 +273,12 @@ Usage:
                                and says what to do for each problem; exit 0 when all is well, else 1
 
 Options:
-  --port N            TCP port to listen on (default ${DEFAULT_PORT}).
-                        npx pp-node --port 61000
-  --bind ADDR         listen only on this address (default: all interfaces).
-                        npx pp-node --bind 192.168.1.20
-  --workers N         worker processes, i.e. CPUs lent to clients (default: all, here ${availableParallelism()}).
-                        npx pp-node --workers 2
-  --secret-file F     file holding the cluster's shared secret (default: $PP_SECRET, else
-                      ~/.config/pp-node/secret, created with 256 random bits on first run).
-                        npx pp-node --secret-file /etc/pp-node/secret
-  --name NAME         name shown to clients and on the LAN (default: the hostname, here ${hostname()}).
-                        npx pp-node --name desk-42
-  --idle-timeout S    exit after S seconds without any client (default 0: never).
-                        npx pp-node --idle-timeout 3600
-  --max-connections N TCP connections at once, clients included (default ${MAX_CONNECTIONS}); more are dropped.
-  --allow-weak-secret run with a weak secret (under 16 bytes or an estimated 80 bits), which is
-                      refused otherwise: a rogue node could guess it offline (also for 'ls').
-  --cache-dir DIR     where modules sent by clients are kept (default ~/.cache/pp-node; made mode 0700).
-  --cache-max-mb N    cap on that cache (default ${DEFAULT_CACHE_MAX_MB}); the least recently used go first.
-  --log-level L       error | warn | info | debug (default info). Logs go to stderr.
-                        npx pp-node --log-level debug
-  --log-format json   one JSON object per log line, for log collectors.
-  --no-announce       do not announce this node on the LAN (clients then need ppservers: ['host:port']).
-  --interface IF      announce on this network interface or address only (Wi-Fi + Ethernet, VPNs).
-                        npx pp-node --interface 192.168.1.20
-  -h, --help          this help.   -v, --version   print the version.
+${optionsHelp()}
+
+Environment:
+${Object.entries(ENVIRONMENT)
+  .map(([k, v]) => `  ${k.padEnd(20)}${v}`)
+  .join('\n')}
 
 Options of ls, top and doctor:
   --secret-file F     the secret to prove (default: $PP_SECRET, else ~/.config/pp-node/secret).
@@ -183,29 +335,12 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
       args: [...argv],
       allowPositionals: true,
       strict: true,
-      options: {
-        port: { type: 'string' },
-        bind: { type: 'string' },
-        workers: { type: 'string' },
-        'secret-file': { type: 'string' },
-        name: { type: 'string' },
-        'idle-timeout': { type: 'string' },
-        'max-connections': { type: 'string' },
-        'cache-dir': { type: 'string' },
-        'cache-max-mb': { type: 'string' },
-        'log-level': { type: 'string' },
-        'log-format': { type: 'string' },
-        'no-announce': { type: 'boolean' },
-        'allow-weak-secret': { type: 'boolean' },
-        interface: { type: 'string' },
-        json: { type: 'boolean' },
-        timeout: { type: 'string' },
-        nodes: { type: 'string' },
-        'no-mdns': { type: 'boolean' },
-        once: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'v' },
-      },
+      options: Object.fromEntries(
+        Object.entries(OPTIONS).map(([name, o]) => [
+          name,
+          o.short ? { type: o.type, short: o.short } : { type: o.type },
+        ]),
+      ),
     });
   } catch (error) {
     throw new UsageError((error as Error).message.replace(/\. To specify a positional.*$/s, ''));
@@ -222,21 +357,10 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     return { command: 'secret' };
   }
   if (sub === 'ls') {
-    for (const k of [
-      'port',
-      'bind',
-      'workers',
-      'name',
-      'idle-timeout',
-      'max-connections',
-      'cache-dir',
-      'cache-max-mb',
-      'no-announce',
-    ]) {
-      if (v[k] !== undefined) throw new UsageError(`--${k} is an option of the node, not of 'ls'`);
+    for (const [k, o] of Object.entries(OPTIONS)) {
+      if (!o.of.includes('ls') && v[k] !== undefined)
+        throw new UsageError(`--${k} is ${optionOf(k)}, not of 'ls'`);
     }
-    for (const k of ['nodes', 'no-mdns', 'once'])
-      if (v[k] !== undefined) throw new UsageError(`--${k} is not an option of 'ls' (see 'top')`);
     return {
       command: 'ls',
       json: Boolean(v.json),
@@ -247,20 +371,10 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     };
   }
   if (sub === 'top' || sub === 'doctor') {
-    for (const k of [
-      'port',
-      'bind',
-      'workers',
-      'name',
-      'idle-timeout',
-      'max-connections',
-      'cache-dir',
-      'cache-max-mb',
-      'no-announce',
-    ]) {
-      if (v[k] !== undefined) throw new UsageError(`--${k} is an option of the node, not of '${sub}'`);
+    for (const [k, o] of Object.entries(OPTIONS)) {
+      if (!o.of.includes(sub) && v[k] !== undefined)
+        throw new UsageError(`--${k} is ${optionOf(k)}, not of '${sub}'`);
     }
-    if (sub === 'doctor' && v.once !== undefined) throw new UsageError(`--once is an option of 'top'`);
     const nodes = parseNodes(str('nodes'));
     if (v['no-mdns'] && nodes.length === 0)
       throw new UsageError(
@@ -279,12 +393,10 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
       ? { command: 'top', once: Boolean(v.once), ...watch }
       : { command: 'doctor', ...watch };
   }
-  for (const k of ['nodes', 'no-mdns', 'once']) {
-    if (v[k] !== undefined)
-      throw new UsageError(`--${k} is an option of 'top'${k === 'once' ? '' : " and 'doctor'"}`);
-  }
   if (sub !== undefined) throw new UsageError(`unknown command '${sub}' (commands: ls, top, doctor, secret)`);
-  if (v.json !== undefined) throw new UsageError(`--json is an option of 'ls', 'top' and 'doctor'`);
+  for (const [k, o] of Object.entries(OPTIONS)) {
+    if (!o.of.includes('node') && v[k] !== undefined) throw new UsageError(`--${k} is ${optionOf(k)}`);
+  }
   const level = (str('log-level') ?? env.PP_LOG_LEVEL ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(level)) {
     throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got '${level}'`);

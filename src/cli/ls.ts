@@ -2,14 +2,13 @@
  * `pp-node ls`: the nodes on the LAN, and whether each accepts this machine's secret.
  * Browses for a few seconds, then tries the handshake with every node found.
  */
-import { WebSocket } from 'ws';
 import { type DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
 import { printable } from '../log.ts';
-import { formatAddress } from '../nodes/remote-node.ts';
 import { discoveryHint } from '../platform.ts';
+import { dialNode, formatAddress } from '../protocol/dial.ts';
+import { clientHandshake } from '../protocol/secure-socket.ts';
 import { resolveSecret } from '../secret.ts';
 import { checkSecretStrength } from '../secret-strength.ts';
-import { clientHandshake, MAX_WS_PAYLOAD, zeroMask } from '../transport/secure-socket.ts';
 import type { LsConfig } from './args.ts';
 
 export interface Row {
@@ -99,12 +98,7 @@ async function trySecret(
 ): Promise<{ secret: string; accepted: boolean | null }> {
   let last = 'unreachable';
   for (const host of n.addresses.filter((h) => !h.includes('%'))) {
-    const ws = new WebSocket(`ws://${formatAddress(host, n.port)}/`, {
-      maxPayload: MAX_WS_PAYLOAD,
-      perMessageDeflate: false,
-      generateMask: zeroMask,
-      handshakeTimeout: 3000,
-    });
+    const ws = dialNode(host, n.port, 3000);
     ws.on('error', () => {});
     try {
       await new Promise<void>((resolve, reject) => {

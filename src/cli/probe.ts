@@ -6,17 +6,17 @@
  */
 import { WebSocket } from 'ws';
 import { printable } from '../log.ts';
-import { formatAddress } from '../nodes/remote-node.ts';
+import { formatAddress } from '../protocol/dial.ts';
 import { STATUS_PROTOCOL } from '../protocol/handshake.ts';
 import { decodeMessage, encodeMessage, type Message, type NodeInfo } from '../protocol/messages.ts';
-import type { NodeStatus } from '../protocol/status.ts';
 import {
   clientHandshake,
   type HandshakeFailure,
   MAX_WS_PAYLOAD,
   type SecureSocket,
   zeroMask,
-} from '../transport/secure-socket.ts';
+} from '../protocol/secure-socket.ts';
+import type { NodeStatus } from '../protocol/status.ts';
 
 /**
  * Why a probe failed:

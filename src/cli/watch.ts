@@ -9,7 +9,7 @@
 import PQueue from 'p-queue';
 import type { DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
 import { printable } from '../log.ts';
-import { formatAddress } from '../nodes/remote-node.ts';
+import { formatAddress } from '../protocol/dial.ts';
 import type { NodeInfo } from '../protocol/messages.ts';
 import type { WatchConfig } from './args.ts';
 import { NodeProbe, ProbeError, type StatusSample } from './probe.ts';

@@ -23,7 +23,7 @@ import {
 } from '../protocol/messages.ts';
 import { HandshakeLimiter } from '../protocol/rate-limit.ts';
 import { localRuntime, type RuntimeInfo } from '../protocol/runtime-info.ts';
-import { CloseCode, type SecureSocket } from '../transport/secure-socket.ts';
+import { CloseCode, type SecureSocket } from '../protocol/secure-socket.ts';
 import { VERSION } from '../version.ts';
 import { JobTable } from './jobs.ts';
 import { Listener } from './listener.ts';

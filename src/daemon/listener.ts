@@ -13,7 +13,7 @@ import {
   MAX_WS_PAYLOAD,
   type SecureSocket,
   serverHandshake,
-} from '../transport/secure-socket.ts';
+} from '../protocol/secure-socket.ts';
 import {
   addressKey,
   hostKey,

@@ -11,7 +11,7 @@ import {
   MessageError,
   type ResultEntry,
 } from '../protocol/messages.ts';
-import { CloseCode, type SecureSocket } from '../transport/secure-socket.ts';
+import { CloseCode, type SecureSocket } from '../protocol/secure-socket.ts';
 
 /** What a session asks of the daemon that owns it. */
 export interface SessionOwner {

@@ -3,7 +3,7 @@
  * grace period), then each client is told goodbye and everything closes.
  */
 import type { LocalPool } from '../nodes/local-pool.ts';
-import { CloseCode } from '../transport/secure-socket.ts';
+import { CloseCode } from '../protocol/secure-socket.ts';
 import type { JobTable } from './jobs.ts';
 import type { Listener } from './listener.ts';
 import type { ClientSession } from './session.ts';

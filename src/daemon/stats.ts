@@ -1,5 +1,5 @@
 /** The daemon's statistics: jobs and their time per client address, shown as pp's table. */
-import { formatStats, type NodeStats } from '../api/stats.ts';
+import { formatStats, type NodeStats } from '../stats.ts';
 
 export class PeerStats {
   private readonly byPeer = new Map<string, { jobs: number; timeMs: number }>();

@@ -8,8 +8,7 @@
  * table, sampling the task stream) happens in {@link Collector.update}, which the dashboard
  * calls a few times a second while a page is connected.
  */
-import type { NodeSummary } from '../api/server.ts';
-import type { ServerStats } from '../api/stats.ts';
+import type { NodeSummary, ServerStats } from '../stats.ts';
 import { etaSeconds, RateMeter } from './rate.ts';
 
 /** What the collector reads from the server: its public view, plus the per-group tallies. */

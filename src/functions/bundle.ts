@@ -17,7 +17,12 @@ import { createHash } from 'node:crypto';
 import { builtinModules } from 'node:module';
 import { PPError } from '../errors.ts';
 import { encode } from '../protocol/codec.ts';
-import { definitionProblem, GLOBALS_MAX_DEPTH, HEAD_LIMITS } from '../protocol/messages.ts';
+import {
+  definitionProblem,
+  type FunctionDefinition,
+  GLOBALS_MAX_DEPTH,
+  HEAD_LIMITS,
+} from '../protocol/messages.ts';
 import { analyzeSource, NATIVE_SOURCE_MESSAGE, type SourceInfo } from './analyze.ts';
 import { RUNTIME_HELPERS } from './compile.ts';
 
@@ -34,17 +39,8 @@ export interface FunctionSpec {
   globals?: Readonly<Record<string, unknown>>;
 }
 
-export interface FunctionBundle {
-  /** Hex SHA-256 of everything that defines the compiled function (code, modules, globals). */
-  hash: string;
-  /** Display name: 'sum_primes', 'PartialSum.t_log', '<anonymous>'. */
-  name: string;
-  /** Body for new Function(...bindings, code); returns { fn, classes }. */
-  code: string;
-  /** Parameter names of the code: module bindings, then global names, then runtime helpers it uses. */
-  bindings: string[];
-  modules: Array<[binding: string, specifier: string]>;
-  globals: Record<string, unknown>;
+/** A function ready to ship: its definition (what travels, see FunctionDefinition) and what stays here. */
+export interface FunctionBundle extends FunctionDefinition {
   /** The bundle's classes on the main side (deps, and the class of `this` in method form). */
   classes: Array<[name: string, ctor: Function]>;
   /** Method form: the object that travels as `this` (per job; not part of the hash). */

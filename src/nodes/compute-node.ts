@@ -9,7 +9,7 @@
  * (freeSlots, from scheduler/depth.ts) and may take the newest of them back (steal) for a
  * CPU that would otherwise idle elsewhere.
  */
-import type { FunctionDefinition, JobStatus } from '../protocol/messages.ts';
+import type { FunctionDefinition, JobStatus, NodeInfo } from '../protocol/messages.ts';
 import type { JobArgs } from './job-args.ts';
 
 /** A job as a node sees it: everything already encoded, nothing it could mutate. */
@@ -66,6 +66,10 @@ export interface NodeEvents {
 export interface ComputeNode {
   /** Stable identifier, also the row label in the stats table. */
   readonly id: string;
+  /** What a remote node said of itself once authenticated; null for the local pool and before. */
+  readonly info: NodeInfo | null;
+  /** False once this node can never run a job (a remote node that refused us; a pool of no CPUs). */
+  readonly usable: boolean;
   /** CPUs (workers) this node runs jobs on right now. */
   readonly ncpus: number;
   /** Jobs sent to this node without an outcome yet. */

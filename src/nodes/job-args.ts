@@ -5,7 +5,7 @@
  * its arrays as soon as `submit` returns.
  */
 import { joinSplit } from '../protocol/codec.ts';
-import type { ArenaSlot, SharedArena } from './arena.ts';
+import type { ArenaSlot, SharedArena } from '../transport/arena.ts';
 
 export interface JobArgs {
   readonly bytes: Uint8Array;

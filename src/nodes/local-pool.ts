@@ -20,7 +20,7 @@ import { writeRunFrame } from '../protocol/run-frame.ts';
 import { localRuntime, runtimeKey } from '../protocol/runtime-info.ts';
 import { HOLD_NEXT_WAITING_PER_WORKER, workerDepth } from '../scheduler/depth.ts';
 import { levelFill } from '../scheduler/policy.ts';
-import { type ArenaSlot, createFileArena, createMemoryArena, type SharedArena } from './arena.ts';
+import { type ArenaSlot, createFileArena, createMemoryArena, type SharedArena } from '../transport/arena.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
 import { argsParts } from './job-args.ts';
 import { type WorkerExit, WorkerHandle, type WorkerOptions } from './worker-handle.ts';
@@ -45,7 +45,7 @@ function roomIn(w: WorkerHandle, depth: number): number {
 
 export interface LocalPoolOptions extends WorkerOptions {
   ncpus: number;
-  /** Pass large arguments through shared memory (nodes/arena.ts); default true. */
+  /** Pass large arguments through shared memory (transport/arena.ts); default true. */
   sharedMemory?: boolean;
 }
 
@@ -53,6 +53,7 @@ export class LocalPool implements ComputeNode {
   readonly id = 'local';
   /** This machine's: native addons built here load here. */
   readonly runtimeKey = runtimeKey(localRuntime());
+  readonly info = null;
   /** Raised when workers cannot start at all; the server fails what it cannot run elsewhere. */
   onFatal: ((error: Error) => void) | null = null;
 
@@ -80,6 +81,10 @@ export class LocalPool implements ComputeNode {
     private readonly events: NodeEvents,
   ) {
     this.resize(opts.ncpus);
+  }
+
+  get usable(): boolean {
+    return this.ncpus > 0;
   }
 
   get ncpus(): number {

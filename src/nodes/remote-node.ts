@@ -6,12 +6,13 @@
  * the connection is lost, handed back to the scheduler to run elsewhere. Answers arriving on
  * an old connection are never read, so a node that comes back cannot deliver a second result.
  */
-import { WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import { PPError } from '../errors.ts';
 import { printable } from '../log.ts';
 import { packByHash } from '../modules/pack.ts';
 import { unreachableHint } from '../platform.ts';
 import { decode } from '../protocol/codec.ts';
+import { dialNode, formatAddress } from '../protocol/dial.ts';
 import { STEALING_PROTOCOL } from '../protocol/handshake.ts';
 import {
   decodeMessage,
@@ -22,16 +23,14 @@ import {
   runMessage,
 } from '../protocol/messages.ts';
 import { runtimeKey } from '../protocol/runtime-info.ts';
-import { linkDepth, targetDepth } from '../scheduler/depth.ts';
 import {
   CHUNK_BYTES,
   CloseCode,
   clientHandshake,
   HandshakeFailure,
-  MAX_WS_PAYLOAD,
   type SecureSocket,
-  zeroMask,
-} from '../transport/secure-socket.ts';
+} from '../protocol/secure-socket.ts';
+import { linkDepth, targetDepth } from '../scheduler/depth.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
 import { argsParts } from './job-args.ts';
 
@@ -49,8 +48,6 @@ export interface RemoteNodeOptions {
   alternates?: readonly string[];
   /** Label for stats and messages; default `host:port`. */
   label?: string;
-  /** The node id this entry stands for (discovered nodes): another node at the address is refused. */
-  expectId?: string;
   secret: Uint8Array;
   /** Ping period (default 500 ms); the node is declared dead after `deadAfterMs` (default 2000) without any message. */
   heartbeatMs?: number;
@@ -88,6 +85,10 @@ export class RemoteNode implements ComputeNode {
   /** The node handed jobs back: it is shutting down, so it gets no more (until it says welcome again). */
   private stopping = false;
   info: NodeInfo | null = null;
+
+  get usable(): boolean {
+    return this.state !== 'rejected';
+  }
 
   private socket: SecureSocket | null = null;
   /** Jobs sent and not answered, oldest first (a Map keeps insertion order). */
@@ -298,12 +299,7 @@ export class RemoteNode implements ComputeNode {
     for (const host of usable.length > 0 ? usable : this.addresses) {
       let ws: WebSocket;
       try {
-        ws = new WebSocket(`ws://${formatAddress(host, this.opts.port)}/`, {
-          maxPayload: MAX_WS_PAYLOAD,
-          perMessageDeflate: false,
-          generateMask: zeroMask,
-          handshakeTimeout: this.opts.connectTimeoutMs ?? 5000,
-        });
+        ws = dialNode(host, this.opts.port, this.opts.connectTimeoutMs ?? 5000);
       } catch (error) {
         firstError ??= error as Error; // an address the URL parser refuses
         continue;
@@ -343,7 +339,7 @@ export class RemoteNode implements ComputeNode {
     if (!this.reportedUnreachable) {
       this.reportedUnreachable = true;
       // The node answers the upgrade with an HTTP status when it refuses before any
-      // handshake (node/admission.ts): it is there, so a firewall hint would mislead.
+      // handshake (daemon/admission.ts): it is there, so a firewall hint would mislead.
       const status = /Unexpected server response: (\d+)/.exec(error.message)?.[1];
       const hint =
         (error instanceof HandshakeFailure && error.code === CloseCode.RateLimited) || status === '429'
@@ -421,11 +417,6 @@ export class RemoteNode implements ComputeNode {
   private handle(msg: Message): void {
     switch (msg.type) {
       case 'welcome': {
-        if (this.opts.expectId && msg.info.id !== this.opts.expectId) {
-          // Another node now listens where this one was: it has its own entry (if discovered).
-          this.socket?.close(CloseCode.Normal, 'not the node we were looking for');
-          return;
-        }
         this.info = msg.info;
         this.state = 'ready';
         this.stopping = false;
@@ -593,31 +584,4 @@ export class RemoteNode implements ComputeNode {
     }
     return job;
   }
-}
-
-/** `host:port`, with brackets around IPv6 addresses (a scope id's `%` escaped for URLs). */
-export function formatAddress(host: string, port: number): string {
-  return host.includes(':') ? `[${host.replace('%', '%25')}]:${port}` : `${host}:${port}`;
-}
-
-/** Parses `'host'`, `'host:port'`, `'[v6]:port'` (default port 60000). */
-export function parseAddress(spec: string, defaultPort = 60000): { host: string; port: number } {
-  const s = spec.trim();
-  let host = s;
-  let port = defaultPort;
-  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(s);
-  if (v6) {
-    host = v6[1]!;
-    if (v6[2]) port = Number(v6[2]);
-  } else if (/^[^:]+:\d+$/.test(s)) {
-    const i = s.lastIndexOf(':');
-    host = s.slice(0, i);
-    port = Number(s.slice(i + 1));
-  } else if (s.includes(':') && !/^[0-9a-fA-F:]+$/.test(s)) {
-    throw new PPError(`bad node address '${spec}': use 'host', 'host:port' or '[ipv6]:port'`);
-  }
-  if (!host || !Number.isInteger(port) || port < 1 || port > 65535) {
-    throw new PPError(`bad node address '${spec}': use 'host', 'host:port' or '[ipv6]:port' (port 1-65535)`);
-  }
-  return { host, port };
 }

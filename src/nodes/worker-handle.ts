@@ -16,8 +16,8 @@ import { Worker } from 'node:worker_threads';
 import { workerChannelStdio, workerIgnoredSignals } from '../platform.ts';
 import { decodeMessage, type JobStatus, type Message } from '../protocol/messages.ts';
 import { type ResultView, readResult } from '../protocol/result-frame.ts';
+import type { ArenaHandle } from '../transport/arena.ts';
 import { FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
-import type { ArenaHandle } from './arena.ts';
 import type { DispatchJob } from './compute-node.ts';
 
 export type Isolation = 'process' | 'thread';
@@ -30,7 +30,7 @@ export interface WorkerOptions {
   niceness?: number;
   /** Extra Node flags for worker processes (e.g. `['--cpu-prof']` to profile them). */
   execArgv?: readonly string[];
-  /** Shared memory the worker reads large arguments from (nodes/arena.ts). */
+  /** Shared memory the worker reads large arguments from (transport/arena.ts). */
   arena?: ArenaHandle | undefined;
   /** The module cache the worker loads packs from (modules/store.ts); default its own. */
   cacheDir?: string | undefined;
@@ -43,8 +43,8 @@ export const ARENA_FD = 4;
  * glibc malloc settings for worker processes (ignored elsewhere; a user's own
  * GLIBC_TUNABLES wins). A worker copies each large argument into a fresh buffer; by default
  * glibc serves 1 MiB from a fresh mmap or hands freed memory back at once, so every buffer
- * faults its pages in again, which is slow in a VM. Keeping up to 64 MiB of freed memory cut
- * a W4 worker's page faults from 20-70 to 10 per MiB and its CPU by 5-10%.
+ * faults its pages in again, which is slow in a VM. Keeping up to 64 MiB of freed memory
+ * saves most of those faults (figures: bench/NOTES.md).
  */
 const WORKER_MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864';
 
@@ -150,7 +150,7 @@ export class WorkerHandle {
   stopReason: { kind: 'timeout' | 'cancel'; jobId: number } | { kind: 'retire' | 'close' } | null = null;
   /** Why the worker said it stops on its own ('bye': it could not read a message), if it did. */
   farewell: string | null = null;
-  /** When the job at the head of `inFlight` started running (estimated), for timeouts. */
+  /** The timeout of the job at the head of `inFlight` (the one running): it stops the worker when it fires. */
   headTimer: NodeJS.Timeout | null = null;
 
   private child: ChildProcess | null = null;

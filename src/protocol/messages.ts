@@ -24,9 +24,13 @@ export const HEAD_LENGTH_BYTES = 4;
 
 /** What a worker needs to compile a function once; sent the first time it sees the hash. */
 export interface FunctionDefinition {
+  /** Hex SHA-256 of everything that defines the compiled function (code, modules, globals). */
   hash: string;
+  /** Display name: 'sum_primes', 'PartialSum.t_log', '<anonymous>'. */
   name: string;
+  /** Body for new Function(...bindings, code); returns { fn, classes }. */
   code: string;
+  /** Parameter names of the code: module bindings, then global names, then runtime helpers it uses. */
   bindings: string[];
   modules: Array<[binding: string, specifier: string]>;
   globals: Record<string, unknown>;
@@ -81,7 +85,7 @@ export type Message =
   /**
    * blob i = encoded [thisArg, args] of job i (as one or several parts). Between a server and
    * its own workers only, `slots[i]` lists (offset, length) pairs of job i's split parts in
-   * the shared arena (nodes/arena.ts); a message from the network never has them.
+   * the shared arena (transport/arena.ts); a message from the network never has them.
    */
   | { type: 'run'; fns: string[]; jobs: RunEntry[]; blobs: BlobParts[]; slots?: number[][] }
   | { type: 'cancel'; ids: number[] }

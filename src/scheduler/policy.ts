@@ -12,7 +12,11 @@
  * ({@link planSteals}).
  */
 
-import type { ComputeNode } from '../nodes/compute-node.ts';
+/** A node as placement sees it (nodes/compute-node.ts's ComputeNode is one): its room for jobs. */
+export interface HasRoom {
+  /** How many more jobs of `estimatedMs` it wants, with `waiting` more queued (ComputeNode.freeSlots). */
+  freeSlots(estimatedMs: number | undefined, waiting: number): number;
+}
 
 /**
  * Splits `queued` jobs over nodes that have `free[i]` free slots each. When there is less
@@ -45,7 +49,7 @@ export function assignJobs(queued: number, free: readonly number[]): number[] {
  * while another node has idle CPUs.
  */
 export function roomOfNodes(
-  nodes: readonly Pick<ComputeNode, 'freeSlots'>[],
+  nodes: readonly HasRoom[],
   estimatedMs: number | undefined,
   queued: number,
 ): number[] {

@@ -8,9 +8,9 @@ import './ignore-signals.ts';
 import { writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { type ArenaHandle, arenaReader } from '../nodes/arena.ts';
 import { syncChannelWrites } from '../platform.ts';
 import { encodeMessage } from '../protocol/messages.ts';
+import { type ArenaHandle, arenaReader } from '../transport/arena.ts';
 import { FRAME_HEADER_BYTES, FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
 import { WorkerRuntime } from './runtime.ts';
 
@@ -100,7 +100,7 @@ if (!isMainThread && parentPort) {
     }
     socket.write(Buffer.from(buf.subarray(start, end)), written);
   };
-  // Set by the pool when it passed its shared arena (see nodes/arena.ts); jobs' own child
+  // Set by the pool when it passed its shared arena (see transport/arena.ts); jobs' own child
   // processes must not inherit the claim.
   const arenaFd = Number(process.env.PP_NODE_ARENA_FD);
   delete process.env.PP_NODE_ARENA_FD;

@@ -13,7 +13,6 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { REF_CLASS, Ref } from '../api/ref.ts';
 import { type CompiledFunction, compileBundle, moduleExportValue } from '../functions/compile.ts';
 import { defaultCacheDir, PackStore } from '../modules/store.ts';
 import {
@@ -32,6 +31,7 @@ import {
   type Message,
   receivedBlob,
 } from '../protocol/messages.ts';
+import { REF_CLASS, Ref } from '../protocol/ref.ts';
 import { RESULT_HEAD_ROOM, writeResultHead } from '../protocol/result-frame.ts';
 
 /** How the runtime talks to its server: whole messages in, message parts out. */

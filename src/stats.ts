@@ -66,3 +66,22 @@ export function formatStats(stats: ServerStats): string {
   lines.push(`${stats.activeJobs} active tasks, ${stats.ncpus} cores`);
   return lines.join('\n');
 }
+
+/** A node as the job server shows it (`getActiveNodes()`, the 'node-up'/'node-down' events). */
+export interface NodeSummary {
+  /** 'local', or the remote node's 'host:port'. */
+  id: string;
+  /** The node's own name (its --name, or hostname). */
+  name: string;
+  ncpus: number;
+  /** Jobs sent to it and not answered yet. */
+  inFlight: number;
+  /** How fast it runs this server's jobs against the cluster's mean (2: in half the time); 1 until measured. */
+  speed: number;
+  /** Round trip of the link to it, ms (0 for the local pool). */
+  rttMs: number;
+  /** pp-node version of a remote node. */
+  version?: string;
+  /** Modules sent to a remote node because it lacked them: packs and bytes. */
+  modulesSent?: { packs: number; bytes: number };
+}

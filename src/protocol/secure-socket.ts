@@ -4,7 +4,7 @@
  *
  * Messages larger than a chunk are split into several sealed chunks, so the WebSocket's
  * `maxPayload` stays at one chunk (MAX_WS_PAYLOAD) on every connection. Before a peer has
- * authenticated, a node accepts only PREAUTH_MAX_PAYLOAD bytes a message (node/admission.ts).
+ * authenticated, a node accepts only PREAUTH_MAX_PAYLOAD bytes a message (daemon/admission.ts).
  */
 import { EventEmitter } from 'node:events';
 import type { WebSocket } from 'ws';
@@ -14,9 +14,9 @@ import {
   type HandshakeStep,
   MAX_HANDSHAKE_MESSAGE,
   NodeHandshake,
-} from '../protocol/handshake.ts';
-import type { HelloVerdict } from '../protocol/rate-limit.ts';
-import type { Session } from '../protocol/secure-channel.ts';
+} from './handshake.ts';
+import type { HelloVerdict } from './rate-limit.ts';
+import type { Session } from './secure-channel.ts';
 
 /** Plaintext bytes per sealed chunk: a 1 MiB argument plus its message head fits in one. */
 export const CHUNK_BYTES = 2 << 20;
