@@ -25,6 +25,7 @@ import {
   decodeRange,
   encode,
   encodeSplit,
+  heapBudgetFor,
   makeClassRegistry,
 } from '../protocol/codec.ts';
 import { JobStatus } from '../protocol/messages.ts';
@@ -891,7 +892,10 @@ export class Server extends EventEmitter<ServerEvents> {
     let ok = false;
     let outcome: unknown;
     try {
-      const value = decodeRange(bytes, start, end, rec.fn.registry);
+      // A node may hold the secret and still not be trusted with this process's memory (issue 13):
+      // what a result may cost to decode is tied to its size on the wire.
+      const limits = node instanceof RemoteNode ? { maxHeapBytes: heapBudgetFor(end - start) } : undefined;
+      const value = decodeRange(bytes, start, end, rec.fn.registry, limits);
       if (status === JobStatus.Ok) {
         ok = true;
         outcome = value;
@@ -901,9 +905,12 @@ export class Server extends EventEmitter<ServerEvents> {
           cause: value,
         });
     } catch (error) {
-      outcome = new JobSetupError(`the outcome of ${rec.name} from ${node.id} could not be decoded`, {
-        cause: error,
-      });
+      outcome = new JobSetupError(
+        `the outcome of ${rec.name} from ${node.id} could not be decoded: ${messageOf(error)}`,
+        {
+          cause: error,
+        },
+      );
     }
     this.#settle(rec, ok, outcome);
   }
