@@ -60,6 +60,10 @@ export interface DecodeLimits {
   maxBytes?: number;
   /** Most values accepted in one message, counting keys and nested values (default 16M). */
   maxItems?: number;
+}
+
+/** {@link DecodeLimits} and a heap budget (kept apart: HEAD_LIMITS sets every DecodeLimits field). */
+export interface DecodeBudget extends DecodeLimits {
   /**
    * Most heap the decoded value may take, in bytes, as estimated while decoding (default: no
    * limit): every container (object, array, Map, Set, instance, Error) counts
@@ -1795,7 +1799,7 @@ class Decoder {
   run(
     bytes: Uint8Array,
     classes: ClassRegistry | undefined,
-    limits: DecodeLimits | undefined,
+    limits: DecodeBudget | undefined,
     segments: SegmentSource | undefined,
     start: number,
     end: number,
@@ -1869,7 +1873,7 @@ let decoding = false;
 export function decode(
   bytes: Uint8Array,
   classes?: ClassRegistry,
-  limits?: DecodeLimits,
+  limits?: DecodeBudget,
   segments?: SegmentSource,
 ): unknown {
   if (!(bytes instanceof Uint8Array)) throw new CodecError('value: decode expects a Uint8Array', 'value');
@@ -1885,7 +1889,7 @@ export function decodeRange(
   start: number,
   end: number,
   classes?: ClassRegistry,
-  limits?: DecodeLimits,
+  limits?: DecodeBudget,
 ): unknown {
   if (!(bytes instanceof Uint8Array)) throw new CodecError('value: decode expects a Uint8Array', 'value');
   if (
@@ -1906,7 +1910,7 @@ function decodeIn(
   start: number,
   end: number,
   classes: ClassRegistry | undefined,
-  limits: DecodeLimits | undefined,
+  limits: DecodeBudget | undefined,
   segments: SegmentSource | undefined,
 ): unknown {
   // Decoding runs no user code, but stay correct if that ever changes.

@@ -51,7 +51,7 @@ const INTERESTING = [0x00, 0x01, 0x7f, 0x80, 0xff, 0xfe, 0xc7, 0xc9, 0xcb, 0xd0,
 
 /** One mutation of `input` (or of a splice with `other`). Never longer than `maxLength`. */
 export function mutate(rng: Rng, input: Uint8Array, other: Uint8Array, maxLength = 4096): Uint8Array {
-  let b = Uint8Array.from(input);
+  let b: Uint8Array = Uint8Array.from(input);
   const rounds = 1 + rng.int(4);
   for (let r = 0; r < rounds; r++) {
     const at = rng.int(b.length + 1);
