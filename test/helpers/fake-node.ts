@@ -28,6 +28,8 @@ export interface FakeNode {
   connections: number;
   /** Handshakes completed so far. */
   authenticated: number;
+  /** Ends every connection (a blip); keeps listening. */
+  dropAll(): void;
   close(): Promise<void>;
 }
 
@@ -45,6 +47,9 @@ export async function startFakeNode(opts: FakeNodeOptions): Promise<FakeNode> {
     host,
     connections: 0,
     authenticated: 0,
+    dropAll: () => {
+      for (const c of wss.clients) c.terminate();
+    },
     close: async () => {
       for (const s of sockets) s.terminate();
       for (const c of wss.clients) c.terminate();
