@@ -14,14 +14,15 @@
  * - Pre-authentication dials of discovered nodes go through one queue: at most
  *   `dialConcurrency` at once and `dialsPerSecond` started per second (p-queue).
  * - A node whose every instance said goodbye, or whose records expired (the browser's 'down'),
- *   is closed and forgotten; its jobs run elsewhere.
+ *   is closed and forgotten, its jobs run elsewhere; but one connected now stays until its
+ *   connection ends (a goodbye is unauthenticated too, and multicast may be lost while TCP works).
  */
 import PQueue from 'p-queue';
 import type { DiscoveredNode } from '../discovery/index.ts';
 import type { DialGate, Endpoint, RemoteNode } from '../nodes/remote-node.ts';
 
 /** Ids waiting for a place, at most. */
-export const MAX_WAITING = 1024;
+export const MAX_WAITING = 4096;
 
 export interface DiscoveryLimits {
   /** RemoteNodes made from discovery, at most (default 64). */
@@ -136,6 +137,11 @@ export class DiscoveredNodes {
    */
   sweep(): void {
     if (this.#closed) return;
+    for (const [id, entry] of this.#byId) {
+      if (entry.instances.size > 0 || entry.node.state === 'ready') continue;
+      this.#byId.delete(id); // no longer announced, and its connection ended
+      this.host.drop(entry.node);
+    }
     if (this.#waiting.size > 0) {
       for (const [id, entry] of this.#byId) {
         const n = entry.node;
@@ -187,10 +193,11 @@ export class DiscoveredNodes {
   #leave(instance: string, id: string): void {
     const entry = this.#byId.get(id);
     if (!entry?.instances.delete(instance)) return;
-    if (entry.instances.size === 0) {
+    if (entry.instances.size > 0) entry.node.rediscovered(this.#endpointsOf(entry), false);
+    else if (entry.node.state !== 'ready') {
       this.#byId.delete(id);
       this.host.drop(entry.node);
-    } else entry.node.rediscovered(this.#endpointsOf(entry), false);
+    } // else: connected now; sweep() drops it once its connection ends, unless announced again
   }
 
   /** Every instance's endpoints, in the order the instances were first seen, without duplicates. */
