@@ -5,6 +5,7 @@ import { createServer, type Server as NetServer } from 'node:net';
 import { test } from 'node:test';
 import { WebSocketServer } from 'ws';
 import { DiscoveredNodes } from '../src/api/discovered-nodes.ts';
+import { linkAddresses } from '../src/discovery/addresses.ts';
 import type { DiscoveredNode } from '../src/discovery/index.ts';
 import { Server } from '../src/index.ts';
 import { type Endpoint, RemoteNode } from '../src/nodes/remote-node.ts';
@@ -222,4 +223,60 @@ test('before authentication a client reads at most 128 bytes a message', { timeo
     await server.close();
     await new Promise((r) => wss.close(r));
   }
+});
+
+test('only on-link addresses of an announcement are dialled', () => {
+  const local = {
+    lo: [
+      {
+        address: '127.0.0.1',
+        netmask: '255.0.0.0',
+        family: 'IPv4',
+        mac: '00:00:00:00:00:00',
+        internal: true,
+        cidr: null,
+      },
+    ],
+    eth0: [
+      {
+        address: '192.168.1.10',
+        netmask: '255.255.255.0',
+        family: 'IPv4',
+        mac: '02:00:00:00:00:01',
+        internal: false,
+        cidr: null,
+      },
+      {
+        address: 'fd00::10',
+        netmask: 'ffff:ffff:ffff:ffff::',
+        family: 'IPv6',
+        mac: '02:00:00:00:00:01',
+        internal: false,
+        cidr: null,
+        scopeid: 2,
+      },
+    ],
+  } as unknown as Parameters<typeof linkAddresses>[1];
+  assert.deepEqual(
+    linkAddresses(
+      [
+        '192.168.1.20',
+        '127.0.0.1',
+        '0.0.0.0',
+        '224.0.0.251',
+        '255.255.255.255',
+        '10.9.9.9',
+        '::1',
+        '::',
+        'ff02::fb',
+        'fd00::20',
+        'fd01::1',
+        'fe80::1%eth0',
+        'fe80::2',
+        'nonsense',
+      ],
+      local,
+    ),
+    ['192.168.1.20', 'fd00::20', 'fe80::1%eth0'],
+  );
 });

@@ -65,15 +65,25 @@ describe('a client against a LAN attacker: 2,000 fake announcements and an impos
   });
 
   const stats = () => client.events.filter((e) => e.ev === 'stats');
-  const lastStats = async (since: number): Promise<LabEvent> =>
-    client.waitFor((e) => e.ev === 'stats', { since, ms: 60_000, what: 'client stats' });
-
-  it('bounded nodes, dials, memory and latency; the impostor never takes the node’s place', async () => {
-    node = lab.spawn(2, process.execPath, [BIN, '--workers', '1', '--log-format', 'json', '--name', 'real'], {
+  const impostorCount = () => Number(flood.events.filter((e) => e.ev === 'count').at(-1)?.impostor ?? 0);
+  const waitUntil = async (cond: () => boolean, ms: number, what: string) => {
+    const end = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > end) throw new Error(`no ${what} within ${ms} ms`);
+      await sleep(100);
+    }
+  };
+  const startNode = () =>
+    lab.spawn(2, process.execPath, [BIN, '--workers', '1', '--log-format', 'json', '--name', 'real'], {
       cwd: ROOT,
       hostname: 'real',
       env: { PP_SECRET: SECRET },
     });
+  const lastStats = async (since: number): Promise<LabEvent> =>
+    client.waitFor((e) => e.ev === 'stats', { since, ms: 60_000, what: 'client stats' });
+
+  it('bounded nodes, dials, memory and latency; the impostor never takes the node’s place', async () => {
+    node = startNode();
     const deadline = Date.now() + 15_000;
     while (!realId) {
       for (const line of node.output) {
@@ -106,7 +116,18 @@ describe('a client against a LAN attacker: 2,000 fake announcements and an impos
     flood = lab.spawn(
       3,
       process.execPath,
-      ['--import', 'tsx', FLOOD, JSON.stringify({ n: N, realId, loopbackPort: LOOPBACK_PORT, seconds: 200, feed: process.env.PP_ATTACK_FEED !== '0' })],
+      [
+        '--import',
+        'tsx',
+        FLOOD,
+        JSON.stringify({
+          n: N,
+          realId,
+          loopbackPort: LOOPBACK_PORT,
+          seconds: 200,
+          feed: process.env.PP_ATTACK_FEED !== '0',
+        }),
+      ],
       {
         cwd: ROOT,
       },
@@ -161,6 +182,34 @@ describe('a client against a LAN attacker: 2,000 fake announcements and an impos
     console.log(
       `# after the blip: active ${JSON.stringify(back.active)}, impostor dialled ${impostorDials} times`,
     );
+
+    // The node dies (its port refuses at once) and starts again: meanwhile the client tries the
+    // impostor's address, which refuses; it must come back to the node, never to the impostor.
+    const mark2 = client.events.length;
+    const mark2Time = Date.now();
+    const before = impostorCount();
+    node.kill('SIGKILL');
+    await client.waitFor((e) => e.ev === 'node-down' && e.id === label, {
+      since: mark2,
+      ms: 10_000,
+      what: 'node-down (killed)',
+    });
+    await waitUntil(() => impostorCount() > before, 30_000, 'a dial to the impostor');
+    node = startNode();
+    await client.waitFor((e) => e.ev === 'node-up' && e.id === label, {
+      since: mark2,
+      ms: 60_000,
+      what: 'node-up after restart',
+    });
+    // Up once its worker has started (a node counts only the workers it has started).
+    const again = await client.waitFor((e) => e.ev === 'stats' && (e.active as string[]).length > 1, {
+      since: mark2,
+      ms: 30_000,
+      what: 'the restarted node active',
+    });
+    console.log(
+      `# after the restart: active ${JSON.stringify(again.active)}, impostor dialled ${impostorCount()} times`,
+    );
     if (MEASURE_ONLY) return;
 
     assert.ok(Number(under.nodes) <= 64 + 1, `nodes kept: ${under.nodes} (cap 64, plus the local pool)`);
@@ -174,8 +223,16 @@ describe('a client against a LAN attacker: 2,000 fake announcements and an impos
       'the node, not the impostor',
     );
     assert.deepEqual(
+      (again.active as string[]).filter((id) => id !== 'local'),
+      [label],
+      `the node, not the impostor:\n${client.events
+        .filter((e) => e.t! >= mark2Time)
+        .map((e) => JSON.stringify(e))
+        .join('\n')}`,
+    );
+    assert.deepEqual(
       client.events.filter((e) => e.ev === 'node-up').map((e) => e.id),
-      [label, label],
+      [label, label, label],
       'only the real node ever came up',
     );
   });

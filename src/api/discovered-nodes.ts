@@ -12,7 +12,8 @@
  *   {@link MAX_WAITING}). While some wait, a node that never authenticated and whose last
  *   `dropAfterFailures` rounds of dials failed gives its place up and waits again at the back.
  * - Pre-authentication dials of discovered nodes go through one queue: at most
- *   `dialConcurrency` at once and `dialsPerSecond` started per second (p-queue).
+ *   `dialConcurrency` at once and `dialsPerSecond` started per second (p-queue); dials of nodes
+ *   that have authenticated before go first.
  * - A node whose every instance said goodbye, or whose records expired (the browser's 'down'),
  *   is closed and forgotten, its jobs run elsewhere; but one connected now stays until its
  *   connection ends (a goodbye is unauthenticated too, and multicast may be lost while TCP works).
@@ -79,7 +80,8 @@ export class DiscoveredNodes {
       intervalCap: this.#limits.dialsPerSecond,
       interval: 1000,
     });
-    this.#dial = <T>(attempt: () => Promise<T>) => this.#queue.add(attempt) as Promise<T>;
+    this.#dial = <T>(attempt: () => Promise<T>, proven: boolean) =>
+      this.#queue.add(attempt, { priority: proven ? 1 : 0 }) as Promise<T>;
     this.#timer = setInterval(() => this.sweep(), 500);
     this.#timer.unref();
   }

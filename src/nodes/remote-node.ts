@@ -48,8 +48,12 @@ export interface Endpoint {
   port: number;
 }
 
-/** Runs one pre-authentication dial (connect + handshake); the server bounds how many run at once. */
-export type DialGate = <T>(attempt: () => Promise<T>) => Promise<T>;
+/**
+ * Runs one pre-authentication dial (connect + handshake); the server bounds how many run at
+ * once. `proven`: the node has authenticated before (its dials go first: a flood of fake
+ * announcements must not keep a known node waiting behind them).
+ */
+export type DialGate = <T>(attempt: () => Promise<T>, proven: boolean) => Promise<T>;
 
 export interface RemoteNodeOptions {
   host: string;
@@ -309,14 +313,14 @@ export class RemoteNode implements ComputeNode {
   /**
    * Where the node may answer now (every announcement that names its id, each kept apart by the
    * caller: one never replaces another's addresses). `again`: it was announced again, so a node
-   * waiting to retry (after a failure or a refusal) retries now, with its backoff reset.
+   * waiting to retry (after a failure or a refusal) retries now, with its backoff reset (a
+   * refusal already reported is not reported again until the node has authenticated).
    */
   rediscovered(endpoints: readonly Endpoint[], again = true): void {
     if (endpoints.length > 0) this.endpoints = endpoints.map((e) => ({ host: e.host, port: e.port }));
     if (again && this.state === 'backoff') {
       if (this.retryTimer) clearTimeout(this.retryTimer);
       this.backoffMs = 0;
-      this.reportedRefusal = false;
       void this.connect();
     }
   }
@@ -388,7 +392,7 @@ export class RemoteNode implements ComputeNode {
         throw error;
       }
     };
-    return this.opts.dial ? this.opts.dial(attempt) : attempt();
+    return this.opts.dial ? this.opts.dial(attempt, this.authenticatedOnce) : attempt();
   }
 
   /** Every endpoint failed: report once, and retry with backoff (longer after a refusal). */
