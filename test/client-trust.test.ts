@@ -187,7 +187,7 @@ test('discovered nodes are capped; ids that keep failing give their place up to 
   const real = await startFakeNode({ secret: SECRET, id: 'node-real' });
   const { d, made } = discovery({ maxNodes: 4, dropAfterFailures: 2 });
   try {
-    dead.forEach((port, i) => d.up(announced(`fake${i}`, `fake-${i}`, port)));
+    for (const [i, port] of dead.entries()) d.up(announced(`fake${i}`, `fake-${i}`, port));
     d.up(announced('real', 'node-real', real.port)); // last in line
     assert.equal(d.size, 4, 'capped');
     assert.equal(d.waiting, 9);

@@ -33,7 +33,7 @@ const FLOOD = fileURLToPath(new URL('./lab/flood.ts', import.meta.url));
 const SECRET = randomBytes(32).toString('hex');
 const N = Number(process.env.PP_ATTACK_N ?? 2000);
 /** How long the flood is watched before the figures are taken. */
-const WATCH_MS = Number(process.env.PP_ATTACK_WATCH_MS ?? 30_000);
+const WATCH_MS = Number(process.env.PP_ATTACK_WATCH_MS ?? 20_000);
 const MEASURE_ONLY = process.env.PP_ATTACK_MEASURE_ONLY === '1';
 const LOOPBACK_PORT = 47_123;
 

@@ -38,7 +38,11 @@ flood.on('connection', (ws) => {
 });
 const floodPort = (flood.address() as AddressInfo).port;
 // On the real node's port too: the attack (an announcement keyed by id and port).
-const impostor = await startFakeNode({ secret: 'not-the-cluster-secret-0000000000000', host: addr, port: 60000 });
+const impostor = await startFakeNode({
+  secret: 'not-the-cluster-secret-0000000000000',
+  host: addr,
+  port: 60000,
+});
 
 const SERVICE = '_pp-node._tcp.local';
 type Rec = { name: string; type: string; ttl: number; data: unknown };
