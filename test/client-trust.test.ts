@@ -280,3 +280,30 @@ test('only on-link addresses of an announcement are dialled', () => {
     ['192.168.1.20', 'fd00::20', 'fe80::1%eth0'],
   );
 });
+
+test('a refused node announced again is dialled again at once (its backoff reset), not reported twice', {
+  timeout: 30_000,
+}, async () => {
+  const impostor = await startFakeNode({ secret: OTHER, id: 'node-a' });
+  const problems: Error[] = [];
+  const secret = new TextEncoder().encode(SECRET);
+  const events = { onResult: () => {}, onJobFailed: () => {}, onRequeue: () => {}, onCapacity: () => {} };
+  const node = new RemoteNode(
+    { host: '127.0.0.1', port: impostor.port, expectId: 'node-a', secret },
+    events,
+    { onUp: () => {}, onDown: () => {}, onProblem: (_n, e) => problems.push(e) },
+  );
+  try {
+    await waitFor(() => node.refused, 10_000, 'the refusal');
+    const dials = impostor.connections;
+    const t0 = Date.now();
+    node.rediscovered([{ host: '127.0.0.1', port: impostor.port }], true);
+    await waitFor(() => impostor.connections > dials, 10_000, 'a dial after the announcement');
+    assert.ok(Date.now() - t0 < 2000, `dialled ${Date.now() - t0} ms after the announcement (backoff: 5 s)`);
+    await waitFor(() => node.refused && node.failures >= 2, 10_000, 'the second refusal');
+    assert.equal(problems.length, 1, 'reported once');
+  } finally {
+    await node.close();
+    await impostor.close();
+  }
+});
