@@ -178,10 +178,17 @@ export interface FuzzReport {
 export class FuzzFinding extends Error {}
 
 /**
- * Runs the targets on generated inputs until `deadline` (performance.now()) or `maxInputs`.
+ * Runs the targets on generated inputs until `deadline` (performance.now()) and `minInputs`,
+ * or `maxInputs`.
  * Throws a FuzzFinding that names seed, input number, target and input bytes (hex).
  */
-export function fuzz(seed: number, deadline: number, maxInputs: number, maxInputMs = 1000): FuzzReport {
+export function fuzz(
+  seed: number,
+  deadline: number,
+  maxInputs: number,
+  maxInputMs = 1000,
+  minInputs = 0,
+): FuzzReport {
   const rng = new Rng(seed);
   const handshakeCorpus = validHandshake();
   const messages = validMessages();
@@ -272,7 +279,7 @@ export function fuzz(seed: number, deadline: number, maxInputs: number, maxInput
   const schedule = targets.flatMap(([name, weight, run]) =>
     Array.from({ length: weight }, () => ({ name, run })),
   );
-  for (let i = 0; i < maxInputs && performance.now() < deadline; i++) {
+  for (let i = 0; i < maxInputs && (i < minInputs || performance.now() < deadline); i++) {
     const { name, run } = schedule[i % schedule.length]!;
     const corpus = name.startsWith('message') || name.startsWith('frame') ? messages : handshakeCorpus;
     let base = corpus[rng.int(corpus.length)]!;
