@@ -6,12 +6,19 @@
  *
  *   [u32 head length][head][blob 0][blob 1]...
  *
+ * The head is `[type, ...fields, blobLengths]`, the fields of each type in the order of
+ * {@link MESSAGE_FIELDS}, the one table that encodeMessage and decodeMessage both follow.
+ *
  * Blobs are encoded with the job's own class registry, which the receiver only knows after
  * compiling the job's function; keeping them outside the head lets it decode them later.
  * Heads from the network are checked field by field: a peer that sends a wrong shape gets a
  * MessageError, never a crash deeper in.
  */
+import { writeU32BE } from '../transport/frames.ts';
 import { CodecError, type DecodeLimits, decode, encode } from './codec.ts';
+
+/** Bytes of the head length in front of every message (big-endian, as frame lengths). */
+export const HEAD_LENGTH_BYTES = 4;
 
 /** What a worker needs to compile a function once; sent the first time it sees the hash. */
 export interface FunctionDefinition {
@@ -33,6 +40,13 @@ export const JobStatus = {
   Cancelled: 3,
 } as const;
 export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
+/** The highest JobStatus: the statuses are the integers 0..JOB_STATUS_MAX. */
+export const JOB_STATUS_MAX = Math.max(...Object.values(JobStatus)) as JobStatus;
+
+/** Whether `v` is a JobStatus (an integer in 0..JOB_STATUS_MAX). */
+export function isJobStatus(v: unknown): v is JobStatus {
+  return typeof v === 'number' && v >= 0 && v <= JOB_STATUS_MAX && (v | 0) === v;
+}
 
 /**
  * A job in a run message: id, index of its function's hash in the message's `fns`, its
@@ -135,57 +149,12 @@ export function runMessage(
 
 /** Encodes a message into parts (head length + head + blobs), ready to be framed or sealed. */
 export function encodeMessage(msg: Message): Uint8Array[] {
-  let head: unknown[];
-  let blobs: readonly BlobParts[] = [];
-  switch (msg.type) {
-    case 'run':
-      blobs = msg.blobs;
-      head = msg.slots ? ['run', msg.jobs, msg.fns, msg.slots] : ['run', msg.jobs, msg.fns];
-      break;
-    case 'done':
-      blobs = msg.blobs;
-      head = ['done', msg.results];
-      break;
-    case 'put':
-      blobs = msg.blobs;
-      head = ['put', msg.refs];
-      break;
-    case 'release':
-      head = ['release', msg.refs];
-      break;
-    case 'failed':
-      blobs = msg.blobs;
-      head = ['failed', msg.ids];
-      break;
-    case 'define':
-      head = ['define', msg.defs];
-      break;
-    case 'cancel':
-    case 'withdraw':
-    case 'requeue':
-    case 'withdrawn':
-      head = [msg.type, msg.ids];
-      break;
-    case 'ready':
-      head = ['ready', msg.pid];
-      break;
-    case 'welcome':
-      head = ['welcome', msg.info];
-      break;
-    case 'ping':
-    case 'pong':
-      head = [msg.type, msg.t];
-      break;
-    case 'ncpus':
-      head = ['ncpus', msg.ncpus];
-      break;
-    case 'bye':
-      head = ['bye', msg.reason];
-      break;
-    case 'shutdown':
-      head = ['shutdown'];
-      break;
-  }
+  const spec: FieldSpec = MESSAGE_FIELDS[msg.type];
+  const fields = msg as unknown as Record<string, unknown>;
+  const head: unknown[] = [msg.type];
+  for (const [name] of spec.fields) head.push(fields[name]);
+  if (spec.optional && fields[spec.optional[0]] !== undefined) head.push(fields[spec.optional[0]]);
+  const blobs = spec.blobs ? (fields.blobs as readonly BlobParts[]) : [];
   const lengths: number[] = [];
   const parts: Uint8Array[] = [];
   for (const b of blobs) {
@@ -203,8 +172,8 @@ export function encodeMessage(msg: Message): Uint8Array[] {
   }
   head.push(lengths);
   const headBytes = encode(head);
-  const prefix = Buffer.allocUnsafe(4);
-  prefix.writeUInt32BE(headBytes.byteLength, 0);
+  const prefix = Buffer.allocUnsafe(HEAD_LENGTH_BYTES);
+  writeU32BE(prefix, 0, headBytes.byteLength);
   return [prefix, headBytes, ...parts];
 }
 
@@ -274,70 +243,36 @@ export function definitionProblem(def: FunctionDefinition): DefinitionProblem | 
  * learn which jobs to fail.
  */
 export function decodeMessage(frame: Uint8Array, limits: DecodeLimits = HEAD_LIMITS): Message {
-  if (frame.byteLength < 4) throw new MessageError('message shorter than its head length');
+  if (frame.byteLength < HEAD_LENGTH_BYTES) throw new MessageError('message shorter than its head length');
   const view = Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
   const headLen = view.readUInt32BE(0);
-  if (headLen > view.length - 4) throw new MessageError('message head runs past the frame');
+  if (headLen > view.length - HEAD_LENGTH_BYTES) throw new MessageError('message head runs past the frame');
   let head: unknown;
   try {
-    head = decode(view.subarray(4, 4 + headLen), undefined, limits);
+    head = decode(view.subarray(HEAD_LENGTH_BYTES, HEAD_LENGTH_BYTES + headLen), undefined, limits);
   } catch (error) {
     throw new MessageError(`message head does not decode: ${(error as Error).message}`);
   }
   if (!Array.isArray(head) || head.length < 2 || typeof head[0] !== 'string') {
     throw new MessageError('message head is not [type, ..., blobLengths]');
   }
-  const blobs = splitBlobs(view, 4 + headLen, head[head.length - 1]);
+  const blobs = splitBlobs(view, HEAD_LENGTH_BYTES + headLen, head[head.length - 1]);
   const type = head[0];
-  const a = head[1];
-  switch (type) {
-    case 'run': {
-      const fns = check(head[2], isStrings, type);
-      const jobs = check(a, isRunEntries, type);
-      for (const j of jobs) if (j[1] >= fns.length) throw new MessageError(`malformed 'run' message`);
-      const msg: Message = { type, fns, jobs, blobs: sameLength(blobs, a as unknown[], type) };
-      if (head.length === 5) {
-        const slots = check(head[3], isSlotLists, type);
-        if (slots.length !== jobs.length) throw new MessageError(`malformed 'run' message`);
-        msg.slots = slots;
-      }
-      return msg;
-    }
-    case 'done':
-      return {
-        type,
-        results: check(a, isResultEntries, type),
-        blobs: sameLength(blobs, a as unknown[], type),
-      };
-    case 'put':
-      return { type, refs: check(a, isStrings, type), blobs: sameLength(blobs, a as unknown[], type) };
-    case 'release':
-      return { type, refs: check(a, isStrings, type) };
-    case 'failed':
-      return { type, ids: check(a, isIds, type), blobs: sameLength(blobs, a as unknown[], type) };
-    case 'define':
-      return { type, defs: check(a, isDefinitions, type) };
-    case 'cancel':
-    case 'withdraw':
-    case 'requeue':
-    case 'withdrawn':
-      return { type, ids: check(a, isIds, type) };
-    case 'ready':
-      return { type, pid: check(a, isCount, type) };
-    case 'welcome':
-      return { type, info: check(a, isNodeInfo, type) };
-    case 'ping':
-    case 'pong':
-      return { type, t: check(a, isFiniteNumber, type) };
-    case 'ncpus':
-      return { type, ncpus: check(a, isCount, type) };
-    case 'bye':
-      return { type, reason: check(a, isString, type) };
-    case 'shutdown':
-      return { type };
-    default:
-      throw new MessageError(`unknown message type ${JSON.stringify(type).slice(0, 40)}`);
+  if (!Object.hasOwn(MESSAGE_FIELDS, type)) {
+    throw new MessageError(`unknown message type ${JSON.stringify(type).slice(0, 40)}`);
   }
+  const spec: FieldSpec = MESSAGE_FIELDS[type as Message['type']];
+  const msg: Record<string, unknown> = { type };
+  spec.fields.forEach(([name, ok], i) => {
+    msg[name] = check(head[1 + i], ok, type);
+  });
+  const n = spec.fields.length;
+  if (spec.optional && head.length === n + 3)
+    msg[spec.optional[0]] = check(head[1 + n], spec.optional[1], type);
+  // Blob i belongs to item i of the first field.
+  if (spec.blobs) msg.blobs = sameLength(blobs, head[1] as unknown[], type);
+  if (spec.valid && !spec.valid(msg)) throw new MessageError(`malformed '${type}' message`);
+  return msg as unknown as Message;
 }
 
 function splitBlobs(frame: Buffer, start: number, lengths: unknown): Uint8Array[] {
@@ -353,7 +288,7 @@ function splitBlobs(frame: Buffer, start: number, lengths: unknown): Uint8Array[
   return out;
 }
 
-function check<T>(value: unknown, ok: (v: unknown) => v is T, type: string): T {
+function check(value: unknown, ok: Check, type: string): unknown {
   if (!ok(value)) throw new MessageError(`malformed '${type}' message`);
   return value;
 }
@@ -386,12 +321,7 @@ const isRunEntries = (v: unknown): v is RunEntry[] =>
 const isResultEntries = (v: unknown): v is ResultEntry[] =>
   Array.isArray(v) &&
   v.every(
-    (e) =>
-      Array.isArray(e) &&
-      e.length === 3 &&
-      isCount(e[0]) &&
-      (e[1] === 0 || e[1] === 1 || e[1] === 2 || e[1] === 3) &&
-      isFiniteNumber(e[2]),
+    (e) => Array.isArray(e) && e.length === 3 && isCount(e[0]) && isJobStatus(e[1]) && isFiniteNumber(e[2]),
   );
 const isDefinitions = (v: unknown): v is FunctionDefinition[] =>
   Array.isArray(v) &&
@@ -419,3 +349,64 @@ const isNodeInfo = (v: unknown): v is NodeInfo =>
   isCount((v as NodeInfo).ncpus) &&
   isString((v as NodeInfo).version) &&
   isCount((v as NodeInfo).protocol);
+
+/** A field's check: a type guard of its value as decoded from the head. */
+type Check = (v: unknown) => boolean;
+/** A message type's head, after the type and before the blob lengths. */
+interface FieldSpec {
+  /** Its fields in wire order, each with its check. */
+  readonly fields: ReadonlyArray<readonly [name: string, check: Check]>;
+  /** A last field that may be missing (the head is one longer when it is there). */
+  readonly optional?: readonly [name: string, check: Check];
+  /** The message has `blobs`, blob i belonging to item i of its first field. */
+  readonly blobs?: true;
+  /** What the fields must agree on together. */
+  readonly valid?: (msg: Record<string, unknown>) => boolean;
+}
+/** The field names of message type K, as the table may list them (the compiler checks). */
+type FieldsOf<K extends Message['type']> = Exclude<keyof Extract<Message, { type: K }>, 'type' | 'blobs'>;
+type SpecOf<K extends Message['type']> = FieldSpec & {
+  readonly fields: ReadonlyArray<readonly [name: FieldsOf<K>, check: Check]>;
+  readonly optional?: readonly [name: FieldsOf<K>, check: Check];
+};
+
+const ids = [['ids', isIds]] as const;
+const t = [['t', isFiniteNumber]] as const;
+
+/**
+ * Every message type's head: the one statement of the wire shape of messages (the Message
+ * union above gives their TypeScript types; the compiler checks that the two name the same
+ * types and fields). Adding a message: a member of the union, a row here.
+ */
+export const MESSAGE_FIELDS: { readonly [K in Message['type']]: SpecOf<K> } = {
+  define: { fields: [['defs', isDefinitions]] },
+  run: {
+    fields: [
+      ['jobs', isRunEntries],
+      ['fns', isStrings],
+    ],
+    optional: ['slots', isSlotLists],
+    blobs: true,
+    valid: (m) => {
+      const jobs = m.jobs as RunEntry[];
+      const fns = m.fns as string[];
+      for (const j of jobs) if (j[1] >= fns.length) return false;
+      return m.slots === undefined || (m.slots as number[][]).length === jobs.length;
+    },
+  },
+  cancel: { fields: ids },
+  withdraw: { fields: ids },
+  put: { fields: [['refs', isStrings]], blobs: true },
+  release: { fields: [['refs', isStrings]] },
+  shutdown: { fields: [] },
+  ready: { fields: [['pid', isCount]] },
+  done: { fields: [['results', isResultEntries]], blobs: true },
+  welcome: { fields: [['info', isNodeInfo]] },
+  requeue: { fields: ids },
+  withdrawn: { fields: ids },
+  failed: { fields: ids, blobs: true },
+  ping: { fields: t },
+  pong: { fields: t },
+  ncpus: { fields: [['ncpus', isCount]] },
+  bye: { fields: [['reason', isString]] },
+};

@@ -8,16 +8,21 @@
  * blobs: [blob] })` behind a frame header (transport/frames.ts), so either side may use the
  * general path instead; the tests check both ways.
  */
+import { FRAME_HEADER_BYTES, readU32BE, writeU32BE } from '../transport/frames.ts';
+import { FIXARRAY, FIXSTR } from './codec/format.ts';
 import { CODEC_VERSION, numberEnd, readNumberAt, writeNumberAt } from './codec.ts';
-import type { JobStatus } from './messages.ts';
+import { HEAD_LENGTH_BYTES, isJobStatus, type JobStatus } from './messages.ts';
 
 /** Bytes to leave before a result's encoded value for {@link writeResultHead}. */
 export const RESULT_HEAD_ROOM = 48;
 
-// The head is the codec encoding of ['done', [[id, status, ms]], [blobLength]].
-const FIXARRAY_1 = 0xa1;
-const FIXARRAY_3 = 0xa3;
-const HEAD_START = [CODEC_VERSION, FIXARRAY_3, 0x84, 0x64, 0x6f, 0x6e, 0x65, FIXARRAY_1, FIXARRAY_3];
+// The head is the codec encoding (protocol/codec/format.ts) of ['done', [[id, status, ms]], [blobLength]].
+const FIXARRAY_1 = FIXARRAY | 1;
+const FIXARRAY_3 = FIXARRAY | 3;
+const DONE = [FIXSTR | 4, ...Buffer.from('done', 'latin1')]; // 'done' as a short Latin-1 string
+const HEAD_START = [CODEC_VERSION, FIXARRAY_3, ...DONE, FIXARRAY_1, FIXARRAY_3];
+/** Frame length and head length, in front of the head. */
+const PREFIX = FRAME_HEADER_BYTES + HEAD_LENGTH_BYTES;
 
 const scratch = new Uint8Array(RESULT_HEAD_ROOM);
 
@@ -41,10 +46,10 @@ export function writeResultHead(
   n = writeNumberAt(scratch, n, durationMs);
   scratch[n++] = FIXARRAY_1;
   n = writeNumberAt(scratch, n, blobEnd - blobStart);
-  const start = blobStart - 8 - n;
-  writeU32BE(buf, start, blobEnd - start - 4); // frame payload
-  writeU32BE(buf, start + 4, n); // message head
-  const at = start + 8;
+  const start = blobStart - PREFIX - n;
+  writeU32BE(buf, start, blobEnd - start - FRAME_HEADER_BYTES); // frame payload
+  writeU32BE(buf, start + FRAME_HEADER_BYTES, n); // message head
+  const at = start + PREFIX;
   for (let i = 0; i < n; i++) buf[at + i] = scratch[i]!; // a few bytes: no view needed
   return start;
 }
@@ -63,13 +68,13 @@ export interface ResultView {
  * the caller then hands the frame to decodeMessage, which says what is wrong.
  */
 export function readResult(frame: Uint8Array, out: ResultView, start = 0, end = frame.byteLength): boolean {
-  if (end - start < 4 + HEAD_START.length) return false;
-  const headLen =
-    ((frame[start]! << 24) | (frame[start + 1]! << 16) | (frame[start + 2]! << 8) | frame[start + 3]!) >>> 0;
-  const headEnd = start + 4 + headLen;
+  if (end - start < HEAD_LENGTH_BYTES + HEAD_START.length) return false;
+  const headLen = readU32BE(frame, start);
+  const headEnd = start + HEAD_LENGTH_BYTES + headLen;
   if (headEnd > end) return false;
-  for (let i = 0; i < HEAD_START.length; i++) if (frame[start + 4 + i] !== HEAD_START[i]) return false;
-  let pos = start + 4 + HEAD_START.length;
+  for (let i = 0; i < HEAD_START.length; i++)
+    if (frame[start + HEAD_LENGTH_BYTES + i] !== HEAD_START[i]) return false;
+  let pos = start + HEAD_LENGTH_BYTES + HEAD_START.length;
   const id = readNumberAt(frame, pos, headEnd);
   if (id === undefined) return false;
   const status = readNumberAt(frame, numberEnd.pos, headEnd);
@@ -80,20 +85,11 @@ export function readResult(frame: Uint8Array, out: ResultView, start = 0, end = 
   if (frame[pos] !== FIXARRAY_1) return false;
   const length = readNumberAt(frame, pos + 1, headEnd);
   if (length === undefined || numberEnd.pos !== headEnd || headEnd + length !== end) return false;
-  if (!Number.isSafeInteger(id) || id < 0 || !(status >= 0 && status <= 3 && (status | 0) === status))
-    return false;
+  if (!Number.isSafeInteger(id) || id < 0 || !isJobStatus(status)) return false;
   if (!Number.isFinite(durationMs)) return false;
   out.id = id;
-  out.status = status as JobStatus;
+  out.status = status;
   out.durationMs = durationMs;
   out.blobStart = headEnd;
   return true;
-}
-
-/** A frame or head length, as transport/frames.ts reads it (big-endian). */
-export function writeU32BE(b: Uint8Array, at: number, v: number): void {
-  b[at] = v >>> 24;
-  b[at + 1] = v >>> 16;
-  b[at + 2] = v >>> 8;
-  b[at + 3] = v;
 }

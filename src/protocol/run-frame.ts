@@ -7,8 +7,10 @@
  * The bytes are exactly those of `joinFrame(encodeMessage(runMessage(jobs, slots)), true)`
  * (transport/frames.ts), so the worker reads it as any other message; the tests compare both.
  */
+import { FRAME_HEADER_BYTES, writeU32BE } from '../transport/frames.ts';
+import { FIXARRAY, FIXSTR, NUMBER_MAX_BYTES as NUMBER_MAX, T_ARRAY } from './codec/format.ts';
 import { encode, writeNumberAt } from './codec.ts';
-import { writeU32BE } from './result-frame.ts';
+import { HEAD_LENGTH_BYTES } from './messages.ts';
 
 /** A job as {@link writeRunFrame} needs it. */
 export interface RunFrameJob {
@@ -16,15 +18,13 @@ export interface RunFrameJob {
   readonly hash: string;
 }
 
-// Codec bytes (protocol/codec.ts) of the head ['run', entries, fns, slots?, blobLengths].
-const FIXARRAY = 0xa0;
-const T_ARRAY = 0xc7;
-const RUN = [0x83, 0x72, 0x75, 0x6e]; // 'run' as a short Latin-1 string
+// Codec bytes (protocol/codec/format.ts) of the head ['run', entries, fns, slots?, blobLengths].
+const RUN = [FIXSTR | 3, ...Buffer.from('run', 'latin1')]; // 'run' as a short Latin-1 string
+/** Frame length and head length go in front of the head, once known. */
+const PREFIX = FRAME_HEADER_BYTES + HEAD_LENGTH_BYTES;
 const ENTRY_HEAD = FIXARRAY | 4; // [id, fn, timeout, refs]
 const NO_TIMEOUT = 0;
 const NO_REFS = FIXARRAY; // an empty array
-/** Most bytes one number takes (a float64 and its tag). */
-const NUMBER_MAX = 9;
 
 let scratch = Buffer.allocUnsafeSlow(16 * 1024);
 
@@ -52,8 +52,8 @@ export function writeRunFrame(
   if (scratch.byteLength < worst) scratch = Buffer.allocUnsafeSlow(Math.max(worst, scratch.byteLength * 2));
   const b = scratch;
 
-  // Head, from byte 8 (frame length and head length go in front once known).
-  let p = 8;
+  // Head, after the prefix (frame length and head length go in front once known).
+  let p = PREFIX;
   b[p++] = fnBytes[0]!; // CODEC_VERSION
   b[p++] = FIXARRAY | (slots ? 5 : 4);
   for (const c of RUN) b[p++] = c;
@@ -82,11 +82,11 @@ export function writeRunFrame(
     body += len;
     p = writeNumberAt(b, p, len);
   }
-  const headLen = p - 8;
-  writeU32BE(b, 0, 4 + headLen + body);
-  writeU32BE(b, 4, headLen);
+  const headLen = p - PREFIX;
+  writeU32BE(b, 0, HEAD_LENGTH_BYTES + headLen + body);
+  writeU32BE(b, FRAME_HEADER_BYTES, headLen);
 
-  const from = withHeader ? 0 : 4;
+  const from = withHeader ? 0 : FRAME_HEADER_BYTES;
   const out = Buffer.allocUnsafeSlow(p - from + body);
   out.set(new Uint8Array(b.buffer, from, p - from));
   p -= from;

@@ -127,3 +127,16 @@ export class FrameReader {
     }
   }
 }
+
+/** Writes a frame length (or any length of the same form: 4 bytes, big-endian) at `at`. */
+export function writeU32BE(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = v >>> 16;
+  b[at + 2] = v >>> 8;
+  b[at + 3] = v;
+}
+
+/** Reads a length written by {@link writeU32BE}. */
+export function readU32BE(b: Uint8Array, at: number): number {
+  return ((b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!) >>> 0;
+}
