@@ -514,7 +514,9 @@ describe('LAN cluster on a lab LAN: autodiscover, no addresses configured', {
       assert.match(out, new RegExp(`node up: ${n.name} at ${n.label}, 1 CPUs`));
     assert.match(
       out,
-      new RegExp(`node error: node ${rogue.label}: whoever answered at \\S+( \\(of \\d+ addresses tried\\))? rejected our secret`),
+      new RegExp(
+        `node error: node ${rogue.label}: whoever answered at \\S+( \\(of \\d+ addresses tried\\))? rejected our secret`,
+      ),
     );
     const inputs = Array.from({ length: 48 }, (_, i) => 500_000 + i * 1000);
     const sums = expectedSums(inputs);
