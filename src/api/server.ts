@@ -14,13 +14,20 @@ import { type FunctionBundle, getBundle, type ModuleSpec } from '../functions/bu
 import type { ComputeNode, DispatchJob, NodeEvents, RefData } from '../nodes/compute-node.ts';
 import { type JobArgs, releaseArgs, wholeArgs } from '../nodes/job-args.ts';
 import { LocalPool } from '../nodes/local-pool.ts';
-import { NodeRejectedError, RemoteNode, type RemoteNodeListener } from '../nodes/remote-node.ts';
+import {
+  type DialGate,
+  type Endpoint,
+  NodeRejectedError,
+  RemoteNode,
+  type RemoteNodeListener,
+} from '../nodes/remote-node.ts';
 import type { Isolation } from '../nodes/worker-handle.ts';
 import {
   type ClassRegistry,
   decodeRange,
   encode,
   encodeSplit,
+  heapBudgetFor,
   makeClassRegistry,
 } from '../protocol/codec.ts';
 import { parseAddress } from '../protocol/dial.ts';
@@ -43,6 +50,7 @@ import { resolveSecret } from '../secret.ts';
 import { checkSecretStrength } from '../secret-strength.ts';
 import { formatStats, type NodeStats, type NodeSummary, type ServerStats } from '../stats.ts';
 import { createHeapArena, type SharedArena } from '../transport/arena.ts';
+import { DiscoveredNodes } from './discovered-nodes.ts';
 import type { Job } from './job.ts';
 import { BackupJob, FunctionEntry, JobRecord, LiveJobs } from './job-record.ts';
 import { ModuleShipping } from './modules.ts';
@@ -74,6 +82,12 @@ export interface ServerOptions {
   allowWeakSecret?: boolean;
   /** Seconds of silence after which a remote node counts as dead (default 2; it is noticed within 2.2 s). */
   nodeTimeout?: number;
+  /**
+   * With `autodiscover`: nodes found on the LAN that are connected to at once, at most
+   * (default 64). More wait their turn; while some wait, one that never proved the secret and
+   * keeps failing gives its place up (see src/api/discovered-nodes.ts).
+   */
+  maxDiscoveredNodes?: number;
   /**
    * How local workers are isolated. `'process'` (default): a job that crashes or exhausts
    * memory only loses its own worker. `'thread'`: faster to start and to pass large
@@ -231,7 +245,7 @@ export class Server extends EventEmitter<ServerEvents> {
   #closing: Promise<void> | null = null;
   #fatal: Error | null = null;
   #browser: NodeBrowser | null = null;
-  readonly #discovered = new Map<string, RemoteNode>();
+  #discovered: DiscoveredNodes | null = null;
   #remote: {
     secret: Uint8Array;
     events: NodeEvents;
@@ -303,7 +317,7 @@ export class Server extends EventEmitter<ServerEvents> {
       for (const { host, port } of addresses) {
         this.#addNode(new RemoteNode({ host, port, secret, deadAfterMs, sizeByLink }, events, listener));
       }
-      if (autodiscover) this.#startDiscovery(options.interface);
+      if (autodiscover) this.#startDiscovery(options.interface, options.maxDiscoveredNodes);
     }
     if (dashboard)
       this.#dashboard = new Dashboard({ server: this, groups: () => this.#groups }, dashboard, this.#created);
@@ -314,11 +328,22 @@ export class Server extends EventEmitter<ServerEvents> {
     return this.#dashboard?.url() ?? Promise.resolve(null);
   }
 
-  #startDiscovery(iface: string | undefined): void {
+  #startDiscovery(iface: string | undefined, maxNodes: number | undefined): void {
     const browser = new NodeBrowser({ interface: iface });
     this.#browser = browser;
     let reported = false;
-    browser.on('up', (found) => this.#onDiscovered(found));
+    const discovered = new DiscoveredNodes(
+      {
+        make: (found, endpoints, expectId, dial) => this.#onDiscovered(found, endpoints, expectId, dial),
+        drop: (n) => this.#dropNode(n),
+      },
+      maxNodes === undefined ? {} : { maxNodes },
+    );
+    this.#discovered = discovered;
+    browser.on('up', (found) => {
+      if (!this.#closed) discovered.up(found);
+    });
+    browser.on('down', (found) => discovered.down(found));
     browser.on('error', (error) => {
       if (this.listenerCount('discovery-error') > 0) this.emit('discovery-error', error);
       else if (!reported) {
@@ -329,25 +354,38 @@ export class Server extends EventEmitter<ServerEvents> {
     browser.start();
   }
 
-  /** A node announced itself (first time, or again): connect if not connected. */
-  #onDiscovered(found: DiscoveredNode): void {
-    if (this.#closed || !this.#remote || found.addresses.length === 0) return;
-    const key = `${found.id}:${found.port}`;
-    const known = this.#discovered.get(key);
-    if (known) {
-      known.rediscovered(found.addresses);
-      return;
-    }
-    const { secret, events, listener, deadAfterMs, sizeByLink } = this.#remote;
-    const [host, ...alternates] = found.addresses;
+  /** A node found on the LAN gets a place (discovered-nodes.ts decides which, and when). */
+  #onDiscovered(found: DiscoveredNode, endpoints: Endpoint[], expectId: string, dial: DialGate): RemoteNode {
+    const { secret, events, listener, deadAfterMs, sizeByLink } = this.#remote!;
     const label = `${found.host.replace(/\.local\.?$/, '')}:${found.port}`;
+    const [first] = endpoints;
     const node = new RemoteNode(
-      { host: host!, alternates, port: found.port, label, secret, deadAfterMs, sizeByLink },
+      {
+        host: first!.host,
+        port: first!.port,
+        endpoints,
+        expectId,
+        dial,
+        label,
+        secret,
+        deadAfterMs,
+        sizeByLink,
+      },
       events,
       listener,
     );
-    this.#discovered.set(key, node);
     this.#addNode(node);
+    return node;
+  }
+
+  /** A discovered node left (goodbye, expired records, or its place went to another): its jobs run elsewhere. */
+  #dropNode(node: RemoteNode): void {
+    const i = this.#nodes.indexOf(node);
+    if (i >= 0) this.#nodes.splice(i, 1);
+    if (this.#counters.get(node.id)?.jobs === 0 && !this.#nodes.some((n) => n.id === node.id))
+      this.#counters.delete(node.id);
+    void node.close();
+    this.#scheduleDrain();
   }
 
   /** Nodes that can run jobs right now, with their CPUs (the local pool first). */
@@ -566,6 +604,7 @@ export class Server extends EventEmitter<ServerEvents> {
     this.#queue.clear();
     const browser = this.#browser;
     this.#browser = null;
+    this.#discovered?.close();
     const closing = [...this.#nodes.map((n) => n.close()), browser?.stop(), this.#dashboard?.close()];
     this.#closing = Promise.all(closing).then(() => {
       this.#heapArena?.close();
@@ -937,7 +976,10 @@ export class Server extends EventEmitter<ServerEvents> {
     let ok = false;
     let outcome: unknown;
     try {
-      const value = decodeRange(bytes, start, end, rec.fn.registry);
+      // A node may hold the secret and still not be trusted with this process's memory (issue 13):
+      // what a result may cost to decode is tied to its size on the wire.
+      const limits = node instanceof RemoteNode ? { maxHeapBytes: heapBudgetFor(end - start) } : undefined;
+      const value = decodeRange(bytes, start, end, rec.fn.registry, limits);
       if (status === JobStatus.Ok) {
         ok = true;
         outcome = value;

@@ -258,3 +258,27 @@ export function rankAddresses(addresses: string[], local: LocalInterfaces = netw
   const out = ranked.map((r) => r.addr);
   return out.length ? out : loopback;
 }
+
+/**
+ * The addresses of an announcement a client may dial: IPv4 and IPv6 inside a subnet of one of
+ * this machine's interfaces, and IPv6 link-local with a scope id. Loopback, unspecified,
+ * multicast, broadcast and off-link addresses are dropped: mDNS answers come from the link, and
+ * anyone on it can announce anything (127.0.0.1 would make a client dial its own services).
+ */
+export function linkAddresses(addresses: string[], local: LocalInterfaces = networkInterfaces()): string[] {
+  const all = Object.values(local).flatMap((l) => l ?? []);
+  return addresses.filter((raw) => {
+    if (typeof raw !== 'string') return false;
+    const addr = normalizeAddress(raw);
+    switch (classify(addr)) {
+      case 'v4':
+        return onLink4(addr, all);
+      case 'v6':
+        return onLink6(addr, local);
+      case 'v6-linklocal':
+        return true;
+      default:
+        return false;
+    }
+  });
+}

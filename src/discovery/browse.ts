@@ -15,8 +15,12 @@
  *   been silent for more than 3 requery periods (a node that was cut off, crashed or restarted with the
  *   same id and port); or its port, host, addresses or TXT changed. So 'up' can repeat for an instance
  *   without a 'down' in between: consumers treat it as "this node is there, connect unless connected".
- * - 'down': only after a goodbye. A node that vanishes without one (crash, cable, Wi-Fi) is never
- *   reported down; its liveness comes from the connection heartbeat.
+ * - 'down': after a goodbye, or when the instance's records expired: not heard for their TTL
+ *   (at most 2 minutes, at least 3 requery periods). Both are claims from the LAN: consumers keep
+ *   a node they are connected to until its connection ends.
+ *
+ * What is announced is a claim: only addresses on a local subnet (or IPv6 link-local) are kept
+ * (linkAddresses), and at most `maxNodes` instances are tracked (more are ignored until some go).
  * - 'error': network trouble, emitted only when someone listens (and passed to `onError`); the browser
  *   keeps going.
  */
@@ -25,7 +29,13 @@ import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { printable } from '../log.ts';
-import { type LocalInterfaces, normalizeAddress, onLink4, rankAddresses } from './addresses.ts';
+import {
+  type LocalInterfaces,
+  linkAddresses,
+  normalizeAddress,
+  onLink4,
+  rankAddresses,
+} from './addresses.ts';
 import { type DnsPacket, type DnsRecord, MdnsLink, type MdnsSession } from './mdns.ts';
 import { dnsKey, fromTxt, type NodeTxt, SERVICE_DOMAIN } from './service.ts';
 
@@ -60,6 +70,8 @@ export interface BrowseOptions {
   requeryMs?: number;
   /** Network trouble (never thrown). Each distinct error is reported once per 10 minutes. */
   onError?: (e: Error) => void;
+  /** Instances tracked at most (default 4096); more are ignored until some go. */
+  maxNodes?: number;
 }
 
 export type NodeBrowserEvents = { up: [DiscoveredNode]; down: [DiscoveredNode]; error: [Error] };
@@ -67,7 +79,13 @@ export type NodeBrowserEvents = { up: [DiscoveredNode]; down: [DiscoveredNode]; 
 interface Entry {
   node: DiscoveredNode;
   lastSeen: number;
+  /** The SRV record's TTL, ms. */
+  ttlMs: number;
 }
+
+/** Records of an instance not heard for this long are taken as expired, whatever their TTL. */
+const MAX_EXPIRY_MS = 120_000;
+const DEFAULT_MAX_NODES = 4096;
 
 /** What we know about an instance not complete yet (PTR without SRV/TXT, split responses). */
 interface Pending {
@@ -90,6 +108,7 @@ export class NodeBrowser extends EventEmitter<NodeBrowserEvents> {
   readonly #requeryMs: number;
   readonly #staleMs: number;
   readonly #onError: ((e: Error) => void) | undefined;
+  readonly #maxNodes: number;
   #link: MdnsLink | null = null;
   #session: MdnsSession | null = null;
   #timer: NodeJS.Timeout | undefined;
@@ -106,6 +125,8 @@ export class NodeBrowser extends EventEmitter<NodeBrowserEvents> {
     this.#requeryMs = Number.isFinite(r) ? Math.max(100, r) : 1000;
     this.#staleMs = 3 * this.#requeryMs + 500;
     this.#onError = opts.onError;
+    const m = opts.maxNodes ?? DEFAULT_MAX_NODES;
+    this.#maxNodes = Number.isInteger(m) && m > 0 ? m : DEFAULT_MAX_NODES;
   }
 
   /**
@@ -168,6 +189,10 @@ export class NodeBrowser extends EventEmitter<NodeBrowserEvents> {
     void this.#session?.query({ questions: [{ name: SERVICE_DOMAIN, type: 'PTR' }] });
     const now = Date.now();
     for (const [k, p] of this.#partials) if (now - p.since > PARTIAL_TTL_MS) this.#partials.delete(k);
+    for (const [k, e] of this.#entries) {
+      const expiry = Math.max(this.#staleMs, Math.min(e.ttlMs, MAX_EXPIRY_MS));
+      if (now - e.lastSeen > expiry) this.#goodbye(k);
+    }
   }
 
   #localInterfaces(): LocalInterfaces {
@@ -235,7 +260,8 @@ export class NodeBrowser extends EventEmitter<NodeBrowserEvents> {
         this.#update(entry, srv, txt, addresses, referer, now);
         continue;
       }
-      // not known yet: collect until we have SRV and TXT
+      // not known yet: collect until we have SRV and TXT (and there is room)
+      if (this.#entries.size >= this.#maxNodes) continue;
       let p = this.#partials.get(key);
       if (!p) {
         if (this.#partials.size >= MAX_PARTIALS) continue;
@@ -262,7 +288,8 @@ export class NodeBrowser extends EventEmitter<NodeBrowserEvents> {
   }
 
   #rank(addresses: string[], referer: string): string[] {
-    const ranked = rankAddresses(addresses, this.#localInterfaces());
+    const local = this.#localInterfaces();
+    const ranked = rankAddresses(linkAddresses(addresses, local), local);
     // The packet came from `referer`: that address is on our link and reaches the node.
     const i = ranked.indexOf(referer);
     if (i > 0) ranked.unshift(...ranked.splice(i, 1));
@@ -272,7 +299,7 @@ export class NodeBrowser extends EventEmitter<NodeBrowserEvents> {
   #add(key: string, p: Pending, now: number): void {
     const raw = p.addresses.length ? p.addresses : isIP(p.referer) ? [p.referer] : [];
     const node = discoveredNode(p.fqdn, p.srv!.data, p.txt!, this.#rank(raw, p.referer));
-    this.#entries.set(key, { node, lastSeen: now });
+    this.#entries.set(key, { node, lastSeen: now, ttlMs: ttlMsOf(p.srv) });
     this.emit('up', copy(node));
   }
 
@@ -287,6 +314,7 @@ export class NodeBrowser extends EventEmitter<NodeBrowserEvents> {
     const n = entry.node;
     let changed = false;
     if (srv) {
+      entry.ttlMs = ttlMsOf(srv);
       const host = hostOf(srv.data.target);
       if (srv.data.port !== n.port || host !== n.host) {
         n.port = srv.data.port;
@@ -340,6 +368,11 @@ export function discoveredNode(
     port: srv.port,
     ...txtFields(txt),
   };
+}
+
+function ttlMsOf(rr: DnsRecord | undefined): number {
+  const ttl = rr?.ttl;
+  return typeof ttl === 'number' && Number.isFinite(ttl) && ttl > 0 ? ttl * 1000 : MAX_EXPIRY_MS;
 }
 
 function hostOf(target: string): string {

@@ -6,7 +6,6 @@
  * the connection is lost, handed back to the scheduler to run elsewhere. Answers arriving on
  * an old connection are never read, so a node that comes back cannot deliver a second result.
  */
-import type { WebSocket } from 'ws';
 import { PPError } from '../errors.ts';
 import { printable } from '../log.ts';
 import { packByHash } from '../modules/pack.ts';
@@ -28,9 +27,11 @@ import {
   CloseCode,
   clientHandshake,
   HandshakeFailure,
+  MAX_WS_PAYLOAD,
   type SecureSocket,
 } from '../protocol/secure-socket.ts';
 import { linkDepth, targetDepth } from '../scheduler/depth.ts';
+import { CLIENT_PREAUTH_MAX_PAYLOAD, raisePayloadLimit } from '../transport/preauth-payload.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
 import { argsParts } from './job-args.ts';
 
@@ -39,15 +40,40 @@ const RUN_MESSAGE_BYTES = CHUNK_BYTES - 64 * 1024;
 /** Weight of each new round-trip sample in the smoothed round trip. */
 const RTT_WEIGHT = 0.25;
 
+/** 'rejected' is kept for compatibility: a refusal is never final now (see {@link RemoteNode.refused}). */
 export type RemoteState = 'connecting' | 'ready' | 'backoff' | 'rejected' | 'closed';
+
+/** Where a node may answer: one of its addresses and its port. */
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+/**
+ * Runs one pre-authentication dial (connect + handshake); the server bounds how many run at
+ * once. `proven`: the node has authenticated before (its dials go first: a flood of fake
+ * announcements must not keep a known node waiting behind them).
+ */
+export type DialGate = <T>(attempt: () => Promise<T>, proven: boolean) => Promise<T>;
 
 export interface RemoteNodeOptions {
   host: string;
   port: number;
   /** More addresses of the same node, tried in order after `host` (a discovered node's addresses). */
   alternates?: readonly string[];
+  /** Where the node may answer, tried in order (discovered nodes); replaces host/alternates/port when given. */
+  endpoints?: readonly Endpoint[];
   /** Label for stats and messages; default `host:port`. */
   label?: string;
+  /**
+   * The node id this entry stands for (discovered nodes): the id the node says after it has
+   * authenticated must be this one; an address where another node answers is not used again.
+   */
+  expectId?: string;
+  /** Bounds concurrent pre-authentication dials (default: none). */
+  dial?: DialGate;
+  /** First wait after an unauthenticated refusal (default 5000 ms; doubles up to maxBackoffMs). */
+  refusedBackoffMs?: number;
   secret: Uint8Array;
   /** Ping period (default 500 ms); the node is declared dead after `deadAfterMs` (default 2000) without any message. */
   heartbeatMs?: number;
@@ -76,7 +102,10 @@ const STABLE_AFTER_MS = 10_000;
 /** Added to four round trips: how long an unanswered steal keeps this node from another. */
 const STEAL_ANSWER_GRACE_MS = 100;
 
-/** The node refused us for good (wrong secret, no common protocol version): not retried. */
+/**
+ * Whoever answered at the node's address refused the handshake (REJECTED, a bad proof, a version
+ * mismatch). Unauthenticated, so never final: reported once, retried with backoff.
+ */
 export class NodeRejectedError extends PPError {}
 
 export class RemoteNode implements ComputeNode {
@@ -86,8 +115,9 @@ export class RemoteNode implements ComputeNode {
   private stopping = false;
   info: NodeInfo | null = null;
 
+  /** A refusal is never final (see {@link RemoteNode.refused}): usable unless it refused the last round. */
   get usable(): boolean {
-    return this.state !== 'rejected';
+    return !this.refused;
   }
 
   private socket: SecureSocket | null = null;
@@ -110,7 +140,18 @@ export class RemoteNode implements ComputeNode {
   private lastHeard = 0;
   private readyAt = 0;
   private reportedUnreachable = false;
-  private addresses: string[];
+  private reportedRefusal = false;
+  /** The last round of dials ended in a refusal (no authenticated connection since). */
+  private refusal: NodeRejectedError | null = null;
+  /** Rounds of dials that failed since the last authenticated connection (or since the start). */
+  private failedRounds = 0;
+  private authenticatedOnce = false;
+  private endpoints: Endpoint[];
+  /** Endpoints where another node (authenticated, another id) answers: never tried again. */
+  private readonly otherNode = new Set<string>();
+  /** The endpoint of the current or last authenticated connection: tried first. */
+  private lastGood: string | null = null;
+  private current: Endpoint | null = null;
   private readonly heartbeatMs: number;
   private readonly deadAfterMs: number;
 
@@ -121,7 +162,9 @@ export class RemoteNode implements ComputeNode {
   ) {
     // Labels may come from LAN discovery: printable, whatever the caller did (messages carry it).
     this.id = printable(opts.label ?? formatAddress(opts.host, opts.port));
-    this.addresses = [opts.host, ...(opts.alternates ?? [])];
+    this.endpoints = opts.endpoints?.length
+      ? opts.endpoints.map((e) => ({ host: e.host, port: e.port }))
+      : [opts.host, ...(opts.alternates ?? [])].map((host) => ({ host, port: opts.port }));
     this.heartbeatMs = opts.heartbeatMs ?? 500;
     this.deadAfterMs = opts.deadAfterMs ?? 2000;
     void this.connect();
@@ -134,6 +177,21 @@ export class RemoteNode implements ComputeNode {
   get ncpus(): number {
     if (this.state !== 'ready' || !this.info || this.stopping) return 0;
     return Math.min(this.info.ncpus, this.readyCpus ?? this.info.ncpus);
+  }
+
+  /** The last round of dials ended in an (unauthenticated) refusal, and no connection since. */
+  get refused(): boolean {
+    return this.refusal !== null && this.state !== 'ready' && this.state !== 'closed';
+  }
+
+  /** Rounds of dials that failed in a row; 0 once connected. */
+  get failures(): number {
+    return this.failedRounds;
+  }
+
+  /** Has this node ever authenticated (and said the expected id)? */
+  get proven(): boolean {
+    return this.authenticatedOnce;
   }
 
   get inFlight(): number {
@@ -258,10 +316,15 @@ export class RemoteNode implements ComputeNode {
     this.handBack();
   }
 
-  /** New addresses for the node (it was announced again); reconnects now if it was waiting. */
-  rediscovered(addresses: readonly string[]): void {
-    if (addresses.length > 0) this.addresses = [...addresses];
-    if (this.state === 'backoff') {
+  /**
+   * Where the node may answer now (every announcement that names its id, each kept apart by the
+   * caller: one never replaces another's addresses). `again`: it was announced again, so a node
+   * waiting to retry (after a failure or a refusal) retries now, with its backoff reset (a
+   * refusal already reported is not reported again until the node has authenticated).
+   */
+  rediscovered(endpoints: readonly Endpoint[], again = true): void {
+    if (endpoints.length > 0) this.endpoints = endpoints.map((e) => ({ host: e.host, port: e.port }));
+    if (again && this.state === 'backoff') {
       if (this.retryTimer) clearTimeout(this.retryTimer);
       this.backoffMs = 0;
       void this.connect();
@@ -273,37 +336,48 @@ export class RemoteNode implements ComputeNode {
   }
 
   private async connect(): Promise<void> {
-    if (this.state === 'closed' || this.state === 'rejected') return;
+    if (this.state === 'closed') return;
     this.state = 'connecting';
-    let ws: WebSocket | null = null;
-    try {
-      ws = await this.open();
-      const socket = await clientHandshake(ws, this.opts.secret, this.opts.connectTimeoutMs ?? 5000);
+    const failures: Array<{ at: Endpoint; error: Error }> = [];
+    for (const at of this.candidates()) {
+      const socket = await this.dialOne(at).catch((error: Error) => {
+        failures.push({ at, error });
+        return null;
+      });
       if ((this.state as RemoteState) === 'closed') {
-        ws.close();
+        socket?.terminate();
         return;
       }
+      if (!socket) continue;
+      this.current = at;
       this.attach(socket);
       socket.resume();
-    } catch (error) {
-      ws?.terminate();
-      this.connectFailed(error as Error);
+      return;
     }
+    this.connectFailed(failures);
   }
 
-  /** Opens a WebSocket to the first of the node's addresses that answers. */
-  private async open(): Promise<WebSocket> {
-    let firstError: Error | null = null;
+  /** The endpoints to try, the last one that authenticated first; none where another node answers. */
+  private candidates(): Endpoint[] {
     // Node's URL parser refuses IPv6 zone ids (fe80::1%eth0): link-local addresses cannot be used.
-    const usable = this.addresses.filter((h) => !h.includes('%'));
-    for (const host of usable.length > 0 ? usable : this.addresses) {
-      let ws: WebSocket;
-      try {
-        ws = dialNode(host, this.opts.port, this.opts.connectTimeoutMs ?? 5000);
-      } catch (error) {
-        firstError ??= error as Error; // an address the URL parser refuses
-        continue;
-      }
+    const all = this.endpoints.filter((e) => !this.otherNode.has(endpointKey(e)));
+    const usable = all.filter((e) => !e.host.includes('%'));
+    const list = usable.length > 0 ? usable : all;
+    const i = list.findIndex((e) => endpointKey(e) === this.lastGood);
+    if (i > 0) list.unshift(...list.splice(i, 1));
+    return list;
+  }
+
+  /**
+   * Opens a WebSocket to one endpoint and runs the handshake, within the dial gate. Until the
+   * node has proved the secret, the socket reads messages of CLIENT_PREAUTH_MAX_PAYLOAD bytes
+   * at most: whoever answers at an announced address may be anyone.
+   */
+  private dialOne(at: Endpoint): Promise<SecureSocket> {
+    const attempt = async (): Promise<SecureSocket> => {
+      if (this.state === 'closed') throw new Error('closed');
+      const timeoutMs = this.opts.connectTimeoutMs ?? 5000;
+      const ws = dialNode(at.host, at.port, timeoutMs, CLIENT_PREAUTH_MAX_PAYLOAD);
       ws.on('error', () => {}); // reported through 'close' / the handshake
       try {
         await new Promise<void>((resolve, reject) => {
@@ -311,38 +385,47 @@ export class RemoteNode implements ComputeNode {
           ws.once('error', reject);
           ws.once('close', () => reject(new Error('connection closed')));
         });
-        return ws;
+        return await clientHandshake(ws, this.opts.secret, timeoutMs, () =>
+          raisePayloadLimit(ws, MAX_WS_PAYLOAD),
+        );
       } catch (error) {
         ws.terminate();
-        firstError ??= error as Error;
+        throw error;
       }
-    }
-    throw firstError ?? new Error('no address');
+    };
+    return this.opts.dial ? this.opts.dial(attempt, this.authenticatedOnce) : attempt();
   }
 
-  private connectFailed(error: Error): void {
+  /** Every endpoint failed: report once, and retry with backoff (longer after a refusal). */
+  private connectFailed(failures: Array<{ at: Endpoint; error: Error }>): void {
     if (this.state === 'closed') return;
-    // Whoever answered (not necessarily the node) may have written part of the message (a close reason).
-    const said = printable(error.message);
-    if (
-      error instanceof HandshakeFailure &&
-      ['rejected', 'bad-proof', 'version'].includes(error.handshakeCode)
-    ) {
-      this.state = 'rejected';
-      const why =
-        error.handshakeCode === 'version'
-          ? `node ${this.id} speaks another protocol version: ${said}. Run the same pp-node version on both sides.`
-          : `node ${this.id}: ${said}`;
-      this.listener.onProblem(this, new NodeRejectedError(why));
+    this.failedRounds++;
+    const refusal = failures.find((f) => refusalKind(f.error) !== null);
+    if (refusal) {
+      this.refusal = this.refusalError(refusal.at, refusal.error, failures.length);
+      if (!this.reportedRefusal) {
+        this.reportedRefusal = true;
+        this.listener.onProblem(this, this.refusal);
+      }
+      this.backoffMs = Math.max(this.backoffMs, (this.opts.refusedBackoffMs ?? 5000) / 2);
+      this.scheduleRetry();
       return;
     }
-    if (!this.reportedUnreachable) {
+    this.refusal = null;
+    const first = failures[0];
+    if (first && !this.reportedUnreachable) {
       this.reportedUnreachable = true;
+      const error = first.error;
+      // Whoever answered (not necessarily the node) may have written part of the message (a close reason).
+      const said = printable(error.message);
       // The node answers the upgrade with an HTTP status when it refuses before any
       // handshake (daemon/admission.ts): it is there, so a firewall hint would mislead.
       const status = /Unexpected server response: (\d+)/.exec(error.message)?.[1];
+      const rateLimited =
+        error instanceof HandshakeFailure &&
+        (error.code === CloseCode.RateLimited || error.rejectReason === 'rate-limited');
       const hint =
-        (error instanceof HandshakeFailure && error.code === CloseCode.RateLimited) || status === '429'
+        rateLimited || status === '429'
           ? ' The node refuses this address for a while after too many failed handshakes (a wrong secret nearby?).'
           : status === '503'
             ? ' The node is stopping.'
@@ -357,8 +440,33 @@ export class RemoteNode implements ComputeNode {
     this.scheduleRetry();
   }
 
+  /** What is known about a refusal: who answered where, and that the answer is not authenticated. */
+  private refusalError(at: Endpoint, error: Error, tried: number): NodeRejectedError {
+    const where = `whoever answered at ${formatAddress(at.host, at.port)}${tried > 1 ? ` (of ${tried} addresses tried)` : ''}`;
+    const said = printable(error.message);
+    const retry = 'Retrying with backoff.';
+    switch (refusalKind(error)) {
+      case 'bad-secret':
+        return new NodeRejectedError(
+          `node ${this.id}: ${where} rejected our secret. That answer is not authenticated: the node may use ` +
+            'another secret (then copy its ~/.config/pp-node/secret here, or set the same PP_SECRET on both), or ' +
+            `another program answered at its address. ${retry}`,
+        );
+      case 'bad-proof':
+        return new NodeRejectedError(
+          `node ${this.id}: ${where} could not prove it knows our secret: a node with another secret, or an impostor. ${retry}`,
+        );
+      case 'version':
+        return new NodeRejectedError(
+          `node ${this.id}: ${where} speaks another protocol version: ${said}. Unauthenticated: if it is the node, run the same pp-node version on both sides. ${retry}`,
+        );
+      default:
+        return new NodeRejectedError(`node ${this.id}: ${where} refused the handshake: ${said}. ${retry}`);
+    }
+  }
+
   private scheduleRetry(): void {
-    if (this.state === 'closed' || this.state === 'rejected') return;
+    if (this.state === 'closed') return;
     this.state = 'backoff';
     const max = this.opts.maxBackoffMs ?? 30_000;
     this.backoffMs = Math.min(max, this.backoffMs ? this.backoffMs * 2 : 250);
@@ -383,7 +491,7 @@ export class RemoteNode implements ComputeNode {
       }
     });
     socket.on('close', (code, reason) => {
-      if (code === CloseCode.AuthFailed) this.state = 'rejected';
+      // A close code is not authenticated (it is plain WebSocket): never final.
       this.lost(socket, reason || `connection closed (${code})`);
     });
     this.startHeartbeat(socket);
@@ -417,7 +525,19 @@ export class RemoteNode implements ComputeNode {
   private handle(msg: Message): void {
     switch (msg.type) {
       case 'welcome': {
+        if (this.opts.expectId !== undefined && msg.info.id !== this.opts.expectId) {
+          // Another node (it proved the secret) answers at this endpoint: it has its own entry
+          // if it is announced; this one never tries the endpoint again.
+          if (this.current) this.otherNode.add(endpointKey(this.current));
+          this.socket?.close(CloseCode.Normal, 'not the node we were looking for');
+          return;
+        }
         this.info = msg.info;
+        this.authenticatedOnce = true;
+        this.failedRounds = 0;
+        this.refusal = null;
+        this.reportedRefusal = false;
+        if (this.current) this.lastGood = endpointKey(this.current);
         this.state = 'ready';
         this.stopping = false;
         this.readyAt = Date.now();
@@ -553,14 +673,7 @@ export class RemoteNode implements ComputeNode {
     this.rtt = undefined;
     this.handBack();
     if (this.state === 'closed') return;
-    if (this.state === 'rejected') {
-      this.listener.onProblem(
-        this,
-        new NodeRejectedError(`node ${this.id} closed the connection: ${reason}`),
-      );
-    } else {
-      this.state = 'backoff';
-    }
+    this.state = 'backoff';
     if (wasReady) this.listener.onDown(this, reason);
     // A connection that lasted reconnects quickly; one that breaks at once backs off further.
     if (wasReady && Date.now() - this.readyAt > STABLE_AFTER_MS) this.backoffMs = 0;
@@ -583,5 +696,25 @@ export class RemoteNode implements ComputeNode {
       this.asked.delete(id);
     }
     return job;
+  }
+}
+
+function endpointKey(e: Endpoint): string {
+  return `${e.host}|${e.port}`;
+}
+
+/** Is this failure a refusal by whoever answered (and which), or something else (null)? */
+function refusalKind(error: Error): 'bad-secret' | 'bad-proof' | 'version' | 'other' | null {
+  if (!(error instanceof HandshakeFailure)) return null;
+  switch (error.handshakeCode) {
+    case 'rejected':
+      if (error.rejectReason === 'rate-limited') return null; // "come back later": not a refusal
+      return error.rejectReason === 'bad-secret' ? 'bad-secret' : 'other';
+    case 'bad-proof':
+      return 'bad-proof';
+    case 'version':
+      return 'version';
+    default:
+      return null;
   }
 }

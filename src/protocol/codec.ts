@@ -12,7 +12,15 @@
  * - codec/split.ts    out-of-band parts: large binary data left out of the bytes, and joined back
  */
 export { type ClassRegistry, makeClassRegistry } from './codec/classes.ts';
-export { type DecodeLimits, decode, decodeRange } from './codec/decoder.ts';
+export {
+  CONTAINER_HEAP_BYTES,
+  type DecodeBudget,
+  type DecodeLimits,
+  decode,
+  decodeRange,
+  heapBudgetFor,
+  ITEM_HEAP_BYTES,
+} from './codec/decoder.ts';
 export { encode, encodeInto } from './codec/encoder.ts';
 export { CODEC_VERSION, CodecError, numberEnd, readNumberAt, writeNumberAt } from './codec/format.ts';
 export { encodeSplit, joinSplit, type SegmentSource, type SplitSegment } from './codec/split.ts';

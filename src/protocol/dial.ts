@@ -6,10 +6,19 @@ import { WebSocket } from 'ws';
 import { PPError } from '../errors.ts';
 import { MAX_WS_PAYLOAD, zeroMask } from './secure-socket.ts';
 
-/** Opens the WebSocket to the node at `host`:`port`; the handshake (clientHandshake) follows. */
-export function dialNode(host: string, port: number, connectTimeoutMs: number): WebSocket {
+/**
+ * Opens the WebSocket to the node at `host`:`port`; the handshake (clientHandshake) follows.
+ * `maxPayload`: the largest message read (a client reads little until the node has proved the
+ * secret, then raises it).
+ */
+export function dialNode(
+  host: string,
+  port: number,
+  connectTimeoutMs: number,
+  maxPayload: number = MAX_WS_PAYLOAD,
+): WebSocket {
   return new WebSocket(`ws://${formatAddress(host, port)}/`, {
-    maxPayload: MAX_WS_PAYLOAD,
+    maxPayload,
     perMessageDeflate: false,
     generateMask: zeroMask,
     handshakeTimeout: connectTimeoutMs,

@@ -254,6 +254,8 @@ export class HandshakeFailure extends Error {
     message: string,
     readonly code: number,
     readonly handshakeCode: HandshakeError['code'] | 'timeout' | 'closed' | 'rate-limited',
+    /** For a REJECTED answer: why the peer said it refused (unauthenticated). */
+    readonly rejectReason?: HandshakeError['rejectReason'],
   ) {
     super(message);
     this.name = 'HandshakeFailure';
@@ -348,7 +350,15 @@ function runHandshake(
       }
       const out = step(data);
       if (out.send) ws.send(out.send, { binary: true });
-      if (out.error) finish(new HandshakeFailure(out.error.message, closeCodeOf(out.error), out.error.code));
+      if (out.error)
+        finish(
+          new HandshakeFailure(
+            out.error.message,
+            closeCodeOf(out.error),
+            out.error.code,
+            out.error.rejectReason,
+          ),
+        );
       else if (out.session) finish(null, out.session);
     };
     const onClose = (code: number, reason: Buffer) => {
@@ -363,9 +373,14 @@ function runHandshake(
 }
 
 /** Resolves with a paused SecureSocket: attach listeners, then call `resume()`. */
-export function clientHandshake(ws: WebSocket, secret: Uint8Array, timeoutMs = 5000): Promise<SecureSocket> {
+export function clientHandshake(
+  ws: WebSocket,
+  secret: Uint8Array,
+  timeoutMs = 5000,
+  authenticated?: () => void,
+): Promise<SecureSocket> {
   const hs = new ClientHandshake(secret);
-  return runHandshake(ws, (m) => hs.receive(m), hs.start(), timeoutMs);
+  return runHandshake(ws, (m) => hs.receive(m), hs.start(), timeoutMs, authenticated);
 }
 
 /**

@@ -79,6 +79,43 @@ export interface DecodeLimits {
   maxItems?: number;
 }
 
+/** {@link DecodeLimits} and a heap budget (kept apart: HEAD_LIMITS sets every DecodeLimits field). */
+export interface DecodeBudget extends DecodeLimits {
+  /**
+   * Most heap the decoded value may take, in bytes, as estimated while decoding (default: no
+   * limit): every container (object, array, Map, Set, instance, Error) counts
+   * {@link CONTAINER_HEAP_BYTES}, every value {@link ITEM_HEAP_BYTES}. A few bytes on the wire can
+   * ask for many objects (an empty object is one byte): tie this to the input size for input
+   * from peers that are not trusted with your memory (see {@link heapBudgetFor}).
+   */
+  maxHeapBytes?: number;
+}
+
+/** Estimated heap of one decoded container (a V8 object: map, properties, elements, slots). */
+export const CONTAINER_HEAP_BYTES = 64;
+/** Estimated heap of one decoded value's slot in its container. */
+export const ITEM_HEAP_BYTES = 8;
+
+/**
+ * A decode heap budget tied to the input: `floorBytes` plus `perByte` estimated bytes per input
+ * byte, at most `capBytes`. With the defaults (64 MiB + 24 x input, at most 1 GiB), data as dense
+ * in objects as `[{ a: 1 }, ...]` (4 bytes on the wire, 88 estimated) decodes at any size up to
+ * the cap, while a message of empty objects (1 byte each, 72 estimated) stops at 64 MiB + 24 x
+ * its size: 16 MiB of them at 448 MiB instead of 1.5 GiB, more of them at the cap.
+ */
+export function heapBudgetFor(
+  inputBytes: number,
+  perByte = 24,
+  floorBytes = 64 << 20,
+  capBytes = 1 << 30,
+): number {
+  return Math.min(capBytes, floorBytes + perByte * Math.max(0, inputBytes));
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / (1 << 20)).toFixed(1)} MiB`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Decoder
 
@@ -98,6 +135,7 @@ class Decoder {
   items = 0;
   maxDepth = DEFAULT_MAX_DEPTH;
   maxItems = DEFAULT_MAX_ITEMS;
+  maxHeap = Number.POSITIVE_INFINITY;
   classes: ClassRegistry | undefined = undefined;
   segments: SegmentSource | undefined = undefined;
 
@@ -283,6 +321,14 @@ class Decoder {
 
   enter(): void {
     if (++this.depth > this.maxDepth) throw this.fail(`nesting deeper than maxDepth (${this.maxDepth})`);
+    // Containers are what a few bytes can multiply: the heap budget is checked as each one starts.
+    if (this.refs.length * CONTAINER_HEAP_BYTES + this.items * ITEM_HEAP_BYTES > this.maxHeap) {
+      throw this.fail(
+        `the value would take more than the heap budget of ${mib(this.maxHeap)} ` +
+          `(${this.refs.length} objects and ${this.items} values so far, from ${mib(this.end - this.start)} of input): ` +
+          'send many small values as typed arrays or fewer, larger ones',
+      );
+    }
   }
 
   value(): unknown {
@@ -631,7 +677,7 @@ class Decoder {
   run(
     bytes: Uint8Array,
     classes: ClassRegistry | undefined,
-    limits: DecodeLimits | undefined,
+    limits: DecodeBudget | undefined,
     segments: SegmentSource | undefined,
     start: number,
     end: number,
@@ -648,9 +694,11 @@ class Decoder {
     this.classes = classes;
     this.maxDepth = DEFAULT_MAX_DEPTH;
     this.maxItems = DEFAULT_MAX_ITEMS;
+    this.maxHeap = Number.POSITIVE_INFINITY;
     if (limits !== undefined) {
       if (limits.maxDepth !== undefined) this.maxDepth = limits.maxDepth;
       if (limits.maxItems !== undefined) this.maxItems = limits.maxItems;
+      if (limits.maxHeapBytes !== undefined) this.maxHeap = limits.maxHeapBytes;
       if (limits.maxBytes !== undefined && end - start > limits.maxBytes) {
         throw new PathFail(`input is ${end - start} bytes, over the maxBytes limit of ${limits.maxBytes}`);
       }
@@ -699,7 +747,7 @@ let decoding = false;
 export function decode(
   bytes: Uint8Array,
   classes?: ClassRegistry,
-  limits?: DecodeLimits,
+  limits?: DecodeBudget,
   segments?: SegmentSource,
 ): unknown {
   if (!(bytes instanceof Uint8Array)) throw new CodecError('value: decode expects a Uint8Array', 'value');
@@ -710,7 +758,13 @@ export function decode(
  * Like {@link decode}, for a value that is `bytes[start, end)`: no view of the range is made
  * (the server decodes every result this way, straight from the chunk it was read in).
  */
-export function decodeRange(bytes: Uint8Array, start: number, end: number, classes?: ClassRegistry): unknown {
+export function decodeRange(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  classes?: ClassRegistry,
+  limits?: DecodeBudget,
+): unknown {
   if (!(bytes instanceof Uint8Array)) throw new CodecError('value: decode expects a Uint8Array', 'value');
   if (
     !(
@@ -722,7 +776,7 @@ export function decodeRange(bytes: Uint8Array, start: number, end: number, class
     )
   )
     throw new RangeError(`decodeRange: [${start}, ${end}) is not a range of ${bytes.byteLength} bytes`);
-  return decodeIn(bytes, start, end, classes, undefined, undefined);
+  return decodeIn(bytes, start, end, classes, limits, undefined);
 }
 
 function decodeIn(
