@@ -14,11 +14,10 @@ import {
   addressKey,
   MAX_PREAUTH_CONNECTIONS,
   MAX_PREAUTH_PER_ADDRESS,
-  PREAUTH_MAX_PAYLOAD,
-  raiseMaxPayload,
   UPGRADE_TIMEOUT_MS,
 } from '../src/daemon/admission.ts';
 import { decodeMessage, encodeMessage } from '../src/protocol/messages.ts';
+import { PREAUTH_MAX_PAYLOAD, raiseMaxPayload } from '../src/protocol/preauth-payload.ts';
 import { clientHandshake, MAX_WS_PAYLOAD, zeroMask } from '../src/protocol/secure-socket.ts';
 import { type NodeProcess, startNode } from './helpers/nodes.ts';
 

@@ -12,18 +12,14 @@
  *   node is refused with an HTTP status and the socket destroyed, before any WebSocket exists.
  * - WebSocket, handshake not done: at most MAX_PREAUTH_CONNECTIONS in all and
  *   MAX_PREAUTH_PER_ADDRESS per address (an IPv6 /64 counts as one address); at either cap the
- *   oldest such connection is dropped. Messages are limited to PREAUTH_MAX_PAYLOAD bytes, refused
+ *   oldest such connection is dropped. Messages are limited to PREAUTH_MAX_PAYLOAD bytes (protocol/preauth-payload.ts), refused
  *   by ws when a frame's header announces more; the handshake timeout ends the phase.
  * - Authenticated: the limit becomes MAX_WS_PAYLOAD (raiseMaxPayload).
  */
 import type { Socket } from 'node:net';
 import { isIPv4, isIPv6 } from 'node:net';
-import type { WebSocket } from 'ws';
 import type { Logger } from '../log.ts';
-import { MAX_HANDSHAKE_MESSAGE } from '../protocol/handshake.ts';
 
-/** Largest WebSocket message before authentication: handshake messages are at most 73 bytes, control frames 125. */
-export const PREAUTH_MAX_PAYLOAD = 128;
 /** WebSockets in the handshake at once, all addresses together: a LAN's clients connect in far fewer. */
 export const MAX_PREAUTH_CONNECTIONS = 256;
 /** WebSockets in the handshake at once from one address (IPv6: one /64): one machine's clients need a few. */
@@ -34,9 +30,6 @@ export const MAX_CONNECTIONS = 1024;
 export const UPGRADE_TIMEOUT_MS = 3000;
 /** Connections shed are logged at most once per this interval, as counts: a flood must not flood the log too. */
 export const SHED_LOG_INTERVAL_MS = 5000;
-
-if (PREAUTH_MAX_PAYLOAD < MAX_HANDSHAKE_MESSAGE)
-  throw new Error('PREAUTH_MAX_PAYLOAD below a handshake message');
 
 /** Why a connection was shed (the fields of the aggregated log line). */
 export type ShedReason =
@@ -79,28 +72,6 @@ export function addressKey(ip: string): string {
 export function hostKey(ip: string): string {
   const key = addressKey(ip);
   return key.startsWith('127.') && isIPv4(key) ? '127.0.0.0/8' : key;
-}
-
-/** What raiseMaxPayload reads of ws's internals (ws is pinned in package.json for this). */
-interface ReceiverInternals {
-  _receiver?: { _maxPayload?: unknown } | null;
-}
-
-/**
- * Raises the largest message ws accepts on one connection, once the peer has authenticated.
- * ws has no public way to change `maxPayload` per connection: the server's option applies to
- * every connection, and its Receiver keeps it in `_maxPayload`, read at each frame header. So
- * ws is pinned to an exact version, test/preauth.test.ts proves that this takes effect (and
- * that without it large messages are refused), and this throws rather than do nothing if the
- * field is not where it was. Called synchronously from the message that completes the
- * handshake, it applies to the very next frame, even one that arrived in the same read.
- */
-export function raiseMaxPayload(ws: WebSocket, maxPayload: number): void {
-  const receiver = (ws as unknown as ReceiverInternals)._receiver;
-  if (!receiver || typeof receiver._maxPayload !== 'number') {
-    throw new Error('ws internals changed: cannot raise maxPayload after authentication (see admission.ts)');
-  }
-  receiver._maxPayload = maxPayload;
 }
 
 /** One WebSocket in the handshake. */

@@ -6,6 +6,7 @@ import { createServer, type Server as HttpServer, type IncomingMessage } from 'n
 import type { Socket } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from '../log.ts';
+import { PREAUTH_MAX_PAYLOAD, raiseMaxPayload } from '../protocol/preauth-payload.ts';
 import type { HandshakeLimiter } from '../protocol/rate-limit.ts';
 import {
   CloseCode,
@@ -20,12 +21,10 @@ import {
   MAX_CONNECTIONS,
   MAX_PREAUTH_CONNECTIONS,
   MAX_PREAUTH_PER_ADDRESS,
-  PREAUTH_MAX_PAYLOAD,
   type PreauthEntry,
   PreauthTracker,
   RefusalLog,
   type RefusalReason,
-  raiseMaxPayload,
   refuseUpgrade,
   ShedLog,
   UPGRADE_TIMEOUT_MS,

@@ -21,6 +21,7 @@ import {
   type NodeInfo,
   runMessage,
 } from '../protocol/messages.ts';
+import { PREAUTH_MAX_PAYLOAD, raiseMaxPayload } from '../protocol/preauth-payload.ts';
 import { runtimeKey } from '../protocol/runtime-info.ts';
 import {
   CHUNK_BYTES,
@@ -31,7 +32,6 @@ import {
   type SecureSocket,
 } from '../protocol/secure-socket.ts';
 import { linkDepth, targetDepth } from '../scheduler/depth.ts';
-import { CLIENT_PREAUTH_MAX_PAYLOAD, raisePayloadLimit } from '../transport/preauth-payload.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
 import { argsParts } from './job-args.ts';
 
@@ -370,14 +370,14 @@ export class RemoteNode implements ComputeNode {
 
   /**
    * Opens a WebSocket to one endpoint and runs the handshake, within the dial gate. Until the
-   * node has proved the secret, the socket reads messages of CLIENT_PREAUTH_MAX_PAYLOAD bytes
+   * node has proved the secret, the socket reads messages of PREAUTH_MAX_PAYLOAD bytes
    * at most: whoever answers at an announced address may be anyone.
    */
   private dialOne(at: Endpoint): Promise<SecureSocket> {
     const attempt = async (): Promise<SecureSocket> => {
       if (this.state === 'closed') throw new Error('closed');
       const timeoutMs = this.opts.connectTimeoutMs ?? 5000;
-      const ws = dialNode(at.host, at.port, timeoutMs, CLIENT_PREAUTH_MAX_PAYLOAD);
+      const ws = dialNode(at.host, at.port, timeoutMs, PREAUTH_MAX_PAYLOAD);
       ws.on('error', () => {}); // reported through 'close' / the handshake
       try {
         await new Promise<void>((resolve, reject) => {
@@ -386,7 +386,7 @@ export class RemoteNode implements ComputeNode {
           ws.once('close', () => reject(new Error('connection closed')));
         });
         return await clientHandshake(ws, this.opts.secret, timeoutMs, () =>
-          raisePayloadLimit(ws, MAX_WS_PAYLOAD),
+          raiseMaxPayload(ws, MAX_WS_PAYLOAD),
         );
       } catch (error) {
         ws.terminate();
