@@ -16,6 +16,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { PPError } from './errors.ts';
+import { resolveSecret } from './secret.ts';
 
 /** Fewer bytes than this is weak, whatever they are. */
 export const MIN_SECRET_BYTES = 16;
@@ -101,4 +102,24 @@ export function checkSecretStrength(
       '`npx pp-node secret` prints a new one (256 random bits) to put in ~/.config/pp-node/secret (mode 600) or PP_SECRET ' +
       `on every machine; or, knowing the risk, ${opts.allowHow}`,
   );
+}
+
+/**
+ * The secret a command-line tool (`ls`, `top`) uses to ask nodes: resolved like the node's
+ * (never created), held to the strength rule unless `allowWeak`, a warning written to stderr
+ * as `pp-node <command>: ...` when it is weak and allowed. Throws what resolveSecret or
+ * checkSecretStrength throws.
+ */
+export function cliSecret(
+  command: string,
+  opts: { secretFile: string | undefined; allowWeakSecret: boolean },
+): Uint8Array {
+  const resolved = resolveSecret({ secretFile: opts.secretFile, create: false });
+  const weak = checkSecretStrength(resolved.secret, {
+    allowWeak: opts.allowWeakSecret,
+    source: resolved.source,
+    allowHow: 'add --allow-weak-secret',
+  });
+  if (weak) process.stderr.write(`pp-node ${command}: ${weak}\n`);
+  return resolved.secret;
 }

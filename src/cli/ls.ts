@@ -7,8 +7,7 @@ import { printable } from '../log.ts';
 import { discoveryHint } from '../platform.ts';
 import { dialNode, formatAddress } from '../protocol/dial.ts';
 import { clientHandshake } from '../protocol/secure-socket.ts';
-import { resolveSecret } from '../secret.ts';
-import { checkSecretStrength } from '../secret-strength.ts';
+import { cliSecret } from '../secret-strength.ts';
 import type { LsConfig } from './args.ts';
 
 export interface Row {
@@ -28,14 +27,7 @@ export async function listNodes(cfg: LsConfig): Promise<number> {
   let secret: Uint8Array | null = null;
   let secretProblem = '';
   try {
-    const resolved = resolveSecret({ secretFile: cfg.secretFile, create: false });
-    const weak = checkSecretStrength(resolved.secret, {
-      allowWeak: cfg.allowWeakSecret,
-      source: resolved.source,
-      allowHow: 'add --allow-weak-secret',
-    });
-    if (weak) process.stderr.write(`pp-node ls: ${weak}\n`);
-    secret = resolved.secret;
+    secret = cliSecret('ls', cfg);
   } catch (error) {
     secretProblem = (error as Error).message;
   }

@@ -9,8 +9,7 @@
  */
 import { writeSync } from 'node:fs';
 import { printable } from '../log.ts';
-import { resolveSecret } from '../secret.ts';
-import { checkSecretStrength } from '../secret-strength.ts';
+import { cliSecret } from '../secret-strength.ts';
 import type { TopConfig } from './args.ts';
 import { ClusterWatch, type WatchedNode } from './watch.ts';
 
@@ -268,14 +267,7 @@ const CLEAR_EOS = '\x1b[J';
 export async function top(cfg: TopConfig): Promise<number> {
   let secret: Uint8Array | null = null;
   try {
-    const resolved = resolveSecret({ secretFile: cfg.secretFile, create: false });
-    const weak = checkSecretStrength(resolved.secret, {
-      allowWeak: cfg.allowWeakSecret,
-      source: resolved.source,
-      allowHow: 'add --allow-weak-secret',
-    });
-    if (weak) process.stderr.write(`pp-node top: ${weak}\n`);
-    secret = resolved.secret;
+    secret = cliSecret('top', cfg);
   } catch (error) {
     process.stderr.write(`pp-node top: cannot ask the nodes: ${(error as Error).message}\n`);
   }

@@ -13,18 +13,10 @@ export const RATE_WINDOW_S = 5;
 const BUCKETS = 8;
 
 /** What the daemon knows at the moment of a report. */
-export interface DaemonFacts {
-  id: string;
-  name: string;
-  version: string;
-  protocol: number;
-  ncpus: number;
-  ready: number;
-  busy: number;
-  queued: number;
-  clients: number;
-  monitors: number;
-}
+export type DaemonFacts = Pick<
+  NodeStatus,
+  'id' | 'name' | 'version' | 'protocol' | 'ncpus' | 'ready' | 'busy' | 'queued' | 'clients' | 'monitors'
+>;
 
 export class StatusBook {
   #done = 0;
