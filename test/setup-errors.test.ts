@@ -2,6 +2,9 @@
 // function that does not compile, arguments that fail to decode), and the worker goes on;
 // a callback that throws is the 'callback-error' event.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { getBundle } from '../src/functions/bundle.ts';
 import { JobSetupError, Server } from '../src/index.ts';
@@ -85,13 +88,22 @@ test('arguments that fail to decode: that job fails with why, the next job of th
 });
 
 test('a module that fails to load: the job rejects with a JobSetupError naming it; the server goes on', async () => {
-  await using server = new Server({ ncpus: 1, isolation: 'thread' });
-  const job = server.submit((x: number) => x + 1, [1], { modules: ['pp-node-no-such-module-14'] });
-  await assert.rejects(
-    job,
-    (e: any) => e instanceof JobSetupError && /pp-node-no-such-module-14/.test(e.message),
-  );
-  assert.equal(await server.submit((x: number) => x + 1, [1]), 2);
+  // A module that resolves here (one that does not is an error at submit: test/packages.test.ts)
+  // but throws as the worker loads it.
+  const dir = mkdtempSync(join(tmpdir(), 'pp-setup-'));
+  const file = join(dir, 'broken.mjs');
+  writeFileSync(file, "throw new Error('pp-node-broken-module-14');\nexport const x = 1;\n");
+  try {
+    await using server = new Server({ ncpus: 1, isolation: 'thread' });
+    const job = server.submit((x: number) => x + 1, [1], { modules: [{ broken: file }] });
+    await assert.rejects(
+      job,
+      (e: any) => e instanceof JobSetupError && /pp-node-broken-module-14/.test(e.message),
+    );
+    assert.equal(await server.submit((x: number) => x + 1, [1]), 2);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("a callback that throws is the 'callback-error' event, with its job and error; the job still succeeds", async () => {
