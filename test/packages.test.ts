@@ -5,11 +5,11 @@
 // processes of their own, from the folder their packages are installed in.
 //
 // The packages (nanoid: ESM-only; qs: CommonJS with dependencies of its own) are installed
-// from the registry into test/fixtures/packages by this file's setup, never where the node
-// could find them.
+// from the registry into test/fixtures/packages by this file's setup (test/helpers/packages.ts,
+// shared with test/packages-lab.test.ts), never where the node could find them.
 
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   existsSync,
@@ -35,6 +35,13 @@ import { checkPack, PackStore, packHash } from '../src/modules/store.ts';
 import { decodeMessage, encodeMessage, type Message, MessageError } from '../src/protocol/messages.ts';
 import { resolveSecret } from '../src/secret.ts';
 import { type NodeProcess, startNode } from './helpers/nodes.ts';
+import {
+  CLIENT_SCRIPT,
+  cacheEntries,
+  EXPECTED,
+  FIXTURE,
+  installFixturePackages,
+} from './helpers/packages.ts';
 
 // Module bindings the jobs use (the worker binds them; see SubmitOptions.modules).
 declare const native: { x: unknown };
@@ -44,7 +51,6 @@ declare const geo: { x: unknown };
 declare const qs: { stringify(v: unknown): string };
 declare const query: { roundTrip(v: Record<string, unknown>): string };
 
-const FIXTURE = fileURLToPath(new URL('./fixtures/packages/', import.meta.url));
 const DIST_INDEX = pathToFileURL(fileURLToPath(new URL('../dist/index.js', import.meta.url))).href;
 const SECRET = randomBytes(32).toString('hex');
 const tmp = mkdtempSync(join(tmpdir(), 'pp-packages-'));
@@ -80,22 +86,10 @@ async function emptyNode(args: string[] = []): Promise<{ node: NodeProcess; home
   return { node, home, cwd };
 }
 
-function cacheEntries(home: string): string[] {
-  const dir = join(home, '.cache', 'pp-node', 'modules');
-  return existsSync(dir) ? readdirSync(dir).filter((n) => /^[0-9a-f]{64}$/.test(n)) : [];
-}
-
 const nodes: NodeProcess[] = [];
 
-before(() => {
-  // The client's packages, from the registry, exactly as pinned (package-lock.json).
-  if (!existsSync(join(FIXTURE, 'node_modules', 'qs', 'package.json'))) {
-    execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--ignore-scripts'], {
-      cwd: FIXTURE,
-      stdio: 'inherit',
-    });
-  }
-});
+// The client's packages, from the registry, exactly as pinned (package-lock.json).
+before(installFixturePackages);
 
 after(async () => {
   await Promise.all(nodes.map((n) => n.stop()));
@@ -109,17 +103,14 @@ describe('modules travel to nodes', () => {
     assert.deepEqual(readdirSync(cwd), [], 'the node runs in an empty folder');
     assert.deepEqual(cacheEntries(home), [], 'with an empty module cache');
     const clientHome = fresh('client-home');
-    const script = join(FIXTURE, 'client.mjs');
+    const script = CLIENT_SCRIPT;
 
     const first = await runClient(script, node.port, FIXTURE, clientHome);
     const [id, str, trip] = first.results;
     assert.match(id, /^[xy]{16}$/);
-    assert.equal(str, 'a%5Bb%5D%5B0%5D=1&a%5Bb%5D%5B1%5D=2');
-    assert.equal(trip, 'a%5Bc%5D=d&z=1');
-    assert.deepEqual(
-      first.more,
-      Array.from({ length: 20 }, (_, i) => `i=${i}`),
-    );
+    assert.equal(str, EXPECTED.str);
+    assert.equal(trip, EXPECTED.trip);
+    assert.deepEqual(first.more, EXPECTED.more);
     assert.equal(first.modulesSent.packs, 3, 'nanoid, qs and lib/query.ts, once each');
     assert.ok(first.modulesSent.bytes > 1000, `bytes sent: ${first.modulesSent.bytes}`);
     const stored = cacheEntries(home);
