@@ -239,26 +239,7 @@ export class LocalPool implements ComputeNode {
   }
 
   private sendBatch(w: WorkerHandle, batch: DispatchJob[]): void {
-    const defs: FunctionDefinition[] = [];
-    for (const job of batch) {
-      if (!w.known.has(job.hash)) {
-        w.known.add(job.hash);
-        defs.push(job.definition());
-      }
-    }
-    // One definition per message: each was checked alone against the head limits (functions/bundle.ts).
-    for (const def of defs) w.send(encodeMessage({ type: 'define', defs: [def] }));
-    const refs: string[] = [];
-    const refBlobs: Uint8Array[] = [];
-    for (const job of batch) {
-      for (const ref of job.refs) {
-        if (w.knownRefs.has(ref.id)) continue;
-        w.knownRefs.add(ref.id);
-        refs.push(ref.id);
-        refBlobs.push(ref.blob);
-      }
-    }
-    if (refs.length > 0) w.send(encodeMessage({ type: 'put', refs, blobs: refBlobs }));
+    w.cache.sendMissing(batch, w);
     const wasIdle = w.inFlight.length === 0;
     for (const job of batch) w.inFlight.push(job);
     this.placedCount += batch.length;
@@ -301,8 +282,7 @@ export class LocalPool implements ComputeNode {
 
   release(refIds: readonly string[]): void {
     for (const w of [...this.workers, ...this.retiring]) {
-      const known = refIds.filter((id) => w.knownRefs.delete(id));
-      if (known.length > 0) w.send(encodeMessage({ type: 'release', refs: known }));
+      w.cache.release(refIds, w);
     }
   }
 

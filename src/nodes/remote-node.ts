@@ -34,6 +34,7 @@ import {
 import { linkDepth, targetDepth } from '../scheduler/depth.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
 import { argsParts } from './job-args.ts';
+import { PeerCache } from './peer-cache.ts';
 
 /** Job bytes per run message, leaving room for its head within one chunk. */
 const RUN_MESSAGE_BYTES = CHUNK_BYTES - 64 * 1024;
@@ -132,8 +133,8 @@ export class RemoteNode implements ComputeNode {
   private readyCpus: number | undefined = undefined;
   /** Welcomed by a node that has yet to say how many workers are ready: not up yet. */
   private awaitingCpus = false;
-  private known = new Set<string>();
-  private knownRefs = new Set<string>();
+  /** The function definitions and Refs the node holds on this connection. */
+  private readonly cache = new PeerCache();
   private heartbeat: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
   private backoffMs = 0;
@@ -251,25 +252,8 @@ export class RemoteNode implements ComputeNode {
       this.events.onRequeue(this, jobs);
       return;
     }
-    const defs: FunctionDefinition[] = [];
-    const refs: string[] = [];
-    const refBlobs: Uint8Array[] = [];
-    for (const job of jobs) {
-      if (!this.known.has(job.hash)) {
-        this.known.add(job.hash);
-        defs.push(job.definition());
-      }
-      for (const ref of job.refs) {
-        if (this.knownRefs.has(ref.id)) continue;
-        this.knownRefs.add(ref.id);
-        refs.push(ref.id);
-        refBlobs.push(ref.blob);
-      }
-      this.placed.set(job.id, job);
-    }
-    // One definition per message: each was checked alone against the head limits (functions/bundle.ts).
-    for (const def of defs) socket.send(encodeMessage({ type: 'define', defs: [def] }));
-    if (refs.length > 0) socket.send(encodeMessage({ type: 'put', refs, blobs: refBlobs }));
+    for (const job of jobs) this.placed.set(job.id, job);
+    this.cache.sendMissing(jobs, socket);
     // Several run messages when the jobs are large: a message over CHUNK_BYTES travels in
     // chunks that the node has to join (a copy of the whole message) before decoding it.
     let batch: Parameters<typeof runMessage>[0][number][] = [];
@@ -294,8 +278,7 @@ export class RemoteNode implements ComputeNode {
   }
 
   release(refIds: readonly string[]): void {
-    const known = refIds.filter((id) => this.knownRefs.delete(id));
-    if (known.length > 0) this.send({ type: 'release', refs: known });
+    this.cache.release(refIds, { send: (parts) => this.socket?.send(parts) });
   }
 
   async close(): Promise<void> {
@@ -668,8 +651,7 @@ export class RemoteNode implements ComputeNode {
     this.stopHeartbeat();
     const wasReady = this.state === 'ready' && !this.awaitingCpus; // said up to the listener
     this.awaitingCpus = false;
-    this.known = new Set();
-    this.knownRefs = new Set();
+    this.cache.clear();
     this.rtt = undefined;
     this.handBack();
     if (this.state === 'closed') return;

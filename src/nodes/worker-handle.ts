@@ -19,6 +19,7 @@ import { type ResultView, readResult } from '../protocol/result-frame.ts';
 import type { ArenaHandle } from '../transport/arena.ts';
 import { FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
 import type { DispatchJob } from './compute-node.ts';
+import { PeerCache } from './peer-cache.ts';
 
 export type Isolation = 'process' | 'thread';
 
@@ -142,10 +143,8 @@ export class WorkerHandle {
   ready = false;
   /** Jobs sent and not yet answered, in the order the worker runs them. */
   readonly inFlight: DispatchJob[] = [];
-  /** Function hashes this worker has definitions for. */
-  readonly known = new Set<string>();
-  /** Ref ids (server.put values) this worker holds. */
-  readonly knownRefs = new Set<string>();
+  /** The function definitions and Refs (server.put values) this worker holds. */
+  readonly cache = new PeerCache();
   /** Why we are stopping it, if we are; decides how its in-flight jobs are reported. */
   stopReason: { kind: 'timeout' | 'cancel'; jobId: number } | { kind: 'retire' | 'close' } | null = null;
   /** Why the worker said it stops on its own ('bye': it could not read a message), if it did. */
