@@ -11,7 +11,6 @@ import { JobCancelledError, JobSetupError, JobTimeoutError, WorkerCrashError } f
 import {
   type BlobParts,
   encodeMessage,
-  type FunctionDefinition,
   type JobStatus,
   type Message,
   runMessage,

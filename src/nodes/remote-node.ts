@@ -16,7 +16,6 @@ import { STEALING_PROTOCOL } from '../protocol/handshake.ts';
 import {
   decodeMessage,
   encodeMessage,
-  type FunctionDefinition,
   type Message,
   type NodeInfo,
   runMessage,
