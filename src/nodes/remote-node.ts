@@ -6,6 +6,7 @@
  * the connection is lost, handed back to the scheduler to run elsewhere. Answers arriving on
  * an old connection are never read, so a node that comes back cannot deliver a second result.
  */
+import { Backoff } from '../backoff.ts';
 import { PPError } from '../errors.ts';
 import { printable } from '../log.ts';
 import { packByHash } from '../modules/pack.ts';
@@ -136,7 +137,8 @@ export class RemoteNode implements ComputeNode {
   private readonly cache = new PeerCache();
   private heartbeat: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
-  private backoffMs = 0;
+  /** Reconnection waits: 250 ms doubling up to maxBackoffMs, ±25 % so that clients spread out. */
+  private readonly backoff: Backoff;
   private lastHeard = 0;
   private readyAt = 0;
   private reportedUnreachable = false;
@@ -162,6 +164,7 @@ export class RemoteNode implements ComputeNode {
   ) {
     // Labels may come from LAN discovery: printable, whatever the caller did (messages carry it).
     this.id = printable(opts.label ?? formatAddress(opts.host, opts.port));
+    this.backoff = new Backoff(250, opts.maxBackoffMs ?? 30_000, 0.25);
     this.endpoints = opts.endpoints?.length
       ? opts.endpoints.map((e) => ({ host: e.host, port: e.port }))
       : [opts.host, ...(opts.alternates ?? [])].map((host) => ({ host, port: opts.port }));
@@ -308,7 +311,7 @@ export class RemoteNode implements ComputeNode {
     if (endpoints.length > 0) this.endpoints = endpoints.map((e) => ({ host: e.host, port: e.port }));
     if (again && this.state === 'backoff') {
       if (this.retryTimer) clearTimeout(this.retryTimer);
-      this.backoffMs = 0;
+      this.backoff.reset();
       void this.connect();
     }
   }
@@ -389,7 +392,7 @@ export class RemoteNode implements ComputeNode {
         this.reportedRefusal = true;
         this.listener.onProblem(this, this.refusal);
       }
-      this.backoffMs = Math.max(this.backoffMs, (this.opts.refusedBackoffMs ?? 5000) / 2);
+      this.backoff.atLeast(this.opts.refusedBackoffMs ?? 5000);
       this.scheduleRetry();
       return;
     }
@@ -450,10 +453,7 @@ export class RemoteNode implements ComputeNode {
   private scheduleRetry(): void {
     if (this.state === 'closed') return;
     this.state = 'backoff';
-    const max = this.opts.maxBackoffMs ?? 30_000;
-    this.backoffMs = Math.min(max, this.backoffMs ? this.backoffMs * 2 : 250);
-    const delay = this.backoffMs * (0.75 + Math.random() * 0.5);
-    this.retryTimer = setTimeout(() => void this.connect(), delay);
+    this.retryTimer = setTimeout(() => void this.connect(), this.backoff.next());
     this.retryTimer.unref();
   }
 
@@ -657,7 +657,7 @@ export class RemoteNode implements ComputeNode {
     this.state = 'backoff';
     if (wasReady) this.listener.onDown(this, reason);
     // A connection that lasted reconnects quickly; one that breaks at once backs off further.
-    if (wasReady && Date.now() - this.readyAt > STABLE_AFTER_MS) this.backoffMs = 0;
+    if (wasReady && Date.now() - this.readyAt > STABLE_AFTER_MS) this.backoff.reset();
     this.scheduleRetry();
   }
 
