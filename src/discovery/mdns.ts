@@ -18,6 +18,7 @@
 import type { RemoteInfo } from 'node:dgram';
 import { createRequire } from 'node:module';
 import { type NetworkInterfaceInfo, networkInterfaces } from 'node:os';
+import { Backoff } from '../backoff.ts';
 import { printable } from '../log.ts';
 import {
   announceAddresses,
@@ -202,7 +203,7 @@ export class MdnsLink {
   #started = false;
   #closed = false;
   #retryTimer: NodeJS.Timeout | undefined;
-  #retryMs = RETRY_MIN_MS;
+  readonly #backoff = new Backoff(RETRY_MIN_MS, RETRY_MAX_MS);
   /** The interface is missing (or down): the watcher starts a session when it is back. */
   #waitingForInterface = false;
   #watchTimer: NodeJS.Timeout | undefined;
@@ -300,7 +301,7 @@ export class MdnsLink {
       if (this.#current !== s || s.closed || this.#closed) return;
       s.ready = true;
       s.addrKey = addressKey(s.iface);
-      this.#retryMs = RETRY_MIN_MS;
+      this.#backoff.reset();
       this.#reported.clear();
       this.#opts.onUp(s);
     });
@@ -322,8 +323,7 @@ export class MdnsLink {
 
   #scheduleRetry(): void {
     if (this.#closed || this.#retryTimer) return;
-    this.#retryTimer = setTimeout(() => this.#attempt(), this.#retryMs);
-    this.#retryMs = Math.min(this.#retryMs * 2, RETRY_MAX_MS);
+    this.#retryTimer = setTimeout(() => this.#attempt(), this.#backoff.next());
   }
 
   #watch(): void {
@@ -347,7 +347,7 @@ export class MdnsLink {
       if (r.ipv4 !== s.iface?.ipv4) {
         // multicast-dns fixes its interface at creation: start over on the new address
         this.#drop(s);
-        this.#retryMs = RETRY_MIN_MS;
+        this.#backoff.reset();
         this.#attempt();
         return;
       }

@@ -35,23 +35,27 @@ export interface RefData {
   readonly blob: Uint8Array;
 }
 
+/**
+ * A job's result as it travels from a worker up to the job server: its status, how long it
+ * ran, and `bytes[start, end)`, the encoded value (or error) to decode with the job's class
+ * registry. Every handler takes it as rest parameters (`...result: JobResult`) and passes it
+ * on as `...result`: flat arguments, not an object, and a range rather than a view, since
+ * this runs once per job and an outcome object or a view per job showed in the GC profile.
+ */
+export type JobResult = [
+  status: JobStatus,
+  durationMs: number,
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+];
+
 export interface NodeEvents {
   /**
-   * The job ran (or threw, or was cancelled on request); reported once. `bytes[start, end)`
-   * is the encoded value (or error), to decode with the job's class registry. (Flat
-   * arguments, and a range rather than a view: this runs once per job, and an outcome object
-   * or a view per job showed in the GC profile.) Nodes report each job as the very object
-   * they were given, so the caller needs no lookup.
+   * The job ran (or threw, or was cancelled on request); reported once. Nodes report each
+   * job as the very object they were given, so the caller needs no lookup.
    */
-  onResult(
-    node: ComputeNode,
-    job: DispatchJob,
-    status: JobStatus,
-    durationMs: number,
-    bytes: Uint8Array,
-    start: number,
-    end: number,
-  ): void;
+  onResult(node: ComputeNode, job: DispatchJob, ...result: JobResult): void;
   /** The job failed for a reason outside its function's code (worker crash, timeout). */
   onJobFailed(node: ComputeNode, job: DispatchJob, error: Error): void;
   /**

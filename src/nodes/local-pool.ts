@@ -8,20 +8,13 @@
  */
 
 import { JobCancelledError, JobSetupError, JobTimeoutError, WorkerCrashError } from '../errors.ts';
-import {
-  type BlobParts,
-  encodeMessage,
-  type FunctionDefinition,
-  type JobStatus,
-  type Message,
-  runMessage,
-} from '../protocol/messages.ts';
+import { type BlobParts, encodeMessage, type Message, runMessage } from '../protocol/messages.ts';
 import { writeRunFrame } from '../protocol/run-frame.ts';
 import { localRuntime, runtimeKey } from '../protocol/runtime-info.ts';
 import { HOLD_NEXT_WAITING_PER_WORKER, workerDepth } from '../scheduler/depth.ts';
 import { levelFill } from '../scheduler/policy.ts';
 import { type ArenaSlot, createFileArena, createMemoryArena, type SharedArena } from '../transport/arena.ts';
-import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
+import type { ComputeNode, DispatchJob, JobResult, NodeEvents } from './compute-node.ts';
 import { argsParts } from './job-args.ts';
 import { type WorkerExit, WorkerHandle, type WorkerOptions } from './worker-handle.ts';
 
@@ -239,26 +232,7 @@ export class LocalPool implements ComputeNode {
   }
 
   private sendBatch(w: WorkerHandle, batch: DispatchJob[]): void {
-    const defs: FunctionDefinition[] = [];
-    for (const job of batch) {
-      if (!w.known.has(job.hash)) {
-        w.known.add(job.hash);
-        defs.push(job.definition());
-      }
-    }
-    // One definition per message: each was checked alone against the head limits (functions/bundle.ts).
-    for (const def of defs) w.send(encodeMessage({ type: 'define', defs: [def] }));
-    const refs: string[] = [];
-    const refBlobs: Uint8Array[] = [];
-    for (const job of batch) {
-      for (const ref of job.refs) {
-        if (w.knownRefs.has(ref.id)) continue;
-        w.knownRefs.add(ref.id);
-        refs.push(ref.id);
-        refBlobs.push(ref.blob);
-      }
-    }
-    if (refs.length > 0) w.send(encodeMessage({ type: 'put', refs, blobs: refBlobs }));
+    w.cache.sendMissing(batch, w);
     const wasIdle = w.inFlight.length === 0;
     for (const job of batch) w.inFlight.push(job);
     this.placedCount += batch.length;
@@ -301,8 +275,7 @@ export class LocalPool implements ComputeNode {
 
   release(refIds: readonly string[]): void {
     for (const w of [...this.workers, ...this.retiring]) {
-      const known = refIds.filter((id) => w.knownRefs.delete(id));
-      if (known.length > 0) w.send(encodeMessage({ type: 'release', refs: known }));
+      w.cache.release(refIds, w);
     }
   }
 
@@ -355,8 +328,8 @@ export class LocalPool implements ComputeNode {
       {
         onMessage: (worker, msg) => this.onMessage(worker, msg),
         // One result, read by the worker handle's fast path (protocol/result-frame.ts).
-        onResult: (worker, id, status, durationMs, bytes, start, end) => {
-          this.takeResult(worker, id, status, durationMs, bytes, start, end);
+        onResult: (worker, id, ...result) => {
+          this.takeResult(worker, id, ...result);
           this.afterResults(worker);
         },
         onExit: (worker, exit) => this.onExit(worker, exit),
@@ -415,15 +388,7 @@ export class LocalPool implements ComputeNode {
     this.afterResults(w);
   }
 
-  private takeResult(
-    w: WorkerHandle,
-    id: number,
-    status: JobStatus,
-    durationMs: number,
-    bytes: Uint8Array,
-    start: number,
-    end: number,
-  ): void {
+  private takeResult(w: WorkerHandle, id: number, ...result: JobResult): void {
     // Jobs run in order, so the answer is for the head; anything else is a protocol bug.
     const inFlight = w.inFlight;
     let job = inFlight[0];
@@ -435,7 +400,7 @@ export class LocalPool implements ComputeNode {
     }
     this.placedCount--;
     if (this.asked.size > 0) this.asked.delete(job!);
-    this.events.onResult(this, job!, status, durationMs, bytes, start, end);
+    this.events.onResult(this, job!, ...result);
   }
 
   /** Jobs the worker gave back unstarted (it was asked to withdraw them). */

@@ -6,6 +6,7 @@
  * the connection is lost, handed back to the scheduler to run elsewhere. Answers arriving on
  * an old connection are never read, so a node that comes back cannot deliver a second result.
  */
+import { Backoff } from '../backoff.ts';
 import { PPError } from '../errors.ts';
 import { printable } from '../log.ts';
 import { packByHash } from '../modules/pack.ts';
@@ -16,7 +17,6 @@ import { STEALING_PROTOCOL } from '../protocol/handshake.ts';
 import {
   decodeMessage,
   encodeMessage,
-  type FunctionDefinition,
   type Message,
   type NodeInfo,
   runMessage,
@@ -34,6 +34,7 @@ import {
 import { linkDepth, targetDepth } from '../scheduler/depth.ts';
 import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
 import { argsParts } from './job-args.ts';
+import { PeerCache } from './peer-cache.ts';
 
 /** Job bytes per run message, leaving room for its head within one chunk. */
 const RUN_MESSAGE_BYTES = CHUNK_BYTES - 64 * 1024;
@@ -132,11 +133,12 @@ export class RemoteNode implements ComputeNode {
   private readyCpus: number | undefined = undefined;
   /** Welcomed by a node that has yet to say how many workers are ready: not up yet. */
   private awaitingCpus = false;
-  private known = new Set<string>();
-  private knownRefs = new Set<string>();
+  /** The function definitions and Refs the node holds on this connection. */
+  private readonly cache = new PeerCache();
   private heartbeat: NodeJS.Timeout | null = null;
   private retryTimer: NodeJS.Timeout | null = null;
-  private backoffMs = 0;
+  /** Reconnection waits: 250 ms doubling up to maxBackoffMs, ±25 % so that clients spread out. */
+  private readonly backoff: Backoff;
   private lastHeard = 0;
   private readyAt = 0;
   private reportedUnreachable = false;
@@ -162,6 +164,7 @@ export class RemoteNode implements ComputeNode {
   ) {
     // Labels may come from LAN discovery: printable, whatever the caller did (messages carry it).
     this.id = printable(opts.label ?? formatAddress(opts.host, opts.port));
+    this.backoff = new Backoff(250, opts.maxBackoffMs ?? 30_000, 0.25);
     this.endpoints = opts.endpoints?.length
       ? opts.endpoints.map((e) => ({ host: e.host, port: e.port }))
       : [opts.host, ...(opts.alternates ?? [])].map((host) => ({ host, port: opts.port }));
@@ -251,25 +254,8 @@ export class RemoteNode implements ComputeNode {
       this.events.onRequeue(this, jobs);
       return;
     }
-    const defs: FunctionDefinition[] = [];
-    const refs: string[] = [];
-    const refBlobs: Uint8Array[] = [];
-    for (const job of jobs) {
-      if (!this.known.has(job.hash)) {
-        this.known.add(job.hash);
-        defs.push(job.definition());
-      }
-      for (const ref of job.refs) {
-        if (this.knownRefs.has(ref.id)) continue;
-        this.knownRefs.add(ref.id);
-        refs.push(ref.id);
-        refBlobs.push(ref.blob);
-      }
-      this.placed.set(job.id, job);
-    }
-    // One definition per message: each was checked alone against the head limits (functions/bundle.ts).
-    for (const def of defs) socket.send(encodeMessage({ type: 'define', defs: [def] }));
-    if (refs.length > 0) socket.send(encodeMessage({ type: 'put', refs, blobs: refBlobs }));
+    for (const job of jobs) this.placed.set(job.id, job);
+    this.cache.sendMissing(jobs, socket);
     // Several run messages when the jobs are large: a message over CHUNK_BYTES travels in
     // chunks that the node has to join (a copy of the whole message) before decoding it.
     let batch: Parameters<typeof runMessage>[0][number][] = [];
@@ -294,8 +280,7 @@ export class RemoteNode implements ComputeNode {
   }
 
   release(refIds: readonly string[]): void {
-    const known = refIds.filter((id) => this.knownRefs.delete(id));
-    if (known.length > 0) this.send({ type: 'release', refs: known });
+    this.cache.release(refIds, { send: (parts) => this.socket?.send(parts) });
   }
 
   async close(): Promise<void> {
@@ -326,7 +311,7 @@ export class RemoteNode implements ComputeNode {
     if (endpoints.length > 0) this.endpoints = endpoints.map((e) => ({ host: e.host, port: e.port }));
     if (again && this.state === 'backoff') {
       if (this.retryTimer) clearTimeout(this.retryTimer);
-      this.backoffMs = 0;
+      this.backoff.reset();
       void this.connect();
     }
   }
@@ -407,7 +392,7 @@ export class RemoteNode implements ComputeNode {
         this.reportedRefusal = true;
         this.listener.onProblem(this, this.refusal);
       }
-      this.backoffMs = Math.max(this.backoffMs, (this.opts.refusedBackoffMs ?? 5000) / 2);
+      this.backoff.atLeast(this.opts.refusedBackoffMs ?? 5000);
       this.scheduleRetry();
       return;
     }
@@ -468,10 +453,7 @@ export class RemoteNode implements ComputeNode {
   private scheduleRetry(): void {
     if (this.state === 'closed') return;
     this.state = 'backoff';
-    const max = this.opts.maxBackoffMs ?? 30_000;
-    this.backoffMs = Math.min(max, this.backoffMs ? this.backoffMs * 2 : 250);
-    const delay = this.backoffMs * (0.75 + Math.random() * 0.5);
-    this.retryTimer = setTimeout(() => void this.connect(), delay);
+    this.retryTimer = setTimeout(() => void this.connect(), this.backoff.next());
     this.retryTimer.unref();
   }
 
@@ -668,15 +650,14 @@ export class RemoteNode implements ComputeNode {
     this.stopHeartbeat();
     const wasReady = this.state === 'ready' && !this.awaitingCpus; // said up to the listener
     this.awaitingCpus = false;
-    this.known = new Set();
-    this.knownRefs = new Set();
+    this.cache.clear();
     this.rtt = undefined;
     this.handBack();
     if (this.state === 'closed') return;
     this.state = 'backoff';
     if (wasReady) this.listener.onDown(this, reason);
     // A connection that lasted reconnects quickly; one that breaks at once backs off further.
-    if (wasReady && Date.now() - this.readyAt > STABLE_AFTER_MS) this.backoffMs = 0;
+    if (wasReady && Date.now() - this.readyAt > STABLE_AFTER_MS) this.backoff.reset();
     this.scheduleRetry();
   }
 

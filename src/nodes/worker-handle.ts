@@ -14,11 +14,12 @@ import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { workerChannelStdio, workerIgnoredSignals } from '../platform.ts';
-import { decodeMessage, type JobStatus, type Message } from '../protocol/messages.ts';
+import { decodeMessage, type Message } from '../protocol/messages.ts';
 import { type ResultView, readResult } from '../protocol/result-frame.ts';
 import type { ArenaHandle } from '../transport/arena.ts';
 import { FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
-import type { DispatchJob } from './compute-node.ts';
+import type { DispatchJob, JobResult } from './compute-node.ts';
+import { PeerCache } from './peer-cache.ts';
 
 export type Isolation = 'process' | 'thread';
 
@@ -57,15 +58,7 @@ export interface WorkerExit {
 export interface WorkerListener {
   onMessage(w: WorkerHandle, msg: Message): void;
   /** A one-result 'done' message, read without building it (protocol/result-frame.ts); its value is `bytes[start, end)`. */
-  onResult(
-    w: WorkerHandle,
-    id: number,
-    status: JobStatus,
-    durationMs: number,
-    bytes: Buffer,
-    start: number,
-    end: number,
-  ): void;
+  onResult(w: WorkerHandle, id: number, ...result: JobResult): void;
   onExit(w: WorkerHandle, exit: WorkerExit): void;
 }
 
@@ -142,10 +135,8 @@ export class WorkerHandle {
   ready = false;
   /** Jobs sent and not yet answered, in the order the worker runs them. */
   readonly inFlight: DispatchJob[] = [];
-  /** Function hashes this worker has definitions for. */
-  readonly known = new Set<string>();
-  /** Ref ids (server.put values) this worker holds. */
-  readonly knownRefs = new Set<string>();
+  /** The function definitions and Refs (server.put values) this worker holds. */
+  readonly cache = new PeerCache();
   /** Why we are stopping it, if we are; decides how its in-flight jobs are reported. */
   stopReason: { kind: 'timeout' | 'cancel'; jobId: number } | { kind: 'retire' | 'close' } | null = null;
   /** Why the worker said it stops on its own ('bye': it could not read a message), if it did. */
