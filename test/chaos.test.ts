@@ -13,6 +13,7 @@ import { after, test } from 'node:test';
 import { Server } from '../src/index.ts';
 import { type ChaosProxy, startChaosProxy } from './helpers/chaos-proxy.ts';
 import { type NodeProcess, startNode } from './helpers/nodes.ts';
+import { prng } from './helpers/sched-sim.ts'; // one seeded PRNG for the tests (mulberry32)
 
 const SECONDS = Number(process.env.PP_CHAOS_SECONDS ?? 4);
 const SEED = Number(process.env.PP_CHAOS_SEED ?? 13);
@@ -20,18 +21,6 @@ const SECRET = 'c4a0f1e9d2b3c8a7e6f5d4c3b2a1908f7e6d5c4b3a29180f7e6d5c4b3a291807
 const NODES = 3;
 /** The chaos goes on past its time until this many events happened (a loaded machine is slow to act). */
 const MIN_EVENTS = 4;
-
-/** mulberry32: a small seeded PRNG, so that a failing schedule can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function work(i: number, ms: number): number {
   if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
