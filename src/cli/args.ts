@@ -228,8 +228,8 @@ refused otherwise: a rogue node could guess it offline.`,
     type: 'string',
     value: 'H:P,...',
     of: ['top', 'doctor'],
-    help: 'top, doctor: these nodes too, besides those mDNS finds.',
-    example: 'npx pp-node top --nodes 192.168.1.20:60000,desk-2:60000',
+    help: 'top, doctor: these nodes too, besides those mDNS finds (host, host:port or [ipv6]:port).',
+    example: 'npx pp-node top --nodes 192.168.1.20,desk-42:61000',
   },
   'no-mdns': { type: 'boolean', of: ['top', 'doctor'], help: 'top, doctor: only the --nodes given.' },
   once: { type: 'boolean', of: ['top'], help: 'top: print one table (or JSON document), then exit.' },
@@ -279,16 +279,6 @@ Environment:
 ${Object.entries(ENVIRONMENT)
   .map(([k, v]) => `  ${k.padEnd(20)}${v}`)
   .join('\n')}
-
-Options of ls, top and doctor:
-  --secret-file F     the secret to prove (default: $PP_SECRET, else ~/.config/pp-node/secret).
-  --interface IF      browse (mDNS) on this interface or address only.
-  --timeout S         seconds to browse before reporting (ls, top --once, doctor; default 3).
-  --json              machine-readable output.
-  --nodes H:P,...     top, doctor: these nodes too (host, host:port or [ipv6]:port; port 60000).
-                        npx pp-node top --nodes 192.168.1.20,desk-42:61000
-  --no-mdns           top, doctor: no mDNS at all, only --nodes.
-  --once              top: one table (or JSON document), then exit.
 
 Every client must know the secret: copy ~/.config/pp-node/secret to each machine of the
 cluster (mode 0600), or set PP_SECRET to the same value everywhere. A client then uses
