@@ -23,7 +23,16 @@ import type { NodeSummary } from '../src/index.ts';
 import type { NodeStats } from '../src/stats.ts';
 import { assertCleanLabExit } from './lab/checks.ts';
 import { LeakCapture, type LeakCapture as LeakCaptureT, tcpdumpAvailable } from './lab/leak.ts';
-import { Lab, type LabEvent, LabProcess, labSkip, ownNetns, rootFingerprint } from './lab/netlab.ts';
+import {
+  Lab,
+  type LabEvent,
+  LabProcess,
+  type Log,
+  labSkip,
+  logsOf,
+  ownNetns,
+  rootFingerprint,
+} from './lab/netlab.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = fileURLToPath(new URL('../bin/pp-node.js', import.meta.url));
@@ -62,20 +71,6 @@ const inputsFor = (count: number, offset: number) =>
   Array.from({ length: count }, (_, i) => BASE + offset + i * 50);
 
 // ------------------------------------------------------------------ processes in lab hosts
-
-type Log = Record<string, unknown>;
-
-/** A pp-node's JSON log lines (it logs to stderr, which LabProcess keeps as 'stderr: ...'). */
-function logsOf(p: LabProcess): Log[] {
-  const out: Log[] = [];
-  for (const line of p.output) {
-    if (!line.startsWith('stderr: {')) continue;
-    try {
-      out.push(JSON.parse(line.slice('stderr: '.length)) as Log);
-    } catch {}
-  }
-  return out;
-}
 
 async function waitLog(p: LabProcess, match: (l: Log) => boolean, ms: number, what: string): Promise<Log> {
   const deadline = Date.now() + ms;

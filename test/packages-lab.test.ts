@@ -31,22 +31,10 @@ import {
   installFixturePackages,
 } from './helpers/packages.ts';
 import { pollUntil } from './helpers/poll.ts';
-import { Lab, type LabProcess, labSkip, rootFingerprint } from './lab/netlab.ts';
+import { Lab, type LabProcess, labSkip, logsOf, rootFingerprint } from './lab/netlab.ts';
 
 const SECRET = randomBytes(32).toString('hex');
 const skip = labSkip();
-
-/** The JSON log lines a lab process wrote to stderr (`pp-node --log-format json`). */
-function logsOf(p: LabProcess): Array<Record<string, unknown>> {
-  const out: Array<Record<string, unknown>> = [];
-  for (const line of p.output) {
-    if (!line.startsWith('stderr: {')) continue;
-    try {
-      out.push(JSON.parse(line.slice('stderr: '.length)) as Record<string, unknown>);
-    } catch {}
-  }
-  return out;
-}
 
 describe('modules travel to a node on another host (lab)', { skip, timeout: 60_000 }, () => {
   let lab: Lab;

@@ -23,7 +23,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { assertCleanLabExit } from './lab/checks.ts';
 import { LeakCapture, type LeakCapture as LeakCaptureT, tcpdumpAvailable } from './lab/leak.ts';
-import { Lab, type LabProcess, labSkip, rootFingerprint } from './lab/netlab.ts';
+import { Lab, type LabProcess, labSkip, logsOf, rootFingerprint } from './lab/netlab.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = fileURLToPath(new URL('../bin/pp-node.js', import.meta.url));
@@ -46,19 +46,6 @@ async function poll<T>(f: () => T | undefined, ms: number, what: () => string): 
     if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what()}`);
     await sleep(50);
   }
-}
-
-type Log = Record<string, unknown>;
-
-function logsOf(p: LabProcess): Log[] {
-  const out: Log[] = [];
-  for (const line of p.output) {
-    if (!line.startsWith('stderr: {')) continue;
-    try {
-      out.push(JSON.parse(line.slice('stderr: '.length)) as Log);
-    } catch {}
-  }
-  return out;
 }
 
 /** What a command in a lab host wrote to stdout (LabProcess keeps non-event lines in `output`). */

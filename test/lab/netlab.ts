@@ -593,3 +593,18 @@ export class LabProcess {
     return [`--- ${this.label}: events`, ...evs, `--- ${this.label}: other output`, ...out].join('\n');
   }
 }
+
+/** One JSON log line of a pp-node (`--log-format json`). */
+export type Log = Record<string, unknown>;
+
+/** A lab process's JSON log lines (pp-node logs to stderr, which LabProcess keeps as 'stderr: ...'). */
+export function logsOf(p: LabProcess): Log[] {
+  const out: Log[] = [];
+  for (const line of p.output) {
+    if (!line.startsWith('stderr: {')) continue;
+    try {
+      out.push(JSON.parse(line.slice('stderr: '.length)) as Log);
+    } catch {}
+  }
+  return out;
+}
