@@ -4,7 +4,7 @@ import { LocalPool } from '../src/nodes/local-pool.ts';
 import { HOLD_NEXT_WAITING_PER_WORKER, targetDepth } from '../src/scheduler/depth.ts';
 import { assignJobs, DurationEstimate, levelFill, roomOfNodes } from '../src/scheduler/policy.ts';
 
-test('assignJobs gives every node its free slots when work exceeds room', () => {
+test('assignJobs gives every node all its room when work exceeds room', () => {
   assert.deepEqual(assignJobs(100, [2, 3, 0]), [2, 3, 0]);
 });
 
@@ -75,7 +75,7 @@ test('DurationEstimate is the exact mean at first, then follows changes', () => 
   assert.ok(e.value! > 99);
 });
 
-test('targetDepth prefetches short jobs only', () => {
+test('targetDepth gives a deque to short jobs only', () => {
   assert.equal(targetDepth(undefined), 1);
   assert.equal(targetDepth(50), 1);
   assert.ok(targetDepth(0.01) > 50);
@@ -87,10 +87,10 @@ test('a local worker holds the next long job only while many wait, and never one
   const pool = new LocalPool({ ncpus: 2, isolation: 'thread', sharedMemory: false }, events);
   try {
     const many = HOLD_NEXT_WAITING_PER_WORKER * 2;
-    assert.equal(pool.freeSlots(50, many - 1), 2, 'near the end of a burst: one job per worker');
-    assert.equal(pool.freeSlots(50, many), 4, 'many waiting: the running one and the next');
-    assert.equal(pool.freeSlots(undefined, 1000), 2, 'unknown cost: one per worker');
-    assert.equal(pool.freeSlots(0.01, 0), 2 * targetDepth(0.01), 'short jobs: the prefetch budget decides');
+    assert.equal(pool.room(50, many - 1), 2, 'near the end of a burst: one job per worker');
+    assert.equal(pool.room(50, many), 4, 'many waiting: the running one and the next');
+    assert.equal(pool.room(undefined, 1000), 2, 'unknown cost: one per worker');
+    assert.equal(pool.room(0.01, 0), 2 * targetDepth(0.01), 'short jobs: the deque budget decides');
   } finally {
     await pool.close();
   }
@@ -100,7 +100,7 @@ test('roomOfNodes: a pool holds long jobs ahead only with what the other nodes l
   const events = { onResult() {}, onJobFailed() {}, onRequeue() {}, onCapacity() {} };
   const pool = new LocalPool({ ncpus: 2, isolation: 'thread', sharedMemory: false }, events);
   try {
-    const idleRemote = { freeSlots: () => 16 }; // e.g. 8 idle CPUs, two jobs each
+    const idleRemote = { room: () => 16 }; // e.g. 8 idle CPUs, two jobs each
     assert.deepEqual(roomOfNodes([pool], 50, 8), [4], 'alone, with many waiting: two per worker');
     assert.deepEqual(roomOfNodes([pool, idleRemote], 50, 16 + 4), [4, 16], 'enough for all');
     assert.deepEqual(
