@@ -11,7 +11,7 @@ import { Dashboard, type DashboardOptions, dashboardOptions } from '../dashboard
 import { type DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
 import { JobCancelledError, JobSetupError, PPError, ServerClosedError } from '../errors.ts';
 import { type FunctionBundle, getBundle, type ModuleSpec } from '../functions/bundle.ts';
-import type { ComputeNode, DispatchJob, JobResult, NodeEvents, RefData } from '../nodes/compute-node.ts';
+import type { ComputeNode, JobResult, NodeEvents, RefData } from '../nodes/compute-node.ts';
 import { type JobArgs, releaseArgs, wholeArgs } from '../nodes/job-args.ts';
 import { LocalPool } from '../nodes/local-pool.ts';
 import {
