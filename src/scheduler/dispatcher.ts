@@ -57,8 +57,9 @@ export interface JobSink<T, N> {
 
 /**
  * Moves jobs from a {@link JobQueue} to targets with room, round after round, until the
- * {@link Placement} places none or the queue is empty. Jobs skipped for a target they cannot
- * run on go back to the front of the queue, in order, after each round.
+ * {@link Placement} places none or the queue is empty. A job skipped for a target it cannot
+ * run on is offered to the targets after it in the same round; those none of them took go
+ * back to the front of the queue, in order, after the round.
  */
 export class Dispatcher<T, N extends HasRoom = HasRoom> {
   readonly #queue: JobQueue<T>;
@@ -94,6 +95,11 @@ export class Dispatcher<T, N extends HasRoom = HasRoom> {
         if (!(want > 0)) continue;
         const target = targets[i]!;
         const batch: T[] = [];
+        // Jobs an earlier target could not run come first: they were ahead in the queue.
+        if (skipped)
+          for (let k = 0; k < skipped.length && batch.length < want; )
+            if (sink.runsOn(skipped[k]!, target)) batch.push(skipped.splice(k, 1)[0]!);
+            else k++;
         while (batch.length < want && queue.size > 0) {
           const job = queue.shift()!;
           if (sink.gone(job)) continue;
