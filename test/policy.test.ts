@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { LocalPool } from '../src/nodes/local-pool.ts';
 import { HOLD_NEXT_WAITING_PER_WORKER, targetDepth } from '../src/scheduler/depth.ts';
-import { assignJobs, DurationEstimate, levelFill, roomOfNodes } from '../src/scheduler/policy.ts';
+import {
+  assignJobs,
+  DurationEstimate,
+  FINISH_WINDOW,
+  levelFill,
+  placeJobs,
+  roomOfNodes,
+} from '../src/scheduler/policy.ts';
 
 test('assignJobs gives every node all its room when work exceeds room', () => {
   assert.deepEqual(assignJobs(100, [2, 3, 0]), [2, 3, 0]);
@@ -111,4 +118,21 @@ test('roomOfNodes: a pool holds long jobs ahead only with what the other nodes l
   } finally {
     await pool.close();
   }
+});
+
+test('placeJobs: by room while many wait, by expected finish near the end of a burst', () => {
+  const node = (room: number, msPerJob: number) => ({
+    ncpus: 2,
+    held: 2,
+    room,
+    msPerJob,
+    rttMs: 0,
+    stealable: 0,
+  });
+  const fast = node(2, 10);
+  const slow = node(8, 30);
+  // Many waiting: every node takes all its room, however slow.
+  assert.deepEqual(placeJobs(FINISH_WINDOW + 1, [fast, slow]), [2, 8]);
+  // The last two jobs: the busy fast node finishes both sooner than the slow one starts them.
+  assert.deepEqual(placeJobs(2, [fast, slow]), [2, 0]);
 });

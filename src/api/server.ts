@@ -39,9 +39,8 @@ import {
   assignJobs,
   backupAfterMs,
   DurationEstimate,
-  FINISH_WINDOW,
   type NodeLoad,
-  placeByFinish,
+  placeJobs,
   planSteals,
   roomOfNodes,
   UNKNOWN_MS,
@@ -743,13 +742,7 @@ export class Server extends EventEmitter<ServerEvents> {
    */
   #place(next: JobRecord, queued: number, nodes: readonly ComputeNode[]): number[] {
     if (!this.#spread()) return assignJobs(queued, roomOfNodes(nodes, next.fn.estimate.value, queued));
-    const loads = this.#loads(next.fn, queued, false);
-    return queued <= FINISH_WINDOW
-      ? placeByFinish(queued, loads)
-      : assignJobs(
-          queued,
-          loads.map((l) => l.room),
-        );
+    return placeJobs(queued, this.#loads(next.fn, queued, false));
   }
 
   /** Hands a batch placed by the dispatcher to its node. */

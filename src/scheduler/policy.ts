@@ -215,6 +215,20 @@ export function placeByFinish(queued: number, nodes: readonly NodeLoad[]): numbe
 }
 
 /**
+ * The job server's placement of `queued` jobs over nodes (nodes/compute-node.ts) with several
+ * to balance: while many wait, each node gets its room ({@link assignJobs}); near the end of
+ * a burst ({@link FINISH_WINDOW} or fewer), each job goes to the node that would finish it
+ * first ({@link placeByFinish}). Returns a count per node.
+ */
+export function placeJobs(queued: number, nodes: readonly NodeLoad[]): number[] {
+  if (queued <= FINISH_WINDOW) return placeByFinish(queued, nodes);
+  return assignJobs(
+    queued,
+    nodes.map((n) => n.room),
+  );
+}
+
+/**
  * Work stealing, for when no job waits in the queue: how many jobs each node should give back
  * (the newest of those it holds unstarted), so that nodes with room run them sooner. Jobs move
  * one at a time from the node whose last job would finish last to the node with room that
