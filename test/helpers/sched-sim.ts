@@ -9,12 +9,13 @@
  * failures, and the cost of messages themselves.
  */
 import { linkDepth, targetDepth } from '../../src/scheduler/depth.ts';
+import { Dispatcher } from '../../src/scheduler/dispatcher.ts';
+import { Fifo } from '../../src/scheduler/fifo.ts';
 import {
   assignJobs,
   DurationEstimate,
-  FINISH_WINDOW,
   type NodeLoad,
-  placeByFinish,
+  placeJobs,
   planSteals,
 } from '../../src/scheduler/policy.ts';
 import { NodeSpeed } from '../../src/scheduler/speed.ts';
@@ -86,7 +87,8 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
   const node = nodes.map(() => ({ up: false, deque: [] as number[], free: 0 }));
   const ranCount = new Map<number, number>();
   const ran = nodes.map(() => 0);
-  let queue: number[] = jobs.map((_, i) => i);
+  const queue = new Fifo<number>();
+  for (let id = 0; id < jobs.length; id++) queue.push(id);
   let done = 0;
   let steals = 0;
   let now = 0;
@@ -119,36 +121,33 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
       };
     });
 
-  const drain = () => {
-    for (;;) {
-      if (queue.length === 0) {
-        if (stealing && nodes.length > 1) steal();
-        return;
-      }
-      const l = loads(false);
-      const counts = !stealing
-        ? assignJobs(
-            queue.length,
-            l.map((x) => x.room),
-          )
-        : queue.length <= FINISH_WINDOW
-          ? placeByFinish(queue.length, l)
+  // The scheduler's one dispatch loop, as in the Server, with its placement (policy.ts).
+  const targets = nodes.map((_, i) => ({ i, room: () => roomOf(i, msOn(i)) }));
+  const dispatcher = new Dispatcher<number, (typeof targets)[number]>(
+    queue,
+    {
+      place: (_next, queued) =>
+        stealing
+          ? placeJobs(queued, loads(false))
           : assignJobs(
-              queue.length,
-              l.map((x) => x.room),
-            );
-      let sent = 0;
-      counts.forEach((k, i) => {
-        if (k === 0) return;
-        const ids = queue.slice(0, k);
-        queue = queue.slice(k);
+              queued,
+              targets.map((t) => t.room()),
+            ),
+      drained: () => {
+        if (stealing && nodes.length > 1) steal();
+      },
+      heldBack: () => {},
+    },
+    {
+      gone: () => false,
+      runsOn: () => true,
+      send: ({ i }, ids) => {
         for (const id of ids) client[i]!.sent.add(id);
-        sent += ids.length;
         at({ t: now + nodes[i]!.rttMs / 2, kind: 'arrive', node: i, ids });
-      });
-      if (sent === 0) return;
-    }
-  };
+      },
+    },
+  );
+  const drain = () => dispatcher.run(targets);
 
   const steal = () => {
     const l = loads(true);
@@ -183,7 +182,7 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
     const c = client[i]!;
     const back = ids.filter((id) => c.sent.delete(id));
     for (const id of ids) c.asked.delete(id);
-    queue = [...back, ...queue];
+    queue.unshiftAll(back);
   };
 
   nodes.forEach((n, i) => {
