@@ -7,8 +7,8 @@
  *   of the deque plus one ({@link targetDepth}, {@link workerDepth}, {@link linkDepth});
  * - **room**: how many more jobs a node takes now, its depth times its CPUs less what it
  *   holds (ComputeNode.room; scheduler/policy.ts splits queued jobs by it);
- * - **hold next**: a worker running a long job also holds the next one (depth 2), only
- *   while many jobs wait.
+ * - **hold next**: a worker running a long job also holds the next one (depth 2): in the
+ *   local pool only while many jobs wait, in a pp-node's pool always.
  *
  * A node holds jobs beyond those its CPUs run so that no CPU waits for the next one: locally
  * that wait is one message through a pipe, to a remote node it is a network round trip.
@@ -33,15 +33,6 @@ export const MAX_DEPTH = 1024;
  * none holds one while another idles.
  */
 export const HOLD_NEXT_WAITING_PER_WORKER = 2;
-
-/**
- * A pp-node's workers hold the next job behind a running one only for jobs shorter than this
- * (so that they start it without a trip through the node's process). Longer ones wait in the
- * node's own queue, where their client can still take them back for an idle CPU elsewhere (a
- * worker reads messages only between jobs, so a job behind a long one can no longer be taken
- * back in time); the trip costs them a few percent at most.
- */
-export const HOLD_NEXT_BELOW_MS = 20;
 
 /**
  * A remote node holds enough jobs to keep its CPUs busy for this many round trips of its
