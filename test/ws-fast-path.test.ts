@@ -36,8 +36,10 @@ async function wsPair(wss: WebSocketServer): Promise<[WebSocket, WebSocket]> {
 }
 
 const nextMessage = (ws: WebSocket) =>
-  new Promise<Buffer>((r) =>
-    ws.once('message', (data, isBinary) => (assert.ok(isBinary), r(data as Buffer))),
+  new Promise<Buffer>((resolve, reject) =>
+    ws.once('message', (data, isBinary) =>
+      isBinary ? resolve(data as Buffer) : reject(new Error('a text message')),
+    ),
   );
 
 describe('ws fast path (private fields of the pinned ws)', () => {
