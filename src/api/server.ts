@@ -916,8 +916,12 @@ export class Server extends EventEmitter<ServerEvents> {
       msPerJob: ms[i],
       rttMs: n.rttMs,
       stealable: withStealable ? n.stealable : 0,
-      // A remote node answers a steal within its round trip; a local worker only between jobs.
-      stealDelayMs: n === this.#local ? 0.5 * (ms[i] ?? UNKNOWN_MS) : n.rttMs,
+      // A local worker gives back the job it holds next only when the job it runs ends; a
+      // remote node gives back those in its own queue within its round trip, and those its
+      // workers hold next (all it holds beyond one per CPU, at two or fewer) likewise late.
+      stealDelayMs:
+        (n === this.#local ? 0 : n.rttMs) +
+        (n === this.#local || n.inFlight <= 2 * n.ncpus ? 0.5 * (ms[i] ?? UNKNOWN_MS) : 0),
     }));
   }
 

@@ -26,15 +26,6 @@ export const MAX_DEPTH = 1024;
 export const HOLD_NEXT_WAITING_PER_WORKER = 2;
 
 /**
- * A pp-node's workers hold the next job behind a running one only for jobs shorter than this
- * (so that they start it without a trip through the node's process). Longer ones wait in the
- * node's own queue, where their client can still take them back for an idle CPU elsewhere (a
- * worker reads messages only between jobs, so a job behind a long one can no longer be taken
- * back in time); the trip costs them a few percent at most.
- */
-export const HOLD_NEXT_BELOW_MS = 20;
-
-/**
  * A remote node holds enough jobs to keep its CPUs busy for this many round trips of its
  * link, beyond {@link targetDepth}: results come back and new jobs go out in one round trip,
  * and a Wi-Fi link's round trip varies from one to the next.
