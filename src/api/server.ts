@@ -43,6 +43,7 @@ import {
   placeByFinish,
   planSteals,
   roomOfNodes,
+  stealDelayOf,
   UNKNOWN_MS,
 } from '../scheduler/policy.ts';
 import { END_OF_BURST_RECHECK_MS, MAX_RECHECK_MS, NodeSpeed } from '../scheduler/speed.ts';
@@ -916,12 +917,7 @@ export class Server extends EventEmitter<ServerEvents> {
       msPerJob: ms[i],
       rttMs: n.rttMs,
       stealable: withStealable ? n.stealable : 0,
-      // A local worker gives back the job it holds next only when the job it runs ends; a
-      // remote node gives back those in its own queue within its round trip, and those its
-      // workers hold next (all it holds beyond one per CPU, at two or fewer) likewise late.
-      stealDelayMs:
-        (n === this.#local ? 0 : n.rttMs) +
-        (n === this.#local || n.inFlight <= 2 * n.ncpus ? 0.5 * (ms[i] ?? UNKNOWN_MS) : 0),
+      stealDelayMs: stealDelayOf(n === this.#local, n.rttMs, n.ncpus, n.inFlight, ms[i]),
     }));
   }
 

@@ -47,12 +47,13 @@ export function workerDepth(estimatedMs: number | undefined, holdNext: boolean):
 
 /**
  * Jobs per CPU that a remote node behind a link with round trip `rttMs` should hold: what a
- * CPU runs while results travel back and the next jobs travel out, on top of a local
- * worker's depth. Unknown cost: one more than locally, as for long jobs.
+ * CPU runs while results travel back and the next jobs travel out, on top of what its worker
+ * holds (a pp-node's workers hold the next long job behind the one they run: see
+ * daemon/jobs.ts). Unknown cost: one more than locally.
  */
 export function linkDepth(estimatedMs: number | undefined, rttMs: number): number {
-  const local = targetDepth(estimatedMs);
-  if (estimatedMs === undefined) return local + 1;
+  if (estimatedMs === undefined) return targetDepth(estimatedMs) + 1;
+  const local = workerDepth(estimatedMs, true);
   const cover = Math.ceil((LINK_ROUND_TRIPS * Math.max(0, rttMs)) / Math.max(estimatedMs, 0.001));
   return Math.min(MAX_DEPTH, local + Math.max(1, cover));
 }
