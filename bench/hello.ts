@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
+import { loopbackNodeArgs } from '../test/helpers/nodes.ts';
 
 const { values: cli } = parseArgs({
   options: {
@@ -69,18 +70,7 @@ function cpuSeconds(pid: number): number {
 async function startNode(tree: string) {
   const child = spawn(
     process.execPath,
-    [
-      join(tree, 'bin/pp-node.js'),
-      '--port',
-      '0',
-      '--bind',
-      '127.0.0.1',
-      '--workers',
-      '1',
-      '--no-announce',
-      '--log-format',
-      'json',
-    ],
+    [join(tree, 'bin/pp-node.js'), ...loopbackNodeArgs(), '--log-format', 'json'],
     { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PP_SECRET: NODE_SECRET } },
   );
   let logLines = 0;

@@ -3,6 +3,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { loopbackNodeArgs } from '../test/helpers/nodes.ts';
 import { inc, isprime, md5test, sum_primes, sumArray } from './tasks.ts';
 
 export type TaskName = 'inc' | 'sum_primes' | 'md5test' | 'sumArray';
@@ -95,22 +96,10 @@ export function ppNodeRemote(label: string): System {
     async start(n) {
       const { spawn } = await import('node:child_process');
       const bin = fileURLToPath(new URL('../bin/pp-node.js', import.meta.url));
-      const child = spawn(
-        process.execPath,
-        [
-          bin,
-          '--port',
-          '0',
-          '--bind',
-          '127.0.0.1',
-          '--workers',
-          String(n),
-          '--no-announce',
-          '--log-format',
-          'json',
-        ],
-        { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, PP_SECRET: secret } },
-      );
+      const child = spawn(process.execPath, [bin, ...loopbackNodeArgs(n), '--log-format', 'json'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, PP_SECRET: secret },
+      });
       node = child;
       port = await new Promise<number>((resolve, reject) => {
         let buf = '';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { ENVIRONMENT, OPTIONS, parseCli, UsageError } from '../src/cli/args.ts';
-import { BIN } from './helpers/nodes.ts';
+import { BIN, loopbackNodeArgs } from './helpers/nodes.ts';
 
 const STRONG = '9f2c4e6a8b0d1f3e5c7a9b1d3f5e7c9a0b2d4f6e8a1c3e5b7d9f0a2c4e6b8d1f';
 
@@ -117,15 +117,11 @@ test('parseCli fills defaults and reads every option', () => {
 
 test('--idle-timeout stops a node that has no client', () => {
   const started = Date.now();
-  const r = spawnSync(
-    process.execPath,
-    [BIN, '--port', '0', '--bind', '127.0.0.1', '--workers', '1', '--no-announce', '--idle-timeout', '1'],
-    {
-      encoding: 'utf8',
-      env: { ...process.env, PP_SECRET: STRONG },
-      timeout: 20_000,
-    },
-  );
+  const r = spawnSync(process.execPath, [BIN, ...loopbackNodeArgs(), '--idle-timeout', '1'], {
+    encoding: 'utf8',
+    env: { ...process.env, PP_SECRET: STRONG },
+    timeout: 20_000,
+  });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /no client for 1 s/);
   assert.ok(Date.now() - started < 15_000);
@@ -143,23 +139,11 @@ test('`pp-node secret` prints a new 256-bit secret each time, which a node accep
 
 test('a node refuses a weak secret, saying how to make a strong one, unless --allow-weak-secret', () => {
   const node = (secret: string, ...args: string[]) =>
-    spawnSync(
-      process.execPath,
-      [
-        BIN,
-        '--port',
-        '0',
-        '--bind',
-        '127.0.0.1',
-        '--workers',
-        '1',
-        '--no-announce',
-        '--idle-timeout',
-        '1',
-        ...args,
-      ],
-      { encoding: 'utf8', env: { ...process.env, PP_SECRET: secret }, timeout: 20_000 },
-    );
+    spawnSync(process.execPath, [BIN, ...loopbackNodeArgs(), '--idle-timeout', '1', ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, PP_SECRET: secret },
+      timeout: 20_000,
+    });
   for (const weak of ['hunter2', 'x'.repeat(32), 'abcdefghijklmnopqrstuvwxyz', '0123456789abcdef0123']) {
     const r = node(weak);
     assert.equal(r.status, 1, `${weak}: ${r.stderr}`);

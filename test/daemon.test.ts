@@ -6,22 +6,13 @@ import { describe, test } from 'node:test';
 // The built daemon (npm run build; npm test builds first): its workers are processes that run dist/.
 import { Daemon } from '../dist/daemon/daemon.js';
 import { JobCancelledError, Server, ServerClosedError } from '../src/index.ts';
-import { createLogger } from '../src/log.ts';
-import { resolveSecret } from '../src/secret.ts';
+import { loopbackDaemon } from './helpers/daemon.ts';
 import { pollUntil } from './helpers/poll.ts';
 
 const SECRET = 'daemon-test-secret-0123456789abcdef01234';
 
 async function daemonAndClient(): Promise<{ daemon: Daemon; server: Server }> {
-  const daemon = new Daemon({
-    port: 0,
-    host: '127.0.0.1',
-    workers: 1,
-    secret: resolveSecret({ secret: SECRET }).secret,
-    name: 'test',
-    id: 'daemon-test',
-    logger: createLogger({ level: 'error' }),
-  });
+  const daemon = new Daemon(loopbackDaemon(SECRET, { name: 'test', id: 'daemon-test' }));
   const port = await daemon.listen();
   const server = new Server({ ncpus: 0, ppservers: [`127.0.0.1:${port}`], secret: SECRET });
   await pollUntil(() => server.getActiveNodes()[0]?.ncpus === 1, {

@@ -29,11 +29,10 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Server } from '../src/api/server.ts';
 import { Daemon } from '../src/daemon/daemon.ts';
-import { createLogger } from '../src/log.ts';
 import { ModuleError } from '../src/modules/pack.ts';
 import { checkPack, PackStore, packHash } from '../src/modules/store.ts';
 import { decodeMessage, encodeMessage, type Message, MessageError } from '../src/protocol/messages.ts';
-import { resolveSecret } from '../src/secret.ts';
+import { loopbackDaemon } from './helpers/daemon.ts';
 import { type NodeProcess, startNode } from './helpers/nodes.ts';
 import {
   CLIENT_SCRIPT,
@@ -174,17 +173,14 @@ await server.close();
     const entry = join(pkg, 'index.js');
 
     // A node that says it runs another platform (in this process: a test option of Daemon).
-    const daemon = new Daemon({
-      port: 0,
-      host: '127.0.0.1',
-      workers: 1,
-      secret: resolveSecret({ secret: SECRET }).secret,
-      name: 'other',
-      id: 'other-platform',
-      logger: createLogger({ level: 'error' }),
-      cacheDir: fresh('daemon-cache'),
-      runtime: { platform: 'win32', arch: 'arm64', node: 'v22.0.0', abi: '127' },
-    });
+    const daemon = new Daemon(
+      loopbackDaemon(SECRET, {
+        name: 'other',
+        id: 'other-platform',
+        cacheDir: fresh('daemon-cache'),
+        runtime: { platform: 'win32', arch: 'arm64', node: 'v22.0.0', abi: '127' },
+      }),
+    );
     const port = await daemon.listen();
     try {
       const remoteOnly = new Server({

@@ -108,6 +108,47 @@ describe('pp-node top and doctor on a lab LAN (mDNS)', { skip: skipLan, timeout:
   const afterwards = (cmd: string) => `${cmd}; echo "top exited $?"; exec sleep 60`;
 
   /**
+   * Runs `top ...args` in h1 in a detached tmux pane of `width` x `height` (then afterwards()), and
+   * returns the pane's first capture that `ready` accepts (within 15 s).
+   */
+  const topInTmux = async (args: string, width: number, height: number, ready: (shot: string) => boolean) => {
+    const made = lab.exec(
+      1,
+      'tmux',
+      [
+        '-f',
+        '/dev/null',
+        '-S',
+        tmuxSock(),
+        'start-server',
+        ';',
+        'set-option',
+        '-g',
+        'remain-on-exit',
+        'on',
+        ';',
+        'new-session',
+        '-d',
+        '-x',
+        String(width),
+        '-y',
+        String(height),
+        afterwards(`${process.execPath} ${BIN} top --secret-file ${secretFile} ${args}`),
+      ],
+      { cwd: ROOT },
+    );
+    assert.equal(made.status, 0, made.stderr);
+    return poll(
+      () => {
+        const shot = tmux('capture-pane', '-p').stdout;
+        return ready(shot) ? shot : undefined;
+      },
+      15_000,
+      () => tmux('capture-pane', '-p').stdout,
+    );
+  };
+
+  /**
    * After top quit: it exited 0, the normal screen is back (the table gone with the alternate one),
    * the cursor is shown, and the terminal is in its normal mode again (what is typed is echoed).
    */
@@ -191,42 +232,11 @@ describe('pp-node top and doctor on a lab LAN (mDNS)', { skip: skipLan, timeout:
   });
 
   it('top live in tmux: the table in the alternate screen, fitted to the width; q quits and restores the terminal', async () => {
-    const cmd = afterwards(`${process.execPath} ${BIN} top --secret-file ${secretFile}`);
-    const made = lab.exec(
-      1,
-      'tmux',
-      [
-        '-f',
-        '/dev/null',
-        '-S',
-        tmuxSock(),
-        'start-server',
-        ';',
-        'set-option',
-        '-g',
-        'remain-on-exit',
-        'on',
-        ';',
-        'new-session',
-        '-d',
-        '-x',
-        '100',
-        '-y',
-        '20',
-        cmd,
-      ],
-      { cwd: ROOT },
-    );
-    assert.equal(made.status, 0, made.stderr);
-    const screen = await poll(
-      () => {
-        const shot = tmux('capture-pane', '-p').stdout;
-        return /^alpha +up/m.test(shot) && /^beta +up/m.test(shot) && /^rogue +rejected/m.test(shot)
-          ? shot
-          : undefined;
-      },
-      15_000,
-      () => tmux('capture-pane', '-p').stdout,
+    const screen = await topInTmux(
+      '',
+      100,
+      20,
+      (shot) => /^alpha +up/m.test(shot) && /^beta +up/m.test(shot) && /^rogue +rejected/m.test(shot),
     );
     if (process.env.PP_TOP_CAPTURE) writeFileSync(process.env.PP_TOP_CAPTURE, screen);
     assert.match(screen, /^pp-node top {2}\d\d:\d\d:\d\d {2}3 nodes, 2 up +q: quit$/m);
@@ -248,42 +258,8 @@ describe('pp-node top and doctor on a lab LAN (mDNS)', { skip: skipLan, timeout:
   });
 
   it('top live: Ctrl-C quits and restores the terminal too (--no-mdns, --nodes)', async () => {
-    const cmd = afterwards(
-      `${process.execPath} ${BIN} top --secret-file ${secretFile} --no-mdns --nodes ${lab.addr(2)}`,
-    );
-    const made = lab.exec(
-      1,
-      'tmux',
-      [
-        '-f',
-        '/dev/null',
-        '-S',
-        tmuxSock(),
-        'start-server',
-        ';',
-        'set-option',
-        '-g',
-        'remain-on-exit',
-        'on',
-        ';',
-        'new-session',
-        '-d',
-        '-x',
-        '60',
-        '-y',
-        '10',
-        cmd,
-      ],
-      { cwd: ROOT },
-    );
-    assert.equal(made.status, 0, made.stderr);
-    const screen = await poll(
-      () => {
-        const shot = tmux('capture-pane', '-p').stdout;
-        return /^alpha +up/m.test(shot) ? shot : undefined;
-      },
-      15_000,
-      () => tmux('capture-pane', '-p').stdout,
+    const screen = await topInTmux(`--no-mdns --nodes ${lab.addr(2)}`, 60, 10, (shot) =>
+      /^alpha +up/m.test(shot),
     );
     for (const l of screen.split('\n')) assert.ok(l.length < 60, `fits 60 columns: ${l}`);
     tmux('send-keys', 'C-c');

@@ -5,7 +5,7 @@
 import { type DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
 import { printable } from '../log.ts';
 import { discoveryHint } from '../platform.ts';
-import { dialNode, formatAddress } from '../protocol/dial.ts';
+import { dialNode, formatAddress, opened } from '../protocol/dial.ts';
 import { clientHandshake } from '../protocol/secure-socket.ts';
 import { cliSecret } from '../secret-strength.ts';
 import type { LsConfig } from './args.ts';
@@ -93,11 +93,7 @@ async function trySecret(
     const ws = dialNode(host, n.port, 3000);
     ws.on('error', () => {});
     try {
-      await new Promise<void>((resolve, reject) => {
-        ws.once('open', resolve);
-        ws.once('error', reject);
-        ws.once('close', () => reject(new Error('closed')));
-      });
+      await opened(ws);
     } catch (error) {
       last = `unreachable (${printable((error as Error).message)})`;
       ws.terminate();

@@ -1,21 +1,8 @@
-/**
- * A monitor connection to one node, for `pp-node top` and `pp-node doctor`: connects, proves the
- * secret (the same handshake as a client), reads the node's welcome, then asks for its status
- * ('status', protocol 3+) as often as the caller likes over the same connection. It never
- * submits jobs; the node counts it as a monitor, not as a client.
- */
-import { WebSocket } from 'ws';
 import { printable } from '../log.ts';
-import { formatAddress } from '../protocol/dial.ts';
+import { dialNode, formatAddress, opened } from '../protocol/dial.ts';
 import { STATUS_PROTOCOL } from '../protocol/handshake.ts';
 import { decodeMessage, encodeMessage, type Message, type NodeInfo } from '../protocol/messages.ts';
-import {
-  clientHandshake,
-  type HandshakeFailure,
-  MAX_WS_PAYLOAD,
-  type SecureSocket,
-  zeroMask,
-} from '../protocol/secure-socket.ts';
+import { clientHandshake, type HandshakeFailure, type SecureSocket } from '../protocol/secure-socket.ts';
 import type { NodeStatus } from '../protocol/status.ts';
 
 /**
@@ -151,19 +138,10 @@ export class NodeProbe {
     let last = new ProbeError('unreachable', 'no address to try');
     for (const host of hosts) {
       const where = formatAddress(host, port);
-      const ws = new WebSocket(`ws://${where}/`, {
-        maxPayload: MAX_WS_PAYLOAD,
-        perMessageDeflate: false,
-        generateMask: zeroMask,
-        handshakeTimeout: timeoutMs,
-      });
+      const ws = dialNode(host, port, timeoutMs);
       ws.on('error', () => {});
       try {
-        await new Promise<void>((resolve, reject) => {
-          ws.once('open', resolve);
-          ws.once('error', reject);
-          ws.once('close', () => reject(new Error('connection closed')));
-        });
+        await opened(ws);
       } catch (error) {
         ws.terminate();
         last = unreachable(error as Error, where, port, timeoutMs);

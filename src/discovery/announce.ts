@@ -11,6 +11,21 @@
  * hears about it. Then announcements go out at 0, 1, 4, 13, 40 s... (intervals x3, as bonjour-service)
  * and queries are answered all along. Network errors never throw: they go to `onError`, and the
  * announcer keeps trying (see mdns.ts).
+ *
+ * Of bonjour-service we use the socket and the responder: the records are given to its server
+ * (`register` / `unregister`), which answers every query for them, with the SRV, TXT and addresses
+ * in the additionals (see test/bonjour-internals.test.ts). Not its public `publish()`, which would
+ * lose what this file is for (read in bonjour-service 1.4.4, lib/registry.js and lib/service.js):
+ * - renaming on conflict: its probe, on a conflict, stops the service and writes the error with
+ *   console.log (onto a daemon's stdout); we take the next name (` #2`...) and tell onError;
+ * - following an interface: `Service.records()` lists the A/AAAA of every interface of the machine,
+ *   read once per publish; we announce the chosen interface's addresses (announceAddresses, the
+ *   `interface` option) and announce again when they change (#addressesChanged), without a goodbye;
+ * - goodbyes for this instance only: its goodbye sends TTL 0 for every record, the host's A/AAAA
+ *   and the enumeration PTR too, which another node on this host (same host name) still uses;
+ * - the cache-flush bit on SRV and TXT (RFC 6762 §10.2), so that a node started again on another
+ *   port replaces its old SRV in every cache instead of adding to it.
+ * The announcement schedule (at once, then after 1 s, x3 each time) is the same as bonjour-service's.
  */
 import { isIP } from 'node:net';
 import { announceAddresses, codeError } from './addresses.ts';

@@ -23,6 +23,23 @@
  * (linkAddresses), and at most `maxNodes` instances are tracked (more are ignored until some go).
  * - 'error': network trouble, emitted only when someone listens (and passed to `onError`); the browser
  *   keeps going.
+ *
+ * Of bonjour-service we use the socket (mdns.ts), not its public `find()`: its Browser (read in
+ * bonjour-service 1.4.4, lib/browser.js) would lose what the LAN needs of us:
+ * - the bounds of issue 13: it keeps every instance announced, in an array it searches for each
+ *   record of each packet (2,000 fake announcements: memory and CPU without limit); we keep at most
+ *   `maxNodes` instances and MAX_PARTIALS incomplete ones;
+ * - vanished-host detection: an instance heard again is not refreshed (its `lastSeen` stays that of
+ *   the first packet), so its `expire()` drops nodes that are there, and a node that died without a
+ *   goodbye and came back with the same name is never 'up' again; we refresh on every packet and
+ *   say 'up' after a silence (#update);
+ * - split answers: it builds an instance only from a packet with its PTR and SRV together; we
+ *   gather them across packets and ask for what is missing;
+ * - on-link address filtering: it reports the addresses as announced; we keep only those on a
+ *   local link (linkAddresses), scope IPv6 link-local ones, and hear only on-link sources (mdns.ts);
+ * - TXT as sent: its decoder keeps the last of repeated keys and drops empty values; fromTxt keeps
+ *   the first (RFC 6763 §6.4) and reads what python-zeroconf and others send;
+ * - `responders` (`pp-node doctor`): every response heard, for any service.
  */
 import type { RemoteInfo } from 'node:dgram';
 import { EventEmitter } from 'node:events';

@@ -61,7 +61,13 @@ export interface MulticastDns {
   respond(res: DnsPacket, cb?: (err?: Error | null) => void): void;
 }
 
-/** The (TypeScript-private) parts of a bonjour-service instance we use. */
+/**
+ * The (TypeScript-private) parts of a bonjour-service instance we use: its public API has no way to
+ * the multicast-dns socket (for our probes, queries, raw responses, the on-link filter and send
+ * errors) nor to the responder without its `publish()` (see announce.ts and browse.ts for why that
+ * and `find()` do not serve). bonjour-service is pinned exactly in package.json, and
+ * test/bonjour-internals.test.ts fails when these parts are gone or behave otherwise.
+ */
 interface BonjourInternals {
   server: { mdns: MulticastDns; register(r: DnsRecord[]): void; unregister(r: DnsRecord[]): void };
   destroy(cb?: () => void): void;

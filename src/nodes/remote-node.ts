@@ -12,7 +12,7 @@ import { printable } from '../log.ts';
 import { packByHash } from '../modules/pack.ts';
 import { unreachableHint } from '../platform.ts';
 import { decode } from '../protocol/codec.ts';
-import { dialNode, formatAddress } from '../protocol/dial.ts';
+import { dialNode, formatAddress, opened } from '../protocol/dial.ts';
 import { STEALING_PROTOCOL } from '../protocol/handshake.ts';
 import {
   decodeMessage,
@@ -365,11 +365,7 @@ export class RemoteNode implements ComputeNode {
       const ws = dialNode(at.host, at.port, timeoutMs, PREAUTH_MAX_PAYLOAD);
       ws.on('error', () => {}); // reported through 'close' / the handshake
       try {
-        await new Promise<void>((resolve, reject) => {
-          ws.once('open', resolve);
-          ws.once('error', reject);
-          ws.once('close', () => reject(new Error('connection closed')));
-        });
+        await opened(ws);
         return await clientHandshake(ws, this.opts.secret, timeoutMs, () =>
           raiseMaxPayload(ws, MAX_WS_PAYLOAD),
         );

@@ -1,6 +1,6 @@
 /**
  * Dialing a node: its address as `host:port`, the WebSocket options every client connection
- * uses (a client's RemoteNode and `pp-node ls` alike), and parsing addresses users give.
+ * uses (a client's RemoteNode, `pp-node ls`, `top` and `doctor` alike), and parsing addresses users give.
  */
 import { WebSocket } from 'ws';
 import { PPError } from '../errors.ts';
@@ -22,6 +22,18 @@ export function dialNode(
     perMessageDeflate: false,
     generateMask: zeroMask,
     handshakeTimeout: connectTimeoutMs,
+  });
+}
+
+/**
+ * Resolves when `ws` (from dialNode) is open; rejects with the connection's error, or with
+ * 'connection closed' when it closed first. The caller terminates the socket on a rejection.
+ */
+export function opened(ws: WebSocket): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+    ws.once('close', () => reject(new Error('connection closed')));
   });
 }
 

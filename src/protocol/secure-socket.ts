@@ -204,7 +204,13 @@ const FLAG = [Buffer.from([MORE]), Buffer.from([LAST])];
 /** Sealed frames at least this large go to the socket as pieces (writeMessage). */
 const DIRECT_WRITE_BYTES = 64 * 1024;
 
-/** What writeMessage reads of ws's internals (ws 8). */
+/**
+ * Messages writeMessage has written itself (not through ws.send), for test/ws-fast-path.test.ts:
+ * it fails when ws (pinned exactly in package.json) no longer has the private fields read below.
+ */
+export const directWrites = { count: 0 };
+
+/** What writeMessage reads of ws's internals (ws 8.23.0, pinned). */
 interface WsInternals {
   _socket?: { cork(): void; uncork(): void; write(b: Uint8Array): boolean } | null;
   _sender?: { _state?: number; _queue?: unknown[] } | null;
@@ -245,6 +251,7 @@ export function writeMessage(
   socket.write(header);
   for (const p of pieces) socket.write(p);
   socket.uncork();
+  directWrites.count++;
   return true;
 }
 

@@ -5,6 +5,14 @@ import { fileURLToPath } from 'node:url';
 
 export const BIN = fileURLToPath(new URL('../../bin/pp-node.js', import.meta.url));
 
+/**
+ * The command line (after the script) of a node for one machine: on 127.0.0.1, a free port, no
+ * mDNS announcement, `workers` workers. Tests and benchmarks add what they test.
+ */
+export function loopbackNodeArgs(workers = 1, port = 0): string[] {
+  return ['--port', String(port), '--bind', '127.0.0.1', '--workers', String(workers), '--no-announce'];
+}
+
 export interface NodeProcess {
   child: ChildProcess;
   port: number;
@@ -39,17 +47,11 @@ export async function startNode(opts: {
     opts.execPath ?? process.execPath,
     [
       opts.bin ?? BIN,
-      '--port',
-      String(opts.port ?? 0),
-      '--bind',
-      '127.0.0.1',
-      '--workers',
-      String(opts.workers ?? 2),
+      ...loopbackNodeArgs(opts.workers ?? 2, opts.port ?? 0),
       '--log-format',
       'json',
       '--log-level',
       opts.logLevel ?? 'debug',
-      '--no-announce',
       ...(opts.args ?? []),
     ],
     {

@@ -786,26 +786,22 @@ export function encode(value: unknown, classes?: ClassRegistry, rootName = 'valu
   return enc.run(value, classes, rootName);
 }
 
+/** What {@link encodeInto} takes before its `orNew` flag. */
+type EncodeIntoArgs = [
+  value: unknown,
+  classes: ClassRegistry | undefined,
+  rootName: string,
+  out: Uint8Array,
+  at: number,
+];
+
 /**
  * Like {@link encode}, but writes the bytes into `out` from `at` and returns where they end,
  * without allocating. When they do not fit there, it writes nothing and returns -1, or with
  * `orNew`, returns the encoding as a new Buffer (as {@link encode} would: no second pass).
  */
-export function encodeInto(
-  value: unknown,
-  classes: ClassRegistry | undefined,
-  rootName: string,
-  out: Uint8Array,
-  at: number,
-): number;
-export function encodeInto(
-  value: unknown,
-  classes: ClassRegistry | undefined,
-  rootName: string,
-  out: Uint8Array,
-  at: number,
-  orNew: true,
-): number | Buffer;
+export function encodeInto(...args: EncodeIntoArgs): number;
+export function encodeInto(...args: [...EncodeIntoArgs, orNew: true]): number | Buffer;
 export function encodeInto(
   value: unknown,
   classes: ClassRegistry | undefined,
