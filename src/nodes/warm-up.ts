@@ -1,9 +1,9 @@
 /**
  * A local pool warms each new worker, and its own side of the pipe, with made-up jobs
  * (protocol/warm-up.ts) while the worker would idle: from the moment it is ready until the
- * first real job comes, a slice of WARM_UP_BATCH jobs at a time, up to WARM_UP_JOBS. A slice
- * is sent only to a worker that holds no real job, so a real job finds at most one slice
- * ahead of it. Their results are read and decoded as real ones are, then dropped here: the
+ * first real job comes, in slices of WARM_UP_BATCH jobs, two at a time (the worker runs one
+ * while the next travels), up to WARM_UP_JOBS. A slice is sent only to a worker that holds no
+ * real job, so a real job finds at most two slices ahead of it. Their results are read and decoded as real ones are, then dropped here: the
  * job server never sees them (no ids, stats, estimates or progress of its own are touched).
  */
 import { decodeRange } from '../protocol/codec.ts';
@@ -21,7 +21,7 @@ import type { WorkerHandle } from './worker-handle.ts';
  * Made-up jobs per worker: enough for V8 to compile the hot path of both sides (about 25 ms
  * of CPU per worker here, once; figures in bench/NOTES.md).
  */
-export const WARM_UP_JOBS = 1024;
+export const WARM_UP_JOBS = 32 * WARM_UP_BATCH;
 
 interface Progress {
   /** Made-up jobs sent so far. */
@@ -62,17 +62,20 @@ export class PoolWarmUp {
     const value = decodeRange(bytes, start, end);
     this.answered++;
     if (status !== JobStatus.Ok || !sameSample(value, id - WARM_UP_FIRST_ID)) this.wrong++;
-    if (--progress.open === 0) setImmediate(() => this.#next(w)).unref();
+    // A slice answered whole: the next one, from the next turn of the event loop.
+    if (--progress.open === WARM_UP_BATCH) setImmediate(() => this.#next(w)).unref();
   }
 
+  /** Sends slices until two are open, unless the worker got a real job, or is gone, or warm. */
   #next(w: WorkerHandle): void {
     const progress = this.#workers.get(w)!;
-    if (this.#stopped || !w.alive || w.inFlight.length > 0 || progress.sent >= this.jobsPerWorker) return;
-    if (progress.sent === 0) w.send(encodeMessage({ type: 'define', defs: [WARM_UP_DEFINITION] }));
-    const count = Math.min(WARM_UP_BATCH, this.jobsPerWorker - progress.sent);
-    w.sendFrame(warmUpRunFrame(progress.sent, count, w.framed));
-    progress.sent += count;
-    progress.open += count;
+    while (progress.open < 2 * WARM_UP_BATCH && progress.sent < this.jobsPerWorker) {
+      if (this.#stopped || !w.alive || w.inFlight.length > 0) return;
+      if (progress.sent === 0) w.send(encodeMessage({ type: 'define', defs: [WARM_UP_DEFINITION] }));
+      w.sendFrame(warmUpRunFrame(progress.sent, WARM_UP_BATCH, w.framed));
+      progress.sent += WARM_UP_BATCH;
+      progress.open += WARM_UP_BATCH;
+    }
   }
 }
 

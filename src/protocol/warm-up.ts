@@ -43,7 +43,7 @@ const SAMPLES: readonly unknown[] = [
   -7,
   1_000_000,
   0.5,
-  3.14159,
+  2.75,
   -2.5e-3,
   'x',
   'hello world',
