@@ -11,13 +11,11 @@ import { JobCancelledError, JobSetupError, JobTimeoutError, WorkerCrashError } f
 import { type BlobParts, encodeMessage, type Message, runMessage } from '../protocol/messages.ts';
 import { writeRunFrame } from '../protocol/run-frame.ts';
 import { localRuntime, runtimeKey } from '../protocol/runtime-info.ts';
-import { WARM_UP_FIRST_ID } from '../protocol/warm-up.ts';
 import { HOLD_NEXT_WAITING_PER_WORKER, workerDepth } from '../scheduler/depth.ts';
 import { levelFill } from '../scheduler/policy.ts';
 import { type ArenaSlot, createFileArena, createMemoryArena, type SharedArena } from '../transport/arena.ts';
 import type { ComputeNode, DispatchJob, JobResult, NodeEvents } from './compute-node.ts';
 import { argsParts } from './job-args.ts';
-import { PoolWarmUp } from './warm-up.ts';
 import { type WorkerExit, WorkerHandle, type WorkerOptions } from './worker-handle.ts';
 
 /** Most argument bytes a batch may have to be written as one frame (protocol/run-frame.ts). */
@@ -70,8 +68,6 @@ export class LocalPool implements ComputeNode {
   private closed = false;
   /** Shared memory for large arguments, made with the first worker (undefined: not tried yet). */
   private arena: SharedArena | null | undefined = undefined;
-  /** Made-up jobs that warm each new worker until its first real one (nodes/warm-up.ts). */
-  readonly warmUp = new PoolWarmUp();
 
   constructor(
     private readonly opts: LocalPoolOptions,
@@ -303,7 +299,6 @@ export class LocalPool implements ComputeNode {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.warmUp.stop();
     this.target = 0;
     for (const w of [...this.workers, ...this.retiring]) {
       w.stopReason = { kind: 'close' };
@@ -334,12 +329,8 @@ export class LocalPool implements ComputeNode {
         onMessage: (worker, msg) => this.onMessage(worker, msg),
         // One result, read by the worker handle's fast path (protocol/result-frame.ts).
         onResult: (worker, id, ...result) => {
-          if (id >= WARM_UP_FIRST_ID)
-            this.warmUp.take(worker, id, result[0], result[2], result[3], result[4]);
-          else {
-            this.takeResult(worker, id, ...result);
-            this.afterResults(worker);
-          }
+          this.takeResult(worker, id, ...result);
+          this.afterResults(worker);
         },
         onExit: (worker, exit) => this.onExit(worker, exit),
       },
@@ -378,7 +369,6 @@ export class LocalPool implements ComputeNode {
       this.startFailures = 0;
       this.events.onCapacity(this);
       this.wakeReadyWaiters();
-      this.warmUp.start(w);
       return;
     }
     if (msg.type === 'requeue') {

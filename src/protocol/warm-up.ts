@@ -1,28 +1,22 @@
 /**
- * Made-up jobs that warm a fresh worker and its pool's side of the pipe before the first real
- * burst (nodes/warm-up.ts sends them; figures: bench/NOTES.md, "W1 cold"). In a new process
- * every function on a job's way runs in V8's interpreter until it has run often enough to be
- * compiled, and is compiled in the middle of the first burst: a fresh worker spends two to
- * three times the CPU per tiny job of a warm one. Made-up jobs sent while the worker would
- * idle anyway move that cost out of the first burst.
+ * Made-up jobs with which a fresh worker warms its job path before its first real jobs
+ * (worker/warm-up.ts; figures: bench/NOTES.md, "W1 cold"). In a new process every function
+ * on a job's way runs in V8's interpreter until it has run often enough to be compiled, and
+ * is compiled in the middle of the first burst: a fresh worker spends two to three times the
+ * CPU per tiny job of a warm one. Made-up jobs run while the worker would idle anyway move
+ * part of that cost out of the first burst.
  *
- * They are ordinary 'define' and 'run' messages, so they take exactly the code real jobs take
- * (the same encoders, frames, sockets and readers, on both sides), with a mix of small values
- * of the common kinds, so that what V8 learns from them holds for real arguments, not only
- * for small integers.
+ * They are ordinary 'define' and 'run' messages, written by the encoders a server writes
+ * real ones with, so they take the code real jobs take, with a mix of small values of the
+ * common kinds, so that what V8 learns from them holds for real arguments, not only for
+ * small integers.
  */
 import { encodeSplit } from './codec.ts';
 import type { FunctionDefinition } from './messages.ts';
 import { writeRunFrame } from './run-frame.ts';
 
-/** Made-up jobs per slice: what a real job may find ahead of it (well under a millisecond once warm). */
+/** Made-up jobs per slice: a real message waits for at most one (well under a millisecond once warm). */
 export const WARM_UP_BATCH = 32;
-
-/**
- * Ids of made-up jobs start here: above any real job's (a server numbers its jobs from 1),
- * and still safe integers, which the frames carry.
- */
-export const WARM_UP_FIRST_ID = 2 ** 52;
 
 /** The made-up jobs' function: it hands its argument back (the value travels both ways). */
 export const WARM_UP_DEFINITION: FunctionDefinition = Object.freeze({
@@ -73,15 +67,15 @@ interface WarmJob {
 }
 
 /**
- * A 'run' frame of made-up jobs `first` to `first + count - 1` (counted from 0; their ids
- * from {@link WARM_UP_FIRST_ID} on), their arguments encoded as submit encodes them, with a
- * frame header if `withHeader`.
+ * A 'run' frame of made-up jobs `first` to `first + count - 1` (their ids), each with the
+ * argument {@link warmUpSample} of its id, encoded as submit encodes arguments, with a frame
+ * header if `withHeader`.
  */
 export function warmUpRunFrame(first: number, count: number, withHeader: boolean): Buffer {
   const jobs: WarmJob[] = [];
   const blobs: Uint8Array[] = [];
   for (let i = first; i < first + count; i++) {
-    jobs.push({ id: WARM_UP_FIRST_ID + i, hash: WARM_UP_DEFINITION.hash });
+    jobs.push({ id: i, hash: WARM_UP_DEFINITION.hash });
     blobs.push(encodeSplit([undefined, [warmUpSample(i)]], undefined, 'job').bytes);
   }
   return writeRunFrame(jobs, blobs, undefined, withHeader);
