@@ -63,9 +63,9 @@ export function warmUpWorker(idle: () => boolean, jobs = WORKER_WARM_UP_JOBS): W
       const count = Math.min(WARM_UP_BATCH, jobs - sent);
       runtime.receive(warmUpRunFrame(sent + 1, count, false));
       sent += count;
-      setImmediate(step).unref();
+      setImmediate(step);
     };
-    setImmediate(step).unref();
+    setImmediate(step);
   });
   return state;
 }
