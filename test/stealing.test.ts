@@ -17,6 +17,7 @@ import { encode } from '../src/protocol/codec.ts';
 import { resolveSecret } from '../src/secret.ts';
 import { startDelayProxy } from './helpers/delay-proxy.ts';
 import { type NodeProcess, startNode } from './helpers/nodes.ts';
+import { pollUntil } from './helpers/poll.ts';
 import { prng } from './helpers/sched-sim.ts';
 
 declare const fs: typeof import('node:fs'); // bound in the worker by modules: ['node:fs']
@@ -140,6 +141,49 @@ describe('a steal racing job starts: only jobs that never start move, each job r
     );
     assert.ok(stolen > 0, 'some steals won the race (else this test shows nothing)');
   });
+});
+
+test('a pp-node gives back a job its worker holds behind a running one, when that job ends; each job runs once', async () => {
+  const n = await startNode({ secret: SECRET, workers: 1 });
+  nodes.push(n);
+  const { secret } = resolveSecret({ secret: SECRET, create: false });
+  const log = join(dir, 'held.log');
+  const results: number[] = [];
+  const stolen: number[] = [];
+  const handedBack: number[] = []; // by the node's close: none, if all went as it should
+  const node = new RemoteNode(
+    { host: '127.0.0.1', port: n.port, secret },
+    {
+      onResult: (_n, j) => results.push(j.id),
+      onJobFailed: (_n, j, error) => assert.fail(`job ${j.id} failed: ${error.message}`),
+      onRequeue: (_n, jobs, wasStolen) => {
+        for (const j of jobs) (wasStolen ? stolen : handedBack).push(j.id);
+      },
+      onCapacity: () => {},
+    },
+    { onUp() {}, onDown() {}, onProblem() {} },
+  );
+  try {
+    await waitFor(() => node.ncpus > 0, 15_000, 'the node');
+    node.dispatch([job(log, 1, 5)]); // the node learns the function's time: long enough to hold the next behind
+    await waitFor(() => results.length === 1, 10_000, 'the first job');
+    // Its one worker runs 2 and holds 3 next; 4 waits in the node's queue.
+    node.dispatch([job(log, 2, 300), job(log, 3, 300), job(log, 4, 300)]);
+    await pollUntil(() => readFileSync(log, 'utf8').trim().split('\n').length === 2, { timeoutMs: 10_000 });
+    assert.equal(node.steal(2), 2, 'asks for the two newest');
+    await waitFor(() => stolen.length === 2, 10_000, 'both given back');
+    assert.deepEqual([...stolen].sort(), [3, 4], 'the queued job and the one the worker held both come back');
+    await waitFor(() => results.length === 2, 10_000, 'job 2');
+  } finally {
+    await node.close();
+  }
+  assert.deepEqual(
+    readFileSync(log, 'utf8').trim().split('\n').map(Number),
+    [1, 2],
+    'jobs 3 and 4 never ran there',
+  );
+  assert.deepEqual(results, [1, 2]);
+  assert.deepEqual(handedBack, []);
 });
 
 describe('speculative execution', () => {

@@ -43,6 +43,7 @@ import {
   placeByFinish,
   planSteals,
   roomOfNodes,
+  stealDelayOf,
   UNKNOWN_MS,
 } from '../scheduler/policy.ts';
 import { END_OF_BURST_RECHECK_MS, MAX_RECHECK_MS, NodeSpeed } from '../scheduler/speed.ts';
@@ -916,8 +917,7 @@ export class Server extends EventEmitter<ServerEvents> {
       msPerJob: ms[i],
       rttMs: n.rttMs,
       stealable: withStealable ? n.stealable : 0,
-      // A remote node answers a steal within its round trip; a local worker only between jobs.
-      stealDelayMs: n === this.#local ? 0.5 * (ms[i] ?? UNKNOWN_MS) : n.rttMs,
+      stealDelayMs: stealDelayOf(n === this.#local, n.rttMs, n.ncpus, n.inFlight, ms[i]),
     }));
   }
 

@@ -7,7 +7,6 @@ import { wholeArgs } from '../nodes/job-args.ts';
 import type { LocalPool } from '../nodes/local-pool.ts';
 import { encode } from '../protocol/codec.ts';
 import { JobStatus } from '../protocol/messages.ts';
-import { HOLD_NEXT_BELOW_MS } from '../scheduler/depth.ts';
 import { FairQueue } from '../scheduler/fair-queue.ts';
 import { DurationEstimate } from '../scheduler/policy.ts';
 import type { ClientSession } from './session.ts';
@@ -20,7 +19,7 @@ export interface NodeJob {
 }
 
 /** What the table asks of the workers. */
-export type JobRunner = Pick<LocalPool, 'freeSlots' | 'dispatch' | 'cancel'>;
+export type JobRunner = Pick<LocalPool, 'freeSlots' | 'dispatch' | 'cancel' | 'withdraw'>;
 
 let nextInternalId = 1;
 
@@ -29,6 +28,8 @@ export class JobTable {
   readonly jobs = new Map<number, NodeJob>();
   /** Jobs not yet handed to the workers, a line per client. */
   readonly queue = new FairQueue<number>();
+  /** Jobs a client asked back that wait behind a running job in a worker, until it answers. */
+  private readonly askedBack = new Set<number>();
   private readonly estimates = new Map<string, DurationEstimate>();
   private drainScheduled = false;
   /** Set once the workers exist (they report to the table from their constructor on). */
@@ -96,8 +97,9 @@ export class JobTable {
 
   /**
    * A client takes back jobs of its own that have not started, to run them elsewhere (work
-   * stealing): those still in this node's queue are given up; those already in a worker run
-   * here. Returns the client's ids of the ones given up.
+   * stealing). Those still in this node's queue are given up at once: returns the client's ids
+   * of those. Those a worker holds behind the job it runs are asked of the worker, which gives
+   * them up when that job ends unless it starts them (see {@link takenBack}); the rest run here.
    */
   withdraw(s: ClientSession, clientIds: readonly number[]): number[] {
     const wanted = new Set<number>();
@@ -108,10 +110,28 @@ export class JobTable {
     if (wanted.size === 0) return [];
     const given: number[] = [];
     for (const id of this.queue.removeAll(s.id, (id) => wanted.has(id))) {
+      wanted.delete(id);
       const job = this.forget(id);
       if (job) given.push(job.clientId);
     }
+    if (wanted.size > 0 && this.runner && this.runner.withdraw(wanted) > 0)
+      for (const id of wanted) this.askedBack.add(id);
     return given;
+  }
+
+  /**
+   * Of jobs a worker gave back unstarted, those a client asked back (see {@link withdraw}):
+   * forgotten here, to be handed to their clients. The others are left as they are.
+   */
+  takenBack(ids: readonly number[]): NodeJob[] {
+    const jobs: NodeJob[] = [];
+    if (this.askedBack.size === 0) return jobs;
+    for (const id of ids) {
+      if (!this.askedBack.has(id)) continue;
+      const job = this.forget(id);
+      if (job) jobs.push(job);
+    }
+    return jobs;
   }
 
   /** Takes the queued jobs of client `s` out; returns the client's ids of those it had. */
@@ -138,6 +158,7 @@ export class JobTable {
     const job = this.jobs.get(id);
     if (!job) return undefined;
     this.jobs.delete(id);
+    if (this.askedBack.size > 0) this.askedBack.delete(id);
     job.session.byClientId.delete(job.clientId);
     return job;
   }
@@ -168,12 +189,11 @@ export class JobTable {
       const next = this.jobs.get(this.queue.peek()!);
       const estimate = next ? this.estimates.get(next.dispatch.hash)?.value : undefined;
       // A worker holds the next job behind the one it runs, so that it starts it without a
-      // round trip through this process; the client already decided how many jobs this node
-      // holds (and places the last ones of a burst itself). Very long jobs wait here instead,
-      // where a client can still take them back for a CPU that would otherwise idle (see
-      // scheduler/depth.ts).
-      const waiting = estimate !== undefined && estimate >= HOLD_NEXT_BELOW_MS ? 0 : Number.POSITIVE_INFINITY;
-      const free = runner.freeSlots(estimate, waiting);
+      // trip through this process (a millisecond or two per job on a busy machine: 5-10% of
+      // 20 ms jobs). The client already decided how many jobs this node holds, and places
+      // the last ones of a burst itself; a job held in a worker can still be stolen, when
+      // the job ahead of it ends (see withdraw).
+      const free = runner.freeSlots(estimate, Number.POSITIVE_INFINITY);
       if (free <= 0) return;
       const batch: DispatchJob[] = [];
       for (const [, id] of this.queue.take(free)) {

@@ -33,6 +33,17 @@ export class OutcomeRouter {
    * their place in line, or, when stopping, go back to their clients at once to run elsewhere.
    */
   requeue(ids: number[]): void {
+    // Those a client asked back (work stealing) go to it now, as its steal's late answer.
+    if (!this.stopping()) {
+      const stolen = new Map<ClientSession, number[]>();
+      for (const job of this.table.takenBack(ids)) {
+        if (!job.session.open) continue;
+        const list = stolen.get(job.session) ?? [];
+        list.push(job.clientId);
+        stolen.set(job.session, list);
+      }
+      for (const [s, list] of stolen) s.send({ type: 'withdrawn', ids: list });
+    }
     const bySession = new Map<ClientSession, number[]>();
     for (const id of ids) {
       const job = this.table.get(id);

@@ -126,6 +126,30 @@ export class LocalPool implements ComputeNode {
     return n;
   }
 
+  /**
+   * Asks workers for these jobs, if they hold them queued behind the one they run: a pp-node
+   * passing on its client's steal. As with {@link steal}, each worker answers with those it
+   * had not started (through onRequeue, as stolen) when its job ends; the others run. Returns
+   * how many it asked for.
+   */
+  withdraw(ids: ReadonlySet<number>): number {
+    let n = 0;
+    for (const w of this.workers) {
+      const picked: number[] = [];
+      for (let i = 1; i < w.inFlight.length; i++) {
+        const job = w.inFlight[i]!;
+        if (!ids.has(job.id) || this.asked.has(job)) continue;
+        this.asked.add(job);
+        picked.push(job.id);
+      }
+      if (picked.length > 0) {
+        w.send(encodeMessage({ type: 'withdraw', ids: picked }));
+        n += picked.length;
+      }
+    }
+    return n;
+  }
+
   /** Workers running a job now (status reports). */
   get busyWorkers(): number {
     let n = 0;

@@ -26,15 +26,6 @@ export const MAX_DEPTH = 1024;
 export const HOLD_NEXT_WAITING_PER_WORKER = 2;
 
 /**
- * A pp-node's workers hold the next job behind a running one only for jobs shorter than this
- * (so that they start it without a trip through the node's process). Longer ones wait in the
- * node's own queue, where their client can still take them back for an idle CPU elsewhere (a
- * worker reads messages only between jobs, so a job behind a long one can no longer be taken
- * back in time); the trip costs them a few percent at most.
- */
-export const HOLD_NEXT_BELOW_MS = 20;
-
-/**
  * A remote node holds enough jobs to keep its CPUs busy for this many round trips of its
  * link, beyond {@link targetDepth}: results come back and new jobs go out in one round trip,
  * and a Wi-Fi link's round trip varies from one to the next.
@@ -56,12 +47,13 @@ export function workerDepth(estimatedMs: number | undefined, holdNext: boolean):
 
 /**
  * Jobs per CPU that a remote node behind a link with round trip `rttMs` should hold: what a
- * CPU runs while results travel back and the next jobs travel out, on top of a local
- * worker's depth. Unknown cost: one more than locally, as for long jobs.
+ * CPU runs while results travel back and the next jobs travel out, on top of what its worker
+ * holds (a pp-node's workers hold the next long job behind the one they run: see
+ * daemon/jobs.ts). Unknown cost: one more than locally.
  */
 export function linkDepth(estimatedMs: number | undefined, rttMs: number): number {
-  const local = targetDepth(estimatedMs);
-  if (estimatedMs === undefined) return local + 1;
+  if (estimatedMs === undefined) return targetDepth(estimatedMs) + 1;
+  const local = workerDepth(estimatedMs, true);
   const cover = Math.ceil((LINK_ROUND_TRIPS * Math.max(0, rttMs)) / Math.max(estimatedMs, 0.001));
   return Math.min(MAX_DEPTH, local + Math.max(1, cover));
 }

@@ -141,6 +141,24 @@ export interface NodeLoad {
   readonly stealDelayMs?: number;
 }
 
+/**
+ * How long until a node answers a steal, ms. A local pool's worker gives back the job it holds
+ * next only when the job it runs ends (half a job, on average). A remote node gives back the
+ * jobs in its own queue within its round trip; those its workers hold behind the job they run
+ * (all it holds beyond one per CPU, while it holds two or fewer per CPU: see depth.ts
+ * nodeHandOut) likewise only when that job ends.
+ */
+export function stealDelayOf(
+  local: boolean,
+  rttMs: number,
+  ncpus: number,
+  held: number,
+  msPerJob: number | undefined,
+): number {
+  const heldInWorkers = local || held <= 2 * ncpus;
+  return (local ? 0 : rttMs) + (heldInWorkers ? 0.5 * (msPerJob ?? UNKNOWN_MS) : 0);
+}
+
 /** Queued jobs placed one by one by expected finish time: more would cost more than they save. */
 export const FINISH_WINDOW = 256;
 

@@ -5,10 +5,15 @@
  * a round trip. No timers, no sockets: the same inputs give the same makespan, so a policy
  * change shows as a number, not as noise.
  *
+ * A node is modelled as a pp-node is: its own queue, and workers that run one job and hold the
+ * next behind it once the function is known to be long (as daemon/jobs.ts). A job that a worker does not hold
+ * starts a trip through the node's process later (`tripMs`); a steal gets the jobs in the
+ * node's queue at once, one a worker holds when the job ahead of it ends.
+ *
  * What it leaves out: the local pool's workers (every node here is remote), job timeouts and
  * failures, and the cost of messages themselves.
  */
-import { linkDepth, targetDepth } from '../../src/scheduler/depth.ts';
+import { linkDepth, PREFETCH_BUDGET_MS, targetDepth } from '../../src/scheduler/depth.ts';
 import {
   assignJobs,
   DurationEstimate,
@@ -16,6 +21,7 @@ import {
   type NodeLoad,
   placeByFinish,
   planSteals,
+  stealDelayOf,
 } from '../../src/scheduler/policy.ts';
 import { NodeSpeed } from '../../src/scheduler/speed.ts';
 
@@ -28,7 +34,12 @@ export interface SimNode {
   joinAtMs?: number;
   /** Stops at this time: its queued jobs go back to the client, running ones finish. */
   stopAtMs?: number;
+  /** From the node's queue to a worker, ms (a trip through its process); default {@link TRIP_MS}. */
+  tripMs?: number;
 }
+
+/** A job's trip from a node's queue to a worker that did not hold it: measured here at 1-2 ms. */
+export const TRIP_MS = 1;
 
 export interface SimOutcome {
   makespanMs: number;
@@ -47,7 +58,7 @@ export interface SimOutcome {
 
 type Event =
   | { t: number; kind: 'arrive'; node: number; ids: number[] }
-  | { t: number; kind: 'finish'; node: number; id: number; ms: number }
+  | { t: number; kind: 'finish'; node: number; cpu: number; id: number; ms: number }
   | { t: number; kind: 'result'; node: number; id: number; ms: number }
   | { t: number; kind: 'stealAsk'; node: number; ids: number[] }
   | { t: number; kind: 'stealAnswer'; node: number; ids: number[] }
@@ -83,7 +94,15 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
     pendingUntil: 0,
     speed: new NodeSpeed(),
   }));
-  const node = nodes.map(() => ({ up: false, deque: [] as number[], free: 0 }));
+  /** The node's side: its own queue, and per worker the job it runs and the one it holds next. */
+  const node = nodes.map((n) => ({
+    up: false,
+    deque: [] as number[],
+    cpus: Array.from({ length: n.ncpus }, () => ({ running: -1, held: -1 })),
+    /** Held jobs a steal (or the node's stop) asked back: given back when the job ahead ends. */
+    askedBack: new Set<number>(),
+    estimate: new DurationEstimate(),
+  }));
   const ranCount = new Map<number, number>();
   const ran = nodes.map(() => 0);
   let queue: number[] = jobs.map((_, i) => i);
@@ -116,6 +135,7 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
           withStealable && usable && now >= c.pendingUntil
             ? Math.max(0, c.sent.size - n.ncpus - c.asked.size)
             : 0,
+        stealDelayMs: stealDelayOf(false, n.rttMs, n.ncpus, c.sent.size, ms),
       };
     });
 
@@ -168,15 +188,33 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
     });
   };
 
+  const run = (i: number, cpu: number, id: number, startAt: number) => {
+    node[i]!.cpus[cpu]!.running = id;
+    const ms = jobs[id]! * nodes[i]!.slowdown;
+    runs.push({ id, node: i, start: startAt, end: startAt + ms });
+    at({ t: startAt + ms, kind: 'finish', node: i, cpu, id, ms });
+  };
+
+  /** The node hands jobs of its queue to its workers, as daemon/jobs.ts does. */
   const start = (i: number) => {
     const n = node[i]!;
-    while (n.free > 0 && n.deque.length > 0) {
-      const id = n.deque.shift()!;
-      n.free--;
-      const ms = jobs[id]! * nodes[i]!.slowdown;
-      runs.push({ id, node: i, start: now, end: now + ms });
-      at({ t: now + ms, kind: 'finish', node: i, id, ms });
-    }
+    if (!n.up) return;
+    const est = n.estimate.value;
+    const long = est !== undefined && est >= PREFETCH_BUDGET_MS;
+    const idle = n.cpus.filter((c) => c.running < 0);
+    const canHold = long ? n.cpus.filter((c) => c.held < 0).length - idle.length : 0;
+    let give = Math.min(n.deque.length, idle.length + Math.max(0, canHold));
+    const trip = nodes[i]!.tripMs ?? TRIP_MS;
+    for (let cpu = 0; cpu < n.cpus.length && give > 0; cpu++)
+      if (n.cpus[cpu]!.running < 0) {
+        run(i, cpu, n.deque.shift()!, now + trip);
+        give--;
+      }
+    for (const c of n.cpus)
+      if (give > 0 && c.held < 0) {
+        c.held = n.deque.shift()!;
+        give--;
+      }
   };
 
   const takeBack = (i: number, ids: readonly number[]) => {
@@ -197,7 +235,6 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
     switch (e.kind) {
       case 'join':
         node[e.node]!.up = true;
-        node[e.node]!.free = nodes[e.node]!.ncpus;
         // The client hears of it a round trip later (connect, welcome).
         client[e.node]!.up = true;
         break;
@@ -209,13 +246,30 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
         } else at({ t: now + nodes[e.node]!.rttMs / 2, kind: 'requeue', node: e.node, ids: e.ids });
         break;
       }
-      case 'finish':
-        node[e.node]!.free++;
+      case 'finish': {
+        const n = node[e.node]!;
+        const cpu = n.cpus[e.cpu]!;
+        cpu.running = -1;
+        n.estimate.add(e.ms);
         ranCount.set(e.id, (ranCount.get(e.id) ?? 0) + 1);
         ran[e.node]!++;
         at({ t: now + nodes[e.node]!.rttMs / 2, kind: 'result', node: e.node, id: e.id, ms: e.ms });
-        if (node[e.node]!.up) start(e.node);
+        const held = cpu.held;
+        cpu.held = -1;
+        if (held >= 0) {
+          // The worker reads its messages between jobs: a withdraw of the held job wins now.
+          if (n.askedBack.delete(held))
+            at({
+              t: now + nodes[e.node]!.rttMs / 2,
+              kind: n.up ? 'stealAnswer' : 'requeue',
+              node: e.node,
+              ids: [held],
+            });
+          else run(e.node, e.cpu, held, now);
+        }
+        start(e.node);
         break;
+      }
       case 'result': {
         const c = client[e.node]!;
         if (!c.sent.delete(e.id)) break;
@@ -231,6 +285,7 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
         const want = new Set(e.ids);
         const given = n.deque.filter((id) => want.has(id));
         n.deque = n.deque.filter((id) => !want.has(id));
+        for (const c of n.cpus) if (want.has(c.held)) n.askedBack.add(c.held);
         at({ t: now + nodes[e.node]!.rttMs / 2, kind: 'stealAnswer', node: e.node, ids: given });
         break;
       }
@@ -243,6 +298,7 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
         n.up = false;
         const ids = n.deque;
         n.deque = [];
+        for (const c of n.cpus) if (c.held >= 0) n.askedBack.add(c.held);
         at({ t: now + nodes[e.node]!.rttMs / 2, kind: 'requeue', node: e.node, ids });
         break;
       }
