@@ -10,7 +10,7 @@ import { pollUntil } from './helpers/poll.ts';
 
 describe('a worker warming up', () => {
   test('runs every made-up job through the runtime, and each comes back with the value it took', async () => {
-    const warm = warmUpWorker(() => true, 3 * WARM_UP_BATCH);
+    const warm = warmUpWorker(() => true, 3 * WARM_UP_BATCH, true);
     await warm.done;
     await pollUntil(() => warm.answered === 3 * WARM_UP_BATCH, { what: 'every made-up result' });
     assert.equal(warm.wrong, 0);
@@ -18,7 +18,7 @@ describe('a worker warming up', () => {
 
   test('stops at the first message from the server, after the slice in progress', async () => {
     let idle = true;
-    const warm = warmUpWorker(() => idle, WORKER_WARM_UP_JOBS);
+    const warm = warmUpWorker(() => idle, WORKER_WARM_UP_JOBS, true);
     await pollUntil(() => warm.answered > 0, { what: 'warming to start' });
     idle = false;
     await warm.done;
