@@ -187,10 +187,12 @@ describe('dashboard access', () => {
       const deadline = Date.now() + 5000;
       while (ws.received.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       assert.equal(ws.received[0]?.type, 'hello', 'the page is connected');
+      let timer: NodeJS.Timeout | undefined;
       const exitCode = await Promise.race([
         exited,
-        new Promise((r) => setTimeout(() => r('still running'), 20_000)),
+        new Promise((r) => (timer = setTimeout(() => r('still running'), 20_000))),
       ]);
+      clearTimeout(timer); // else it would hold this file open until 20 s after this test began
       assert.equal(exitCode, 0, 'it ended by itself');
     } finally {
       ws.terminate();

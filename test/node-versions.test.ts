@@ -117,3 +117,14 @@ test(`TypeScript run by Node's own type stripping (22.18+, 24), without tsx${TYP
   assert.match(r.stdout, /^Sum of primes below 100000 is 454396537$/m, report(r));
   assert.equal(r.stderr, '', report(r));
 });
+
+test(`an example run by tsx on ${process.version}: the examples' own test (examples.test.ts) runs on Node 20 only`, async () => {
+  // What the examples do with the job server is tested on Node 20; what the version changes is
+  // how a program run by tsx loads (its loader hooks) and ships its typed functions.
+  const r = await run(['--import', 'tsx', 'examples/sum_primes.ts', '1']);
+  assert.equal(r.code, 0, report(r));
+  assert.match(r.stdout, /^Starting pp with 1 workers$/m, report(r));
+  assert.match(r.stdout, /^Sum of primes below 100000 is 454396537$/m, report(r));
+  assert.equal(r.stdout.match(/^Sum of primes below \d+ is \d+$/gm)?.length, 9, report(r));
+  assert.equal(r.stderr, '', report(r));
+});

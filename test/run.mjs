@@ -2,12 +2,16 @@
 // cmd.exe does not expand globs and Node 20's --test does not either, so on Windows
 // `test/*.test.ts` matched nothing. Plain .mjs, since it starts the TypeScript loader.
 // `--exclude=a,b` leaves out test/a.test.ts and test/b.test.ts (.ci/run's passes on other Node
-// versions); other extra arguments go to node --test (e.g. --test-name-pattern=...).
+// versions); `--durations` prints each file's time at the end, slowest first (test/durations.mjs);
+// other extra arguments go to node --test (e.g. --test-name-pattern=...).
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
-const args = process.argv.slice(2);
+const argv = process.argv.slice(2);
+const durations = argv.includes('--durations');
+const args = argv.filter((a) => a !== '--durations');
 const excluded = new Set(
   args.filter((a) => a.startsWith('--exclude=')).flatMap((a) => a.slice('--exclude='.length).split(',')),
 );
@@ -31,6 +35,16 @@ const r = spawnSync(
     'tsx',
     '--test',
     '--test-concurrency=1',
+    // Naming a reporter replaces the default one, so the default (spec on a terminal, else tap)
+    // is named too.
+    ...(durations
+      ? [
+          `--test-reporter=${process.stdout.isTTY ? 'spec' : 'tap'}`,
+          '--test-reporter-destination=stdout',
+          `--test-reporter=${pathToFileURL(join('test', 'durations.mjs')).href}`,
+          '--test-reporter-destination=stdout',
+        ]
+      : []),
     ...args.filter((a) => !a.startsWith('--exclude=')),
     ...selected,
   ],

@@ -358,40 +358,46 @@ describe('secret', () => {
 
   it('processes racing to create the file all end up with the same secret', async () => {
     const moduleUrl = new URL('../src/secret.ts', import.meta.url).href;
-    for (let round = 0; round < 3; round++) {
-      const h = home();
-      const startAt = Date.now() + 2000;
-      // Each child spins until the same instant, then creates: as close to a real race as we can get.
-      const code = `
-        import { resolveSecret } from ${JSON.stringify(moduleUrl)};
-        while (Date.now() < ${startAt}) {}
-        const r = resolveSecret({ env: { HOME: ${JSON.stringify(h.dir)} }, create: true });
-        console.log(JSON.stringify({ secret: Buffer.from(r.secret).toString(), created: r.created }));
-      `;
-      const runs = await Promise.all(
-        Array.from(
-          { length: 4 },
-          () =>
-            new Promise<{ secret: string; created: boolean }>((resolve, reject) => {
-              const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
-                stdio: ['ignore', 'pipe', 'inherit'],
-              });
-              let out = '';
-              child.stdout.on('data', (d) => {
-                out += d;
-              });
-              child.on('error', reject);
-              child.on('exit', (status) => {
-                if (status === 0) resolve(JSON.parse(out));
-                else reject(new Error(`child exited with ${status}`));
-              });
-            }),
-        ),
-      );
-      const secrets = new Set(runs.map((r) => r.secret));
+    // Three rounds, each in a new HOME, run by the same four processes (started once).
+    const homes = [home(), home(), home()];
+    const startAt = Date.now() + 2000;
+    // Each child spins until the same instant, then creates: as close to a real race as we can get.
+    const code = `
+      import { resolveSecret } from ${JSON.stringify(moduleUrl)};
+      const homes = ${JSON.stringify(homes.map((h) => h.dir))};
+      const out = [];
+      for (let round = 0; round < homes.length; round++) {
+        while (Date.now() < ${startAt} + round * 250) {}
+        const r = resolveSecret({ env: { HOME: homes[round] }, create: true });
+        out.push({ secret: Buffer.from(r.secret).toString(), created: r.created });
+      }
+      console.log(JSON.stringify(out));
+    `;
+    const runs = await Promise.all(
+      Array.from(
+        { length: 4 },
+        () =>
+          new Promise<Array<{ secret: string; created: boolean }>>((resolve, reject) => {
+            const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+              stdio: ['ignore', 'pipe', 'inherit'],
+            });
+            let out = '';
+            child.stdout.on('data', (d) => {
+              out += d;
+            });
+            child.on('error', reject);
+            child.on('exit', (status) => {
+              if (status === 0) resolve(JSON.parse(out));
+              else reject(new Error(`child exited with ${status}`));
+            });
+          }),
+      ),
+    );
+    homes.forEach((h, round) => {
+      const secrets = new Set(runs.map((r) => r[round]!.secret));
       assert.equal(secrets.size, 1, `round ${round}: different secrets ${[...secrets]}`);
-      assert.equal(runs.filter((r) => r.created).length, 1, `round ${round}: exactly one creator`);
+      assert.equal(runs.filter((r) => r[round]!.created).length, 1, `round ${round}: exactly one creator`);
       assert.equal(readFileSync(h.path, 'utf8'), `${[...secrets][0]}\n`);
-    }
+    });
   });
 });

@@ -195,7 +195,14 @@ describe('speculative execution', () => {
   }
 
   async function run(speculative: boolean) {
-    const n = await startNode({ secret: SECRET, workers: 2, env: { PP_TEST_SLOW_MS: '30000' } });
+    // Its own process group: killed with its workers, asleep in 30 s jobs (a worker left running
+    // would hold the node's stderr pipe, and this file, open until it wakes up).
+    const n = await startNode({
+      secret: SECRET,
+      workers: 2,
+      env: { PP_TEST_SLOW_MS: '30000' },
+      detached: true,
+    });
     nodes.push(n);
     const server = new Server({
       ncpus: 2,
@@ -226,7 +233,8 @@ describe('speculative execution', () => {
       return { server, stats: server.getStats(), finished: 40 };
     } finally {
       await server.close();
-      await n.stop('SIGKILL');
+      process.kill(-n.child.pid!, 'SIGKILL');
+      await n.exited;
     }
   }
 

@@ -94,7 +94,9 @@ export class LeakCapture {
   async stop(): Promise<LeakReport> {
     await this.#canary('end');
     this.#child.kill('SIGINT');
-    await Promise.race([this.#exited, new Promise((r) => setTimeout(r, 3000))]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#exited, new Promise((r) => (timer = setTimeout(r, 3000)))]);
+    clearTimeout(timer); // else it holds the test file open 3 s after its end
     if (this.#child.exitCode === null) this.#child.kill('SIGKILL');
     const counts = /(\d+) packets? captured/.exec(this.#stderr)?.[1] ?? '?';
     const report = analyzeCapture(this.#stdout, this.#strict);

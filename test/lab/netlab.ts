@@ -458,7 +458,10 @@ export class Lab {
     // give our own children a chance to exit cleanly first
     const running = this.processes.filter((p) => p.running);
     for (const p of running) p.kill('SIGTERM');
-    await Promise.race([Promise.all(running.map((p) => p.exited)), new Promise((r) => setTimeout(r, 1500))]);
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise((r) => (timer = setTimeout(r, 1500)));
+    await Promise.race([Promise.all(running.map((p) => p.exited)), grace]);
+    clearTimeout(timer); // else it holds the test file open 1.5 s after its end
     this.destroySync();
   }
 
