@@ -2,9 +2,16 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { LocalPool } from '../src/nodes/local-pool.ts';
 import { HOLD_NEXT_WAITING_PER_WORKER, targetDepth } from '../src/scheduler/depth.ts';
-import { assignJobs, DurationEstimate, levelFill, roomOfNodes } from '../src/scheduler/policy.ts';
+import {
+  assignJobs,
+  DurationEstimate,
+  FINISH_WINDOW,
+  levelFill,
+  placeJobs,
+  roomOfNodes,
+} from '../src/scheduler/policy.ts';
 
-test('assignJobs gives every node its free slots when work exceeds room', () => {
+test('assignJobs gives every node all its room when work exceeds room', () => {
   assert.deepEqual(assignJobs(100, [2, 3, 0]), [2, 3, 0]);
 });
 
@@ -75,7 +82,7 @@ test('DurationEstimate is the exact mean at first, then follows changes', () => 
   assert.ok(e.value! > 99);
 });
 
-test('targetDepth prefetches short jobs only', () => {
+test('targetDepth gives a deque to short jobs only', () => {
   assert.equal(targetDepth(undefined), 1);
   assert.equal(targetDepth(50), 1);
   assert.ok(targetDepth(0.01) > 50);
@@ -87,10 +94,10 @@ test('a local worker holds the next long job only while many wait, and never one
   const pool = new LocalPool({ ncpus: 2, isolation: 'thread', sharedMemory: false }, events);
   try {
     const many = HOLD_NEXT_WAITING_PER_WORKER * 2;
-    assert.equal(pool.freeSlots(50, many - 1), 2, 'near the end of a burst: one job per worker');
-    assert.equal(pool.freeSlots(50, many), 4, 'many waiting: the running one and the next');
-    assert.equal(pool.freeSlots(undefined, 1000), 2, 'unknown cost: one per worker');
-    assert.equal(pool.freeSlots(0.01, 0), 2 * targetDepth(0.01), 'short jobs: the prefetch budget decides');
+    assert.equal(pool.room(50, many - 1), 2, 'near the end of a burst: one job per worker');
+    assert.equal(pool.room(50, many), 4, 'many waiting: the running one and the next');
+    assert.equal(pool.room(undefined, 1000), 2, 'unknown cost: one per worker');
+    assert.equal(pool.room(0.01, 0), 2 * targetDepth(0.01), 'short jobs: the deque budget decides');
   } finally {
     await pool.close();
   }
@@ -100,7 +107,7 @@ test('roomOfNodes: a pool holds long jobs ahead only with what the other nodes l
   const events = { onResult() {}, onJobFailed() {}, onRequeue() {}, onCapacity() {} };
   const pool = new LocalPool({ ncpus: 2, isolation: 'thread', sharedMemory: false }, events);
   try {
-    const idleRemote = { freeSlots: () => 16 }; // e.g. 8 idle CPUs, two jobs each
+    const idleRemote = { room: () => 16 }; // e.g. 8 idle CPUs, two jobs each
     assert.deepEqual(roomOfNodes([pool], 50, 8), [4], 'alone, with many waiting: two per worker');
     assert.deepEqual(roomOfNodes([pool, idleRemote], 50, 16 + 4), [4, 16], 'enough for all');
     assert.deepEqual(
@@ -111,4 +118,21 @@ test('roomOfNodes: a pool holds long jobs ahead only with what the other nodes l
   } finally {
     await pool.close();
   }
+});
+
+test('placeJobs: by room while many wait, by expected finish near the end of a burst', () => {
+  const node = (room: number, msPerJob: number) => ({
+    ncpus: 2,
+    held: 2,
+    room,
+    msPerJob,
+    rttMs: 0,
+    stealable: 0,
+  });
+  const fast = node(2, 10);
+  const slow = node(8, 30);
+  // Many waiting: every node takes all its room, however slow.
+  assert.deepEqual(placeJobs(FINISH_WINDOW + 1, [fast, slow]), [2, 8]);
+  // The last two jobs: the busy fast node finishes both sooner than the slow one starts them.
+  assert.deepEqual(placeJobs(2, [fast, slow]), [2, 0]);
 });

@@ -27,40 +27,56 @@ test('Fifo keeps order across shifts, compaction and unshiftAll', () => {
   assert.equal(q.shift(), 7);
 });
 
+/** Items named by their owner: `b3` is owner `b`'s. */
+const ownerOf = (item: string): string => item[0]!;
+function drain<T>(q: { size: number; shift(): T | undefined }, n = Number.POSITIVE_INFINITY): T[] {
+  const out: T[] = [];
+  while (out.length < n && q.size > 0) out.push(q.shift()!);
+  return out;
+}
+
 test('FairQueue serves owners in turn: a big backlog does not starve a small one', () => {
-  const q = new FairQueue<string>();
-  for (let i = 0; i < 1000; i++) q.push('big', `b${i}`);
-  for (let i = 0; i < 3; i++) q.push('small', `s${i}`);
-  const first = q.take(6).map(([owner]) => owner);
-  assert.deepEqual(first, ['big', 'small', 'big', 'small', 'big', 'small']);
+  const q = new FairQueue<string>(ownerOf);
+  for (let i = 0; i < 1000; i++) q.push(`b${i}`);
+  for (let i = 0; i < 3; i++) q.push(`s${i}`);
+  assert.equal(q.peek(), 'b0');
+  assert.deepEqual(drain(q, 6), ['b0', 's0', 'b1', 's1', 'b2', 's2']);
   assert.equal(q.size, 997);
-  assert.deepEqual(
-    q.take(3).map(([o]) => o),
-    ['big', 'big', 'big'],
-  );
+  assert.deepEqual(drain(q, 3), ['b3', 'b4', 'b5']);
 });
 
 test('FairQueue: unshiftAll puts items back first, remove and removeOwner take items out', () => {
-  const q = new FairQueue<number>();
-  q.push('a', 1);
-  q.push('a', 2);
-  q.push('b', 10);
-  const [[, x]] = q.take(1) as [[string, number]];
-  assert.equal(x, 1);
-  q.unshiftAll('a', [1]);
+  const q = new FairQueue<string>(ownerOf);
+  q.push('a1');
+  q.push('a2');
+  q.push('b1');
+  assert.equal(q.shift(), 'a1');
+  q.unshiftAll(['a1']);
   assert.equal(
-    q.remove('a', (v) => v === 2),
-    2,
+    q.remove('a', (v) => v === 'a2'),
+    'a2',
   );
   assert.equal(
-    q.remove('a', (v) => v === 99),
+    q.remove('a', (v) => v === 'a9'),
     undefined,
   );
-  assert.deepEqual(q.removeOwner('b'), [10]);
+  assert.deepEqual(q.removeOwner('b'), ['b1']);
   assert.equal(q.size, 1);
-  assert.deepEqual(q.take(5), [['a', 1]]);
+  assert.deepEqual(drain(q), ['a1']);
   assert.equal(q.size, 0);
   assert.equal(q.peek(), undefined);
+  assert.equal(q.shift(), undefined);
+});
+
+test('FairQueue: items of several owners put back return to their own lines, in order, and are served first', () => {
+  const q = new FairQueue<string>(ownerOf);
+  for (const item of ['a1', 'a2', 'a3', 'b1', 'c1', 'c2']) q.push(item);
+  const taken = drain(q, 4); // a1 b1 c1 a2: b has nothing left
+  assert.deepEqual(taken, ['a1', 'b1', 'c1', 'a2']);
+  q.unshiftAll(['b1', 'a1', 'a2']);
+  assert.equal(q.size, 5);
+  // b, back from empty, is next; a's line is a1 a2 a3 again; c keeps its turn after a.
+  assert.deepEqual(drain(q), ['b1', 'c2', 'a1', 'a2', 'a3']);
 });
 
 test('LiveJobs: add and delete in any order, twice is harmless, toArray is oldest first', () => {

@@ -766,7 +766,7 @@ for (const isolation of ['process', 'thread'] as const) {
         );
         assert.equal(outcomes.get(2), 'requeued');
         const again = dispatch(3, definition(double), [4]);
-        await until(() => p.ncpus === 1 && p.freeSlots(undefined, 0) > 0, 'a new worker');
+        await until(() => p.ncpus === 1 && p.room(undefined, 0) > 0, 'a new worker');
         p.dispatch([again]);
         await until(() => outcomes.has(3), 'a job on the new worker');
         assert.equal(outcomes.get(3), 'status 0: 8');

@@ -11,7 +11,7 @@ import { Dashboard, type DashboardOptions, dashboardOptions } from '../dashboard
 import { type DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
 import { JobCancelledError, JobSetupError, PPError, ServerClosedError } from '../errors.ts';
 import { type FunctionBundle, getBundle, type ModuleSpec } from '../functions/bundle.ts';
-import type { ComputeNode, DispatchJob, JobResult, NodeEvents, RefData } from '../nodes/compute-node.ts';
+import type { ComputeNode, JobResult, NodeEvents, RefData } from '../nodes/compute-node.ts';
 import { type JobArgs, releaseArgs, wholeArgs } from '../nodes/job-args.ts';
 import { LocalPool } from '../nodes/local-pool.ts';
 import {
@@ -33,14 +33,14 @@ import {
 import { parseAddress } from '../protocol/dial.ts';
 import { JobStatus } from '../protocol/messages.ts';
 import { REF_CLASS, Ref, type RefArgs } from '../protocol/ref.ts';
+import { Dispatcher } from '../scheduler/dispatcher.ts';
 import { Fifo } from '../scheduler/fifo.ts';
 import {
   assignJobs,
   backupAfterMs,
   DurationEstimate,
-  FINISH_WINDOW,
   type NodeLoad,
-  placeByFinish,
+  placeJobs,
   planSteals,
   roomOfNodes,
   stealDelayOf,
@@ -699,75 +699,66 @@ export class Server extends EventEmitter<ServerEvents> {
   }
 
   /**
-   * Hands queued jobs to nodes as far as they have room (scheduler/policy.ts decides how
-   * many each gets); with several nodes and nothing queued, lets idle ones steal.
+   * Hands queued jobs to nodes as far as they have room, through the scheduler's one
+   * dispatcher (scheduler/dispatcher.ts) with the placement below; with several nodes and
+   * nothing queued, lets idle ones steal.
    */
   #drain(): void {
-    const nodes = this.#nodes;
-    const queue = this.#queue;
-    // One node (the common case: this machine alone) has no one to balance against.
-    const spread = this.#stealing && nodes.length > 1;
-    for (;;) {
-      let head = queue.peek();
-      while (head?.settled) {
-        queue.shift();
-        head = queue.peek();
-      }
-      if (!head) {
-        if (spread) {
-          if (!this.#steal()) this.#speculate();
-          this.#armRecheck(false);
-        }
-        return;
-      }
-      let counts: number[];
-      if (!spread) counts = assignJobs(queue.size, roomOfNodes(nodes, head.fn.estimate.value, queue.size));
-      else {
-        const loads = this.#loads(head.fn, queue.size, false);
-        counts =
-          queue.size <= FINISH_WINDOW
-            ? placeByFinish(queue.size, loads)
-            : assignJobs(
-                queue.size,
-                loads.map((l) => l.room),
-              );
-      }
-      let sent = 0;
-      let skipped: JobRecord[] | undefined;
-      const now = performance.now();
-      for (let i = 0; i < nodes.length; i++) {
-        const want = counts[i]!;
-        if (want === 0) continue;
-        const node = nodes[i]!;
-        const batch: DispatchJob[] = [];
-        while (batch.length < want && queue.size > 0) {
-          const rec = queue.shift()!;
-          if (rec.settled) continue;
-          if (rec.fn.needsRuntime !== undefined && node.runtimeKey !== rec.fn.needsRuntime) {
-            // A native addon that cannot load there: for another node (api/modules.ts).
-            (skipped ??= []).push(rec);
-            continue;
-          }
-          rec.node = node;
-          rec.dispatchedAt = now;
-          rec.estimatedMs = spread ? this.#msOn(node, rec.fn) : rec.fn.estimate.value;
-          batch.push(rec);
-        }
-        if (batch.length > 0) {
-          sent += batch.length;
-          this.#lastFn = (batch[batch.length - 1] as JobRecord).fn;
-          if (spread && node.inFlight === 0) this.#speedOf(node).quietSince = now;
-          node.dispatch(batch);
-        }
-      }
-      if (skipped) queue.unshiftAll(skipped);
-      if (sent === 0) {
-        // Jobs held back for a busy node that would finish them first: if it stays busy
-        // longer than thought, its silence will say so; look again then.
-        if (spread) this.#armRecheck(true);
-        return;
-      }
+    this.#dispatcher.run(this.#nodes);
+  }
+
+  /** The dispatcher's plug-ins: this server's placement (scheduler/policy.ts) and its jobs. */
+  readonly #dispatcher = new Dispatcher<JobRecord, ComputeNode>(
+    this.#queue,
+    {
+      place: (next, queued, nodes) => this.#place(next, queued, nodes),
+      // Nothing queued: steal, else copy a late job; look again while a CPU idles.
+      drained: () => {
+        if (!this.#spread()) return;
+        if (!this.#steal()) this.#speculate();
+        this.#armRecheck(false);
+      },
+      // Jobs held back for a busy node that would finish them first: if it stays busy
+      // longer than thought, its silence will say so; look again then.
+      heldBack: () => {
+        if (this.#spread()) this.#armRecheck(true);
+      },
+    },
+    {
+      gone: (rec) => rec.settled,
+      // A native addon that cannot load on some node waits for another (api/modules.ts).
+      runsOn: (rec, node) => rec.fn.needsRuntime === undefined || node.runtimeKey === rec.fn.needsRuntime,
+      send: (node, batch) => this.#send(node, batch),
+    },
+  );
+
+  /** Several nodes to balance (one, the common case of this machine alone, has no one to balance against). */
+  #spread(): boolean {
+    return this.#stealing && this.#nodes.length > 1;
+  }
+
+  /**
+   * How many of `queued` jobs each node gets, `next` first: while many wait, its room; near
+   * the end of a burst, by expected finish time (scheduler/policy.ts).
+   */
+  #place(next: JobRecord, queued: number, nodes: readonly ComputeNode[]): number[] {
+    if (!this.#spread()) return assignJobs(queued, roomOfNodes(nodes, next.fn.estimate.value, queued));
+    return placeJobs(queued, this.#loads(next.fn, queued, false));
+  }
+
+  /** Hands a batch placed by the dispatcher to its node. */
+  #send(node: ComputeNode, batch: JobRecord[]): void {
+    const spread = this.#spread();
+    const now = performance.now();
+    for (let i = 0; i < batch.length; i++) {
+      const rec = batch[i]!;
+      rec.node = node;
+      rec.dispatchedAt = now;
+      rec.estimatedMs = spread ? this.#msOn(node, rec.fn) : rec.fn.estimate.value;
     }
+    this.#lastFn = batch[batch.length - 1]!.fn;
+    if (spread && node.inFlight === 0) this.#speedOf(node).quietSince = now;
+    node.dispatch(batch);
   }
 
   /**
@@ -907,13 +898,13 @@ export class Server extends EventEmitter<ServerEvents> {
       const quiet = n.inFlight > 0 ? now - (this.#speeds.get(n)?.quietSince ?? now) - n.rttMs : 0;
       return quiet > (learnt[i] ?? UNKNOWN_MS) ? quiet : learnt[i];
     });
-    const plain = nodes.map((n, i) => n.freeSlots(learnt[i], 0));
+    const plain = nodes.map((n, i) => n.room(learnt[i], 0));
     let total = 0;
     for (const p of plain) total += p;
     return nodes.map((n, i) => ({
       ncpus: n.ncpus,
       held: n.inFlight,
-      room: queued > 0 ? n.freeSlots(learnt[i], queued - (total - plain[i]!)) : plain[i]!,
+      room: queued > 0 ? n.room(learnt[i], queued - (total - plain[i]!)) : plain[i]!,
       msPerJob: ms[i],
       rttMs: n.rttMs,
       stealable: withStealable ? n.stealable : 0,

@@ -1,12 +1,14 @@
 /**
  * The daemon's job table and its dispatch: the jobs its clients sent, in one fair queue (each
- * client gets its turn), handed to the workers as they have room.
+ * client gets its turn), handed to the workers as they have room, through the scheduler's
+ * one dispatcher (scheduler/dispatcher.ts) with the {@link PoolPlacement} below.
  */
 import type { DispatchJob, RefData } from '../nodes/compute-node.ts';
 import { wholeArgs } from '../nodes/job-args.ts';
 import type { LocalPool } from '../nodes/local-pool.ts';
 import { encode } from '../protocol/codec.ts';
 import { JobStatus } from '../protocol/messages.ts';
+import { Dispatcher, type JobSink, type Placement } from '../scheduler/dispatcher.ts';
 import { FairQueue } from '../scheduler/fair-queue.ts';
 import { DurationEstimate } from '../scheduler/policy.ts';
 import type { ClientSession } from './session.ts';
@@ -19,7 +21,7 @@ export interface NodeJob {
 }
 
 /** What the table asks of the workers. */
-export type JobRunner = Pick<LocalPool, 'freeSlots' | 'dispatch' | 'cancel' | 'withdraw'>;
+export type JobRunner = Pick<LocalPool, 'room' | 'dispatch' | 'cancel' | 'withdraw'>;
 
 let nextInternalId = 1;
 
@@ -27,13 +29,20 @@ export class JobTable {
   /** Every job accepted and not finished, by the daemon's id: queued here or in the workers. */
   readonly jobs = new Map<number, NodeJob>();
   /** Jobs not yet handed to the workers, a line per client. */
-  readonly queue = new FairQueue<number>();
+  readonly queue = new FairQueue<NodeJob>(ownerOf);
   /** Jobs a client asked back that wait behind a running job in a worker, until it answers. */
   private readonly askedBack = new Set<number>();
   private readonly estimates = new Map<string, DurationEstimate>();
   private drainScheduled = false;
   /** Set once the workers exist (they report to the table from their constructor on). */
   runner: JobRunner | undefined;
+  private readonly dispatcher = new Dispatcher<NodeJob, JobRunner>(
+    this.queue,
+    new PoolPlacement(this.estimates),
+    new PoolSink(this.jobs, this.estimates),
+  );
+  /** The one target of the dispatcher: the workers, once they exist. */
+  private readonly targets: JobRunner[] = [];
 
   get size(): number {
     return this.jobs.size;
@@ -65,7 +74,7 @@ export class JobTable {
       return;
     }
     const id = nextInternalId++;
-    this.jobs.set(id, {
+    const job: NodeJob = {
       session: s,
       clientId,
       dispatch: {
@@ -79,15 +88,16 @@ export class JobTable {
         refs,
         definition: () => def,
       },
-    });
+    };
+    this.jobs.set(id, job);
     s.byClientId.set(clientId, id);
-    this.queue.push(s.id, id);
+    this.queue.push(job);
   }
 
   cancel(s: ClientSession, clientId: number): void {
     const id = s.byClientId.get(clientId);
     if (id === undefined) return;
-    if (this.queue.remove(s.id, (x) => x === id) !== undefined) {
+    if (this.queue.remove(s.id, (x) => x.dispatch.id === id) !== undefined) {
       this.forget(id);
       s.queueResult([clientId, JobStatus.Cancelled, 0], encode(undefined));
       return;
@@ -109,10 +119,9 @@ export class JobTable {
     }
     if (wanted.size === 0) return [];
     const given: number[] = [];
-    for (const id of this.queue.removeAll(s.id, (id) => wanted.has(id))) {
-      wanted.delete(id);
-      const job = this.forget(id);
-      if (job) given.push(job.clientId);
+    for (const job of this.queue.removeAll(s.id, (j) => wanted.has(j.dispatch.id))) {
+      wanted.delete(job.dispatch.id);
+      if (this.forget(job.dispatch.id)) given.push(job.clientId);
     }
     if (wanted.size > 0 && this.runner && this.runner.withdraw(wanted) > 0)
       for (const id of wanted) this.askedBack.add(id);
@@ -137,8 +146,8 @@ export class JobTable {
   /** Takes the queued jobs of client `s` out; returns the client's ids of those it had. */
   removeQueued(s: ClientSession): number[] {
     const ids: number[] = [];
-    for (const id of this.queue.removeOwner(s.id)) {
-      const clientId = this.forget(id)?.clientId;
+    for (const job of this.queue.removeOwner(s.id)) {
+      const clientId = this.forget(job.dispatch.id)?.clientId;
       if (clientId !== undefined) ids.push(clientId);
     }
     return ids;
@@ -146,7 +155,7 @@ export class JobTable {
 
   /** A client left: its queued jobs are dropped (those in the workers finish; their results are dropped). */
   dropQueued(s: ClientSession): void {
-    for (const id of this.queue.removeOwner(s.id)) this.jobs.delete(id);
+    for (const job of this.queue.removeOwner(s.id)) this.jobs.delete(job.dispatch.id);
   }
 
   /** The client's ids of the jobs of `s` still held (running, after the queue was given back). */
@@ -185,23 +194,58 @@ export class JobTable {
   private drain(): void {
     const runner = this.runner;
     if (!runner) return;
-    while (this.queue.size > 0) {
-      const next = this.jobs.get(this.queue.peek()!);
-      const estimate = next ? this.estimates.get(next.dispatch.hash)?.value : undefined;
-      // A worker holds the next job behind the one it runs, so that it starts it without a
-      // trip through this process (a millisecond or two per job on a busy machine: 5-10% of
-      // 20 ms jobs). The client already decided how many jobs this node holds, and places
-      // the last ones of a burst itself; a job held in a worker can still be stolen, when
-      // the job ahead of it ends (see withdraw).
-      const free = runner.freeSlots(estimate, Number.POSITIVE_INFINITY);
-      if (free <= 0) return;
-      const batch: DispatchJob[] = [];
-      for (const [, id] of this.queue.take(free)) {
-        const job = this.jobs.get(id);
-        if (job) batch.push({ ...job.dispatch, estimatedMs: this.estimates.get(job.dispatch.hash)?.value });
-      }
-      if (batch.length === 0) continue;
-      runner.dispatch(batch);
+    if (this.targets[0] !== runner) this.targets[0] = runner;
+    this.dispatcher.run(this.targets);
+  }
+}
+
+function ownerOf(job: NodeJob): string {
+  return job.session.id;
+}
+
+/**
+ * How many of the queued jobs the workers take: what they have room for. A worker holds the
+ * next job behind the one it runs, so that it starts it without a trip through this process
+ * (a millisecond or two per job on a busy machine: 5-10% of 20 ms jobs). The client already
+ * decided how many jobs this node holds, and places the last ones of a burst itself; a job
+ * held in a worker can still be stolen, when the job ahead of it ends (see JobTable.withdraw).
+ */
+class PoolPlacement implements Placement<NodeJob, JobRunner> {
+  private readonly counts = [0];
+  constructor(private readonly estimates: ReadonlyMap<string, DurationEstimate>) {}
+
+  place(next: NodeJob, _queued: number, targets: readonly JobRunner[]): ArrayLike<number> {
+    const estimate = this.estimates.get(next.dispatch.hash)?.value;
+    this.counts[0] = targets[0]!.room(estimate, Number.POSITIVE_INFINITY);
+    return this.counts;
+  }
+
+  drained(): void {}
+  heldBack(): void {}
+}
+
+/** The daemon's jobs as the dispatcher moves them: each goes with the estimate known now. */
+class PoolSink implements JobSink<NodeJob, JobRunner> {
+  constructor(
+    private readonly jobs: ReadonlyMap<number, NodeJob>,
+    private readonly estimates: ReadonlyMap<string, DurationEstimate>,
+  ) {}
+
+  gone(job: NodeJob): boolean {
+    return !this.jobs.has(job.dispatch.id);
+  }
+
+  runsOn(): boolean {
+    return true;
+  }
+
+  send(runner: JobRunner, batch: NodeJob[]): void {
+    const estimates = this.estimates;
+    const jobs: DispatchJob[] = [];
+    for (let i = 0; i < batch.length; i++) {
+      const d = batch[i]!.dispatch;
+      jobs.push({ ...d, estimatedMs: estimates.get(d.hash)?.value });
     }
+    runner.dispatch(jobs);
   }
 }

@@ -1,6 +1,6 @@
 /** Outcome routing: what the workers report about a job goes back to the client that sent it. */
 import type { JobStatus } from '../protocol/messages.ts';
-import type { JobTable } from './jobs.ts';
+import type { JobTable, NodeJob } from './jobs.ts';
 import type { ClientSession } from './session.ts';
 import type { PeerStats } from './stats.ts';
 
@@ -44,7 +44,7 @@ export class OutcomeRouter {
       }
       for (const [s, list] of stolen) s.send({ type: 'withdrawn', ids: list });
     }
-    const bySession = new Map<ClientSession, number[]>();
+    const bySession = new Map<ClientSession, NodeJob[]>();
     for (const id of ids) {
       const job = this.table.get(id);
       if (!job?.session.open) {
@@ -52,13 +52,13 @@ export class OutcomeRouter {
         continue;
       }
       const list = bySession.get(job.session) ?? [];
-      list.push(id);
+      list.push(job);
       bySession.set(job.session, list);
     }
     for (const [s, list] of bySession) {
       if (this.stopping())
-        s.send({ type: 'requeue', ids: list.map((id) => this.table.forget(id)!.clientId) });
-      else this.table.queue.unshiftAll(s.id, list);
+        s.send({ type: 'requeue', ids: list.map((job) => this.table.forget(job.dispatch.id)!.clientId) });
+      else this.table.queue.unshiftAll(list);
     }
     this.table.scheduleDrain();
   }

@@ -5,9 +5,9 @@
  * failure that was not the job's own (its worker died, its timeout passed), or a hand-back
  * of jobs that never started, which the server queues again.
  *
- * The jobs a node holds beyond those its CPUs run are its deque: the scheduler sizes it
- * (freeSlots, from scheduler/depth.ts) and may take the newest of them back (steal) for a
- * CPU that would otherwise idle elsewhere.
+ * The jobs a node holds beyond those its CPUs run are its deque. Each node says how many more
+ * jobs it takes now, its room (from its depth: scheduler/depth.ts); the scheduler fills it and
+ * may take the newest jobs of a deque back (steal) for a CPU that would otherwise idle elsewhere.
  */
 import type { FunctionDefinition, JobStatus, NodeInfo } from '../protocol/messages.ts';
 import type { JobArgs } from './job-args.ts';
@@ -83,11 +83,12 @@ export interface ComputeNode {
   /** Jobs it holds unstarted that {@link steal} could ask back now (0 while a steal is unanswered). */
   readonly stealable: number;
   /**
-   * How many more jobs, each expected to take `estimatedMs`, this node wants right now.
-   * `waiting`: jobs queued in the scheduler beyond what the other nodes have room for; a node
-   * may hold more jobs ahead of its CPUs while many wait, never when few do.
+   * Its room: how many more jobs, each expected to take `estimatedMs`, this node takes right
+   * now (its depth times its CPUs, less the jobs it holds). `waiting`: jobs queued in the
+   * scheduler beyond what the other nodes have room for; a local worker holds the next long
+   * job behind the one it runs while many wait, never when few do (scheduler/depth.ts).
    */
-  freeSlots(estimatedMs: number | undefined, waiting: number): number;
+  room(estimatedMs: number | undefined, waiting: number): number;
   /** Hands jobs over; the node spreads them over its workers. */
   dispatch(jobs: DispatchJob[]): void;
   /**

@@ -1,9 +1,9 @@
 /**
  * The local worker pool as a compute node: N workers on this machine.
  *
- * Each worker gets several jobs in flight when jobs are short (a round trip per job would
- * cap throughput at ~16k jobs/s), and just one when they are long (prefetching long jobs
- * only unbalances the pool). The depth comes from the function's measured mean run time
+ * Each worker holds several jobs when jobs are short (a round trip per job would cap
+ * throughput at ~16k jobs/s), and just the one it runs when they are long (a deque of long
+ * jobs only unbalances the pool). Its depth comes from the function's measured mean run time
  * (scheduler/depth.ts).
  */
 
@@ -26,9 +26,9 @@ const MAX_START_FAILURES = 3;
 const STEAL_ANSWER_MS = 50;
 
 /**
- * Free slots of a worker. A deep worker is refilled only once it has run down to half its
- * depth, so that it gets one large batch (one write, one read) rather than a trickle of
- * one-job messages as each result comes back.
+ * Room of a worker: how many more jobs it takes at this depth. A deep worker is refilled only
+ * once it has run down to half its depth, so that it gets one large batch (one write, one
+ * read) rather than a trickle of one-job messages as each result comes back.
  */
 function roomIn(w: WorkerHandle, depth: number): number {
   const n = w.inFlight.length;
@@ -220,7 +220,7 @@ export class LocalPool implements ComputeNode {
     return slots ? { arena, slots } : null;
   }
 
-  freeSlots(estimatedMs: number | undefined, waiting: number): number {
+  room(estimatedMs: number | undefined, waiting: number): number {
     const holdNext = waiting >= HOLD_NEXT_WAITING_PER_WORKER * this.workers.length;
     const depth = workerDepth(estimatedMs, holdNext);
     let free = 0;
@@ -236,7 +236,7 @@ export class LocalPool implements ComputeNode {
       return;
     }
     // Each job to the least loaded worker with room; each worker's share as one batch (one
-    // write). Room for a long job's next one is always allowed here: freeSlots, which decided
+    // write). Room for a long job's next one is always allowed here: room(), which decided
     // how many jobs came, counted it only while many wait, and levelling serves idle workers first.
     const depth = workerDepth(jobs[0]!.estimatedMs, true);
     const counts = levelFill(

@@ -219,7 +219,7 @@ export class RemoteNode implements ComputeNode {
     return Math.max(0, this.placed.size - this.ncpus - this.asked.size);
   }
 
-  freeSlots(estimatedMs: number | undefined, _waiting: number): number {
+  room(estimatedMs: number | undefined, _waiting: number): number {
     if (this.state !== 'ready' || this.stopping) return 0;
     const depth =
       this.opts.sizeByLink === false ? targetDepth(estimatedMs) + 1 : linkDepth(estimatedMs, this.rttMs);

@@ -1,19 +1,28 @@
 /**
  * How many jobs a node holds: the one answer to "how deep is a node's deque", for the local
- * pool's workers and for remote nodes alike. A node holds jobs beyond those its CPUs run so
- * that no CPU waits for the next one: locally that wait is one message through a pipe, to a
- * remote node it is a network round trip. Holding more than that only makes work that an
- * idle CPU elsewhere could have run; the work-stealing scheduler (policy.ts) takes such jobs
- * back, but a steal costs a round trip too.
+ * pool's workers and for remote nodes alike. The words, as everywhere in the code and README:
+ *
+ * - a node's **deque**: the jobs it holds beyond those its CPUs run;
+ * - **depth**: how many jobs one CPU (a worker) holds, the one it runs included: its share
+ *   of the deque plus one ({@link targetDepth}, {@link workerDepth}, {@link linkDepth});
+ * - **room**: how many more jobs a node takes now, its depth times its CPUs less what it
+ *   holds (ComputeNode.room; scheduler/policy.ts splits queued jobs by it);
+ * - **hold next**: a worker running a long job also holds the next one (depth 2): in the
+ *   local pool only while many jobs wait, in a pp-node's pool always.
+ *
+ * A node holds jobs beyond those its CPUs run so that no CPU waits for the next one: locally
+ * that wait is one message through a pipe, to a remote node it is a network round trip.
+ * Holding more than that only makes work that an idle CPU elsewhere could have run; the
+ * work-stealing scheduler (policy.ts) takes such jobs back, but a steal costs a round trip too.
  */
 
-/** Measured run time to keep queued inside a worker, beyond the job it runs. */
-export const PREFETCH_BUDGET_MS = 2;
+/** Measured run time of short jobs that a worker's deque holds, beyond the job it runs. */
+export const DEQUE_BUDGET_MS = 2;
 
 /**
- * Most jobs in flight per worker. The budget above is what bounds the queue; this only caps
- * it for functions measured at a few microseconds. Each refill is a wake-up of a sleeping
- * worker, and each is slow in a VM, so a deep queue pays (figures: bench notes in the README).
+ * Greatest depth of a worker. The budget above is what bounds its deque; this only caps it for
+ * functions measured at a few microseconds. Each refill is a wake-up of a sleeping worker, and
+ * each is slow in a VM, so a deep deque pays (figures: bench notes in the README).
  */
 export const MAX_DEPTH = 1024;
 
@@ -32,16 +41,16 @@ export const HOLD_NEXT_WAITING_PER_WORKER = 2;
  */
 export const LINK_ROUND_TRIPS = 1.5;
 
-/** How many jobs a worker should hold for jobs of this expected duration. */
+/** The depth of a worker for jobs of this expected duration: 1, plus a deque of short ones. */
 export function targetDepth(estimatedMs: number | undefined): number {
   if (estimatedMs === undefined) return 1; // unknown cost: assume long until measured
-  if (estimatedMs >= PREFETCH_BUDGET_MS) return 1;
-  return Math.min(MAX_DEPTH, 1 + Math.floor(PREFETCH_BUDGET_MS / Math.max(estimatedMs, 0.001)));
+  if (estimatedMs >= DEQUE_BUDGET_MS) return 1;
+  return Math.min(MAX_DEPTH, 1 + Math.floor(DEQUE_BUDGET_MS / Math.max(estimatedMs, 0.001)));
 }
 
 /** The depth of a local worker: {@link targetDepth}, or 2 for long jobs when `holdNext`. */
 export function workerDepth(estimatedMs: number | undefined, holdNext: boolean): number {
-  const long = estimatedMs !== undefined && estimatedMs >= PREFETCH_BUDGET_MS;
+  const long = estimatedMs !== undefined && estimatedMs >= DEQUE_BUDGET_MS;
   return holdNext && long ? 2 : targetDepth(estimatedMs);
 }
 

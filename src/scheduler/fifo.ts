@@ -2,8 +2,11 @@
  * A FIFO queue with O(1) push and shift and a cheap "put these back at the front" — what
  * the job queue needs when a node hands unstarted jobs back. Consumed slots are cleared at
  * once so that finished jobs (and their argument buffers) are not kept alive by the queue.
+ * The job server's queue, a {@link JobQueue} for the dispatcher (dispatcher.ts).
  */
-export class Fifo<T> {
+import type { JobQueue } from './dispatcher.ts';
+
+export class Fifo<T> implements JobQueue<T> {
   private items: Array<T | undefined> = [];
   private head = 0;
 

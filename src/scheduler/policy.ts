@@ -14,12 +14,12 @@
 
 /** A node as placement sees it (nodes/compute-node.ts's ComputeNode is one): its room for jobs. */
 export interface HasRoom {
-  /** How many more jobs of `estimatedMs` it wants, with `waiting` more queued (ComputeNode.freeSlots). */
-  freeSlots(estimatedMs: number | undefined, waiting: number): number;
+  /** How many more jobs of `estimatedMs` it takes now, with `waiting` more queued (ComputeNode.room). */
+  room(estimatedMs: number | undefined, waiting: number): number;
 }
 
 /**
- * Splits `queued` jobs over nodes that have `free[i]` free slots each. When there is less
+ * Splits `queued` jobs over nodes that have room for `free[i]` jobs each. When there is less
  * work than room, the work is spread in proportion to the room (largest remainder), so that
  * no node idles while another holds a backlog; ties go to the earlier node.
  */
@@ -44,19 +44,19 @@ export function assignJobs(queued: number, free: readonly number[]): number[] {
 }
 
 /**
- * Each node's room for `queued` jobs, by its own `freeSlots`. A node may hold jobs ahead of
- * its CPUs only with what the other nodes' plain room (waiting 0) leaves waiting: never
- * while another node has idle CPUs.
+ * Each node's room for `queued` jobs, by its own `room`. A node may hold jobs ahead of its
+ * CPUs only with what the other nodes' plain room (waiting 0) leaves waiting: never while
+ * another node has idle CPUs.
  */
 export function roomOfNodes(
   nodes: readonly HasRoom[],
   estimatedMs: number | undefined,
   queued: number,
 ): number[] {
-  const plain = nodes.map((n) => n.freeSlots(estimatedMs, 0));
+  const plain = nodes.map((n) => n.room(estimatedMs, 0));
   let total = 0;
   for (const p of plain) total += p;
-  return nodes.map((n, i) => n.freeSlots(estimatedMs, queued - (total - plain[i]!)));
+  return nodes.map((n, i) => n.room(estimatedMs, queued - (total - plain[i]!)));
 }
 
 /**
@@ -230,6 +230,20 @@ export function placeByFinish(queued: number, nodes: readonly NodeLoad[]): numbe
     if (counts[best]! < nodes[best]!.room) counts[best]!++;
   }
   return counts;
+}
+
+/**
+ * The job server's placement of `queued` jobs over nodes (nodes/compute-node.ts) with several
+ * to balance: while many wait, each node gets its room ({@link assignJobs}); near the end of
+ * a burst ({@link FINISH_WINDOW} or fewer), each job goes to the node that would finish it
+ * first ({@link placeByFinish}). Returns a count per node.
+ */
+export function placeJobs(queued: number, nodes: readonly NodeLoad[]): number[] {
+  if (queued <= FINISH_WINDOW) return placeByFinish(queued, nodes);
+  return assignJobs(
+    queued,
+    nodes.map((n) => n.room),
+  );
 }
 
 /**

@@ -13,13 +13,14 @@
  * What it leaves out: the local pool's workers (every node here is remote), job timeouts and
  * failures, and the cost of messages themselves.
  */
-import { linkDepth, PREFETCH_BUDGET_MS, targetDepth } from '../../src/scheduler/depth.ts';
+import { DEQUE_BUDGET_MS, linkDepth, targetDepth } from '../../src/scheduler/depth.ts';
+import { Dispatcher } from '../../src/scheduler/dispatcher.ts';
+import { Fifo } from '../../src/scheduler/fifo.ts';
 import {
   assignJobs,
   DurationEstimate,
-  FINISH_WINDOW,
   type NodeLoad,
-  placeByFinish,
+  placeJobs,
   planSteals,
   stealDelayOf,
 } from '../../src/scheduler/policy.ts';
@@ -105,7 +106,8 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
   }));
   const ranCount = new Map<number, number>();
   const ran = nodes.map(() => 0);
-  let queue: number[] = jobs.map((_, i) => i);
+  const queue = new Fifo<number>();
+  for (let id = 0; id < jobs.length; id++) queue.push(id);
   let done = 0;
   let steals = 0;
   let now = 0;
@@ -139,36 +141,33 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
       };
     });
 
-  const drain = () => {
-    for (;;) {
-      if (queue.length === 0) {
-        if (stealing && nodes.length > 1) steal();
-        return;
-      }
-      const l = loads(false);
-      const counts = !stealing
-        ? assignJobs(
-            queue.length,
-            l.map((x) => x.room),
-          )
-        : queue.length <= FINISH_WINDOW
-          ? placeByFinish(queue.length, l)
+  // The scheduler's one dispatch loop, as in the Server, with its placement (policy.ts).
+  const targets = nodes.map((_, i) => ({ i, room: () => roomOf(i, msOn(i)) }));
+  const dispatcher = new Dispatcher<number, (typeof targets)[number]>(
+    queue,
+    {
+      place: (_next, queued) =>
+        stealing
+          ? placeJobs(queued, loads(false))
           : assignJobs(
-              queue.length,
-              l.map((x) => x.room),
-            );
-      let sent = 0;
-      counts.forEach((k, i) => {
-        if (k === 0) return;
-        const ids = queue.slice(0, k);
-        queue = queue.slice(k);
+              queued,
+              targets.map((t) => t.room()),
+            ),
+      drained: () => {
+        if (stealing && nodes.length > 1) steal();
+      },
+      heldBack: () => {},
+    },
+    {
+      gone: () => false,
+      runsOn: () => true,
+      send: ({ i }, ids) => {
         for (const id of ids) client[i]!.sent.add(id);
-        sent += ids.length;
         at({ t: now + nodes[i]!.rttMs / 2, kind: 'arrive', node: i, ids });
-      });
-      if (sent === 0) return;
-    }
-  };
+      },
+    },
+  );
+  const drain = () => dispatcher.run(targets);
 
   const steal = () => {
     const l = loads(true);
@@ -200,7 +199,7 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
     const n = node[i]!;
     if (!n.up) return;
     const est = n.estimate.value;
-    const long = est !== undefined && est >= PREFETCH_BUDGET_MS;
+    const long = est !== undefined && est >= DEQUE_BUDGET_MS;
     const idle = n.cpus.filter((c) => c.running < 0);
     const canHold = long ? n.cpus.filter((c) => c.held < 0).length - idle.length : 0;
     let give = Math.min(n.deque.length, idle.length + Math.max(0, canHold));
@@ -221,7 +220,7 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
     const c = client[i]!;
     const back = ids.filter((id) => c.sent.delete(id));
     for (const id of ids) c.asked.delete(id);
-    queue = [...back, ...queue];
+    queue.unshiftAll(back);
   };
 
   nodes.forEach((n, i) => {
