@@ -13,6 +13,7 @@ import { encodeMessage } from '../protocol/messages.ts';
 import { type ArenaHandle, arenaReader } from '../transport/arena.ts';
 import { FRAME_HEADER_BYTES, FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
 import { WorkerRuntime } from './runtime.ts';
+import { warmUpWorker } from './warm-up.ts';
 
 /** The socket pair to the server (see nodes/worker-handle.ts). */
 const CHANNEL_FD = 3;
@@ -56,7 +57,9 @@ if (!isMainThread && parentPort) {
     arena ? arenaReader(arena) : undefined,
   );
   let broken = false;
+  let heard = false;
   port.on('message', (data: ArrayBuffer) => {
+    heard = true;
     if (broken) return;
     try {
       runtime.receive(Buffer.from(data));
@@ -69,6 +72,7 @@ if (!isMainThread && parentPort) {
   process.on('uncaughtException', reportStray(runtime, 'uncaught exception'));
   process.on('unhandledRejection', reportStray(runtime, 'unhandled rejection'));
   port.postMessage(joinFrame(encodeMessage({ type: 'ready', pid: process.pid }), false).buffer);
+  warmUpWorker(() => !heard);
 } else {
   const socket = new Socket({ fd: CHANNEL_FD, readable: true, writable: true });
   // Frames the kernel did not take at once (the server is behind) wait in this process,
@@ -107,7 +111,9 @@ if (!isMainThread && parentPort) {
   const arena = Number.isInteger(arenaFd) ? arenaReader({ kind: 'file', fd: arenaFd }) : undefined;
   const runtime = new WorkerRuntime({ send, sendFrame, flushed }, arena);
   let broken = false;
+  let heard = false;
   const reader = new FrameReader((bytes, start, end) => {
+    heard = true;
     if (broken) return;
     try {
       runtime.receive(bytes.subarray(start, end));
@@ -125,4 +131,5 @@ if (!isMainThread && parentPort) {
   process.on('uncaughtException', reportStray(runtime, 'uncaught exception'));
   process.on('unhandledRejection', reportStray(runtime, 'unhandled rejection'));
   send(encodeMessage({ type: 'ready', pid: process.pid }));
+  warmUpWorker(() => !heard);
 }
