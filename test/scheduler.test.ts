@@ -4,7 +4,7 @@
 // difference it guards.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { LINK_ROUND_TRIPS, linkDepth, MAX_DEPTH, targetDepth, workerDepth } from '../src/scheduler/depth.ts';
+import { LINK_ROUND_TRIPS, linkDepth, MAX_DEPTH, targetDepth } from '../src/scheduler/depth.ts';
 import { finishOf, type NodeLoad, placeByFinish, planSteals } from '../src/scheduler/policy.ts';
 import { NodeSpeed } from '../src/scheduler/speed.ts';
 import { paretoJobs, type SimNode, simulate } from './helpers/sched-sim.ts';
@@ -21,14 +21,9 @@ const load = (over: Partial<NodeLoad>): NodeLoad => ({
 
 describe('depth', () => {
   test('linkDepth covers the round trip with jobs, on top of the local depth', () => {
-    assert.equal(linkDepth(2, 20), workerDepth(2, true) + Math.ceil((LINK_ROUND_TRIPS * 20) / 2));
-    assert.equal(linkDepth(0.5, 20), targetDepth(0.5) + Math.ceil((LINK_ROUND_TRIPS * 20) / 0.5));
-    assert.equal(
-      linkDepth(100, 0.3),
-      3,
-      'long jobs, a fast link: the one running, the next, one for the link',
-    );
-    assert.equal(linkDepth(undefined, 20), 2, 'unknown cost: one more than locally');
+    assert.equal(linkDepth(2, 20), targetDepth(2) + Math.ceil((LINK_ROUND_TRIPS * 20) / 2));
+    assert.equal(linkDepth(100, 0.3), 2, 'long jobs, a fast link: one more than locally');
+    assert.equal(linkDepth(undefined, 20), 2, 'unknown cost: as long jobs');
     assert.ok(linkDepth(0.001, 1000) <= MAX_DEPTH);
     assert.ok(linkDepth(1, 40) > linkDepth(1, 4), 'a slower link holds more');
   });
@@ -153,7 +148,8 @@ describe('simulated cluster (deterministic)', () => {
   test('jobs growing in submission order: the longest do not end on the slow node', () => {
     const jobs = Array.from({ length: 100 }, (_, i) => 5 + (195 * i) / 99);
     const { pull, steal } = both(fastSlow, jobs);
-    assert.ok(steal.ratio <= 1.06, `makespan / bound ${steal.ratio.toFixed(3)}`);
+    // Jobs of 50 ms or more each pay a trip from the node's queue to a worker (TRIP_MS): about 1%.
+    assert.ok(steal.ratio <= 1.08, `makespan / bound ${steal.ratio.toFixed(3)}`);
     assert.ok(pull.ratio > 1.1, `pull ${pull.ratio.toFixed(3)}`);
   });
 

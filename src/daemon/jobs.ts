@@ -8,6 +8,7 @@ import { wholeArgs } from '../nodes/job-args.ts';
 import type { LocalPool } from '../nodes/local-pool.ts';
 import { encode } from '../protocol/codec.ts';
 import { JobStatus } from '../protocol/messages.ts';
+import { nodeHoldsNext } from '../scheduler/depth.ts';
 import { Dispatcher, type JobSink, type Placement } from '../scheduler/dispatcher.ts';
 import { FairQueue } from '../scheduler/fair-queue.ts';
 import { DurationEstimate } from '../scheduler/policy.ts';
@@ -205,10 +206,10 @@ function ownerOf(job: NodeJob): string {
 
 /**
  * How many of the queued jobs the workers take: what they have room for. A worker holds the
- * next job behind the one it runs, so that it starts it without a trip through this process
- * (a millisecond or two per job on a busy machine: 5-10% of 20 ms jobs). The client already
- * decided how many jobs this node holds, and places the last ones of a burst itself; a job
- * held in a worker can still be stolen, when the job ahead of it ends (see JobTable.withdraw).
+ * next job behind the one it runs, but for long ones (scheduler/depth.ts nodeHoldsNext), so
+ * that it starts it without a trip through this process. The client already decided how many
+ * jobs this node holds, and places the last ones of a burst itself; a job held in a worker can
+ * still be stolen, when the job ahead of it ends (see JobTable.withdraw).
  */
 class PoolPlacement implements Placement<NodeJob, JobRunner> {
   private readonly counts = [0];
@@ -216,7 +217,7 @@ class PoolPlacement implements Placement<NodeJob, JobRunner> {
 
   place(next: NodeJob, _queued: number, targets: readonly JobRunner[]): ArrayLike<number> {
     const estimate = this.estimates.get(next.dispatch.hash)?.value;
-    this.counts[0] = targets[0]!.room(estimate, Number.POSITIVE_INFINITY);
+    this.counts[0] = targets[0]!.room(estimate, nodeHoldsNext(estimate) ? Number.POSITIVE_INFINITY : 0);
     return this.counts;
   }
 

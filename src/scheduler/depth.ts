@@ -35,6 +35,21 @@ export const MAX_DEPTH = 1024;
 export const HOLD_NEXT_WAITING_PER_WORKER = 2;
 
 /**
+ * A pp-node's workers hold the next job behind the one they run only for jobs shorter than
+ * this, so that they start it without a trip through the node's process (1-2 ms a job on a
+ * busy machine: 5-10% of 20 ms jobs). Longer ones wait in the node's own queue, where their
+ * client takes them back at once for a CPU that would idle; one a worker holds comes back
+ * only when the job ahead of it ends, and at the end of a burst of long jobs that wait is
+ * what decides the makespan (figures: bench notes).
+ */
+export const HOLD_NEXT_BELOW_MS = 50;
+
+/** Does a pp-node's worker hold the next job of this expected duration ({@link HOLD_NEXT_BELOW_MS})? */
+export function nodeHoldsNext(estimatedMs: number | undefined): boolean {
+  return estimatedMs === undefined || estimatedMs < HOLD_NEXT_BELOW_MS;
+}
+
+/**
  * A remote node holds enough jobs to keep its CPUs busy for this many round trips of its
  * link, beyond {@link targetDepth}: results come back and new jobs go out in one round trip,
  * and a Wi-Fi link's round trip varies from one to the next.
@@ -56,13 +71,12 @@ export function workerDepth(estimatedMs: number | undefined, holdNext: boolean):
 
 /**
  * Jobs per CPU that a remote node behind a link with round trip `rttMs` should hold: what a
- * CPU runs while results travel back and the next jobs travel out, on top of what its worker
- * holds (a pp-node's workers hold the next long job behind the one they run: see
- * daemon/jobs.ts). Unknown cost: one more than locally.
+ * CPU runs while results travel back and the next jobs travel out, on top of a local
+ * worker's depth. Unknown cost: one more than locally, as for long jobs.
  */
 export function linkDepth(estimatedMs: number | undefined, rttMs: number): number {
-  if (estimatedMs === undefined) return targetDepth(estimatedMs) + 1;
-  const local = workerDepth(estimatedMs, true);
+  const local = targetDepth(estimatedMs);
+  if (estimatedMs === undefined) return local + 1;
   const cover = Math.ceil((LINK_ROUND_TRIPS * Math.max(0, rttMs)) / Math.max(estimatedMs, 0.001));
   return Math.min(MAX_DEPTH, local + Math.max(1, cover));
 }

@@ -12,6 +12,8 @@
  * ({@link planSteals}).
  */
 
+import { nodeHoldsNext } from './depth.ts';
+
 /** A node as placement sees it (nodes/compute-node.ts's ComputeNode is one): its room for jobs. */
 export interface HasRoom {
   /** How many more jobs of `estimatedMs` it takes now, with `waiting` more queued (ComputeNode.room). */
@@ -145,8 +147,8 @@ export interface NodeLoad {
  * How long until a node answers a steal, ms. A local pool's worker gives back the job it holds
  * next only when the job it runs ends (half a job, on average). A remote node gives back the
  * jobs in its own queue within its round trip; those its workers hold behind the job they run
- * (all it holds beyond one per CPU, while it holds two or fewer per CPU: see depth.ts
- * nodeHandOut) likewise only when that job ends.
+ * (jobs shorter than depth.ts HOLD_NEXT_BELOW_MS: all it holds beyond one per CPU, while it
+ * holds two or fewer per CPU) likewise only when that job ends.
  */
 export function stealDelayOf(
   local: boolean,
@@ -155,7 +157,7 @@ export function stealDelayOf(
   held: number,
   msPerJob: number | undefined,
 ): number {
-  const heldInWorkers = local || held <= 2 * ncpus;
+  const heldInWorkers = local || (held <= 2 * ncpus && msPerJob !== undefined && nodeHoldsNext(msPerJob));
   return (local ? 0 : rttMs) + (heldInWorkers ? 0.5 * (msPerJob ?? UNKNOWN_MS) : 0);
 }
 

@@ -6,14 +6,14 @@
  * change shows as a number, not as noise.
  *
  * A node is modelled as a pp-node is: its own queue, and workers that run one job and hold the
- * next behind it once the function is known to be long (as daemon/jobs.ts). A job that a worker does not hold
+ * next behind it once the function is known to be long, but not very long (as daemon/jobs.ts). A job that a worker does not hold
  * starts a trip through the node's process later (`tripMs`); a steal gets the jobs in the
  * node's queue at once, one a worker holds when the job ahead of it ends.
  *
  * What it leaves out: the local pool's workers (every node here is remote), job timeouts and
  * failures, and the cost of messages themselves.
  */
-import { DEQUE_BUDGET_MS, linkDepth, targetDepth } from '../../src/scheduler/depth.ts';
+import { DEQUE_BUDGET_MS, linkDepth, nodeHoldsNext, targetDepth } from '../../src/scheduler/depth.ts';
 import { Dispatcher } from '../../src/scheduler/dispatcher.ts';
 import { Fifo } from '../../src/scheduler/fifo.ts';
 import {
@@ -199,7 +199,7 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
     const n = node[i]!;
     if (!n.up) return;
     const est = n.estimate.value;
-    const long = est !== undefined && est >= DEQUE_BUDGET_MS;
+    const long = est !== undefined && est >= DEQUE_BUDGET_MS && nodeHoldsNext(est);
     const idle = n.cpus.filter((c) => c.running < 0);
     const canHold = long ? n.cpus.filter((c) => c.held < 0).length - idle.length : 0;
     let give = Math.min(n.deque.length, idle.length + Math.max(0, canHold));
