@@ -571,20 +571,33 @@ test('setNcpus grows at once and shrinks while jobs run', async () => {
 
 for (const isolation of ['process', 'thread'] as const) {
   test(`shrinking (${isolation}): a retired worker finishes the job it runs and gives back those queued behind it`, async () => {
+    const { mkdtempSync, readFileSync, rmSync, existsSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'pp-shrink-'));
+    const started = join(dir, 'started');
     await using server = new Server({ ncpus: 2, isolation });
-    const slow = (ms: number) => {
+    const slow = (ms: number, log: string) => {
+      if (log) fs.appendFileSync(log, 'x\n');
       const end = Date.now() + ms;
       while (Date.now() < end);
       return `${process.pid}/${worker_threads.threadId}`; // the worker, in either isolation
     };
-    const opts = { modules: ['node:worker_threads'] };
+    const opts = { modules: ['node:worker_threads', 'node:fs'] };
     // Measured as tiny, so that each worker takes four of the slow ones at once.
-    await Promise.all(Array.from({ length: 30 }, () => server.submit(slow, [0], opts)));
-    const jobs = Array.from({ length: 8 }, () => server.submit(slow, [150], opts));
-    await new Promise((r) => setTimeout(r, 50));
+    await Promise.all(Array.from({ length: 30 }, () => server.submit(slow, [0, ''], opts)));
+    const jobs = Array.from({ length: 8 }, () => server.submit(slow, [300, started], opts));
+    // Both workers run their first slow job (the others wait behind it): now one retires.
+    await pollUntil(() => existsSync(started) && readFileSync(started, 'utf8').length >= 4, {
+      what: 'both workers running a slow job',
+    });
     server.setNcpus(1);
     const perWorker = new Map<string, number>();
-    for (const pid of await Promise.all(jobs)) perWorker.set(pid, (perWorker.get(pid) ?? 0) + 1);
+    try {
+      for (const pid of await Promise.all(jobs)) perWorker.set(pid, (perWorker.get(pid) ?? 0) + 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     assert.deepEqual(
       [...perWorker.values()].sort((a, b) => a - b),
       [1, 7],
