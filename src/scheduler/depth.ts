@@ -8,7 +8,8 @@
  * - **room**: how many more jobs a node takes now, its depth times its CPUs less what it
  *   holds (ComputeNode.room; scheduler/policy.ts splits queued jobs by it);
  * - **hold next**: a worker running a long job also holds the next one (depth 2): in the
- *   local pool only while many jobs wait, in a pp-node's pool always.
+ *   local pool only while many jobs wait, in a pp-node's pool for jobs under
+ *   {@link HOLD_NEXT_BELOW_MS}.
  *
  * A node holds jobs beyond those its CPUs run so that no CPU waits for the next one: locally
  * that wait is one message through a pipe, to a remote node it is a network round trip.

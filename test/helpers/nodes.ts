@@ -40,13 +40,11 @@ export async function startNode(opts: {
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
   /** The Node.js binary to run it with (default: this one), e.g. another major version. */
   execPath?: string;
-  /** The pp-node CLI script to run (default: this checkout's bin/pp-node.js), e.g. an older build's. */
-  bin?: string;
 }): Promise<NodeProcess> {
   const child = spawn(
     opts.execPath ?? process.execPath,
     [
-      opts.bin ?? BIN,
+      BIN,
       ...loopbackNodeArgs(opts.workers ?? 2, opts.port ?? 0),
       '--log-format',
       'json',
