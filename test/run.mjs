@@ -48,6 +48,10 @@ const r = spawnSync(
     ...args.filter((a) => !a.startsWith('--exclude=')),
     ...selected,
   ],
-  { stdio: 'inherit' },
+  // tsx transforms synchronously through esbuild, which by default runs that in a worker thread
+  // and waits for it in Atomics.wait: a test file's process once hung there for good in CI (main
+  // thread in a futex, no esbuild child). ESBUILD_WORKER_THREADS=0 is esbuild's own switch to its
+  // plain synchronous path (lib/main.js), for every test process and what they spawn.
+  { stdio: 'inherit', env: { ...process.env, ESBUILD_WORKER_THREADS: '0' } },
 );
 process.exit(r.status ?? 1);
