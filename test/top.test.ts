@@ -289,6 +289,28 @@ describe('status over the network (127.0.0.1, no mDNS)', { timeout: 120_000 }, (
     });
   });
 
+  it('before the node proves the secret, a monitor reads at most 128 bytes a message', async () => {
+    // Whatever answers at a node's address: here, a peer that sends 2 MiB at once.
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((r) => wss.once('listening', r));
+    const closed = new Promise<number>((resolve) =>
+      wss.on('connection', (ws) => {
+        ws.on('close', resolve);
+        ws.send(Buffer.alloc(2 << 20, 1));
+      }),
+    );
+    try {
+      const port = (wss.address() as { port: number }).port;
+      await assert.rejects(
+        NodeProbe.connect(['127.0.0.1'], port, Buffer.from(SECRET), { timeoutMs: 5000 }),
+        ProbeError,
+      );
+      assert.equal(await closed, 1009, 'message too big: closed before the payload was read');
+    } finally {
+      await new Promise((r) => wss.close(r));
+    }
+  });
+
   it('a monitor does not keep a node from its --idle-timeout', async () => {
     const idle = await startNode({ secret: SECRET, workers: 1, args: ['--idle-timeout', '2'] });
     const probe = await NodeProbe.connect(['127.0.0.1'], idle.port, Buffer.from(SECRET));
