@@ -61,6 +61,18 @@ function fresh(name: string): string {
   return dir;
 }
 
+/** A node that says it runs another platform (in this process: a test option of Daemon). */
+function otherPlatformDaemon(name: string): Daemon {
+  return new Daemon(
+    loopbackDaemon(SECRET, {
+      name,
+      id: `${name}-platform`,
+      cacheDir: fresh('daemon-cache'),
+      runtime: { platform: 'win32', arch: 'arm64', node: 'v22.0.0', abi: '127' },
+    }),
+  );
+}
+
 /** Runs a client script; resolves with the JSON line it prints. */
 function runClient(script: string, nodePort: number, cwd: string, home: string): Promise<any> {
   return new Promise((resolve, reject) => {
@@ -172,15 +184,7 @@ await server.close();
     writeFileSync(join(pkg, 'build', 'Release', 'addon.node'), 'not really a shared object');
     const entry = join(pkg, 'index.js');
 
-    // A node that says it runs another platform (in this process: a test option of Daemon).
-    const daemon = new Daemon(
-      loopbackDaemon(SECRET, {
-        name: 'other',
-        id: 'other-platform',
-        cacheDir: fresh('daemon-cache'),
-        runtime: { platform: 'win32', arch: 'arm64', node: 'v22.0.0', abi: '127' },
-      }),
-    );
+    const daemon = otherPlatformDaemon('other');
     const port = await daemon.listen();
     try {
       const remoteOnly = new Server({
@@ -236,14 +240,7 @@ await server.close();
     // Workers take their environment when they start: the other node's run jobs 3x as fast.
     const slowdown = process.env.PP_TEST_SLOWDOWN;
     process.env.PP_TEST_SLOWDOWN = '1';
-    const daemon = new Daemon(
-      loopbackDaemon(SECRET, {
-        name: 'fast-other',
-        id: 'fast-other-platform',
-        cacheDir: fresh('daemon-cache'),
-        runtime: { platform: 'win32', arch: 'arm64', node: 'v22.0.0', abi: '127' },
-      }),
-    );
+    const daemon = otherPlatformDaemon('fast-other');
     process.env.PP_TEST_SLOWDOWN = '3';
     const server = new Server({
       ncpus: 1,
