@@ -11,7 +11,7 @@ import { Dashboard, type DashboardOptions, dashboardOptions } from '../dashboard
 import { type DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
 import { JobCancelledError, JobSetupError, PPError, ServerClosedError } from '../errors.ts';
 import { type FunctionBundle, getBundle, type ModuleSpec } from '../functions/bundle.ts';
-import type { ComputeNode, JobResult, NodeEvents, RefData } from '../nodes/compute-node.ts';
+import type { ComputeNode, NodeEvents, RefData } from '../nodes/compute-node.ts';
 import { type JobArgs, releaseArgs, wholeArgs } from '../nodes/job-args.ts';
 import { LocalPool } from '../nodes/local-pool.ts';
 import {
@@ -266,7 +266,8 @@ export class Server extends EventEmitter<ServerEvents> {
     checkNcpus(ncpus);
     const events: NodeEvents = {
       // Nodes hand back the DispatchJob objects they were given: this server's JobRecords.
-      onResult: (node, job, ...result) => this.#onResult(node, job as Dispatched, ...result),
+      onResult: (node, job, status, durationMs, bytes, start, end) =>
+        this.#onResult(node, job as Dispatched, status, durationMs, bytes, start, end),
       onJobFailed: (node, job, error) => this.#onJobFailed(node, job as Dispatched, error),
       onRequeue: (_node, jobs, stolen) => {
         if (stolen) for (const job of jobs) if (!(job instanceof BackupJob)) this.#stolen++;
@@ -924,7 +925,15 @@ export class Server extends EventEmitter<ServerEvents> {
     return this.#speeds.get(node)?.msPerJob(fn.bundle.hash, mean) ?? mean;
   }
 
-  #onResult(node: ComputeNode, job: Dispatched, ...[status, durationMs, bytes, start, end]: JobResult): void {
+  #onResult(
+    node: ComputeNode,
+    job: Dispatched,
+    status: JobStatus,
+    durationMs: number,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+  ): void {
     this.#scheduleDrain();
     let rec: JobRecord;
     if (job instanceof BackupJob) {
