@@ -22,6 +22,7 @@ import {
   type RemoteNodeListener,
 } from '../nodes/remote-node.ts';
 import type { Isolation } from '../nodes/worker-handle.ts';
+import { decodeSmall, encodeSmallArgs, NOT_SMALL } from '../protocol/codec/small.ts';
 import {
   type ClassRegistry,
   decodeRange,
@@ -644,6 +645,8 @@ export class Server extends EventEmitter<ServerEvents> {
    * memory of this process, else onto the heap.
    */
   #captureArgs(thisArg: unknown, args: readonly unknown[], registry: ClassRegistry): JobArgs {
+    const small = encodeSmallArgs(thisArg, args); // a few numbers or short strings (codec/small.ts)
+    if (small) return wholeArgs(small);
     const { bytes, segments } = encodeArgs(thisArg, args, registry);
     if (segments.length === 0) return wholeArgs(bytes);
     const parts = segments.map((s) => s.bytes);
@@ -967,10 +970,14 @@ export class Server extends EventEmitter<ServerEvents> {
     let ok = false;
     let outcome: unknown;
     try {
-      // A node may hold the secret and still not be trusted with this process's memory (issue 13):
-      // what a result may cost to decode is tied to its size on the wire.
-      const limits = node instanceof RemoteNode ? { maxHeapBytes: heapBudgetFor(end - start) } : undefined;
-      const value = decodeRange(bytes, start, end, rec.fn.registry, limits);
+      // A number, boolean, null or undefined is read at once (codec/small.ts). A node may hold
+      // the secret and still not be trusted with this process's memory (issue 13): what any
+      // other result may cost to decode is tied to its size on the wire.
+      let value = decodeSmall(bytes, start, end);
+      if (value === NOT_SMALL) {
+        const limits = node instanceof RemoteNode ? { maxHeapBytes: heapBudgetFor(end - start) } : undefined;
+        value = decodeRange(bytes, start, end, rec.fn.registry, limits);
+      }
       if (status === JobStatus.Ok) {
         ok = true;
         outcome = value;

@@ -1,0 +1,126 @@
+/**
+ * The codec's two commonest messages, written and read without the general encoder and
+ * decoder: a tiny job's arguments (`[thisArg, args]` of a few numbers, short strings,
+ * booleans, null or undefined) and a plain result (a number, a boolean, null or undefined).
+ *
+ * The bytes are exactly those of the general codec (test/codec-small.test.ts compares them
+ * over many values); anything else returns "not small" and the caller takes the general path.
+ * Why a second writer: the general one, with its object ids, depth limits, error paths and
+ * class registry, is a few hundred bytecodes per value. A process that is not warm yet runs
+ * it interpreted for thousands of jobs, and then V8 compiles it (and everything it inlines)
+ * on a background thread that competes with the workers for the CPUs: most of what the first
+ * burst of a fresh process costs more than a warm one is such code, not the jobs.
+ */
+import {
+  CODEC_VERSION,
+  FIXARRAY,
+  FIXSTR,
+  numberEnd,
+  readNumberAt,
+  T_FALSE,
+  T_FLOAT64,
+  T_HOLE,
+  T_INT8,
+  T_NULL,
+  T_TRUE,
+  T_UNDEFINED,
+  writeNumberAt,
+} from './format.ts';
+
+/** Fewer arguments than this fit a FIXARRAY header. */
+const MAX_ARGS = 15;
+/** Strings shorter than this are a FIXSTR when ASCII. */
+const MAX_STRING = 31;
+// Worst case: version, [thisArg, [args]] headers, then 16 values of at most 1 + 31 bytes.
+const scratch = new Uint8Array(4 + (MAX_ARGS + 1) * (1 + MAX_STRING));
+
+/**
+ * A job's `[thisArg, args]` as `encodeSplit` writes it, when `thisArg` and each of fewer than
+ * 16 arguments is undefined, null, a boolean, a number or an ASCII string under 32 characters
+ * (holes stay holes); else null. Nothing is split off such arguments.
+ */
+export function encodeSmallArgs(thisArg: unknown, args: readonly unknown[]): Buffer | null {
+  const len = args.length;
+  if (len > MAX_ARGS) return null;
+  const b = scratch;
+  b[0] = CODEC_VERSION;
+  b[1] = FIXARRAY | 2;
+  let p = writeSmall(b, 2, thisArg);
+  if (p < 0) return null;
+  b[p++] = FIXARRAY | len;
+  for (let i = 0; i < len; i++) {
+    const x = args[i];
+    if (x === undefined && !(i in args)) {
+      b[p++] = T_HOLE;
+      continue;
+    }
+    p = writeSmall(b, p, x);
+    if (p < 0) return null;
+  }
+  // From Node's buffer pool, as the general encoder's small outputs.
+  const out = Buffer.allocUnsafe(p);
+  for (let i = 0; i < p; i++) out[i] = b[i]!;
+  return out;
+}
+
+/** Writes a primitive as the encoder does; -1 if it is not one this file writes. */
+function writeSmall(b: Uint8Array, p: number, v: unknown): number {
+  switch (typeof v) {
+    case 'number':
+      return writeNumberAt(b, p, v);
+    case 'string': {
+      const len = v.length;
+      if (len > MAX_STRING) return -1;
+      for (let i = 0; i < len; i++) {
+        const c = v.charCodeAt(i);
+        if (c >= 0x80) return -1;
+        b[p + 1 + i] = c;
+      }
+      b[p] = FIXSTR | len;
+      return p + 1 + len;
+    }
+    case 'boolean':
+      b[p] = v ? T_TRUE : T_FALSE;
+      return p + 1;
+    case 'undefined':
+      b[p] = T_UNDEFINED;
+      return p + 1;
+    case 'object':
+      if (v !== null) return -1;
+      b[p] = T_NULL;
+      return p + 1;
+    default:
+      return -1;
+  }
+}
+
+/** What {@link decodeSmall} returns for bytes it leaves to the general decoder. */
+export const NOT_SMALL: unique symbol = Symbol('not small');
+
+/**
+ * The value in `bytes[start, end)` if it is a number, a boolean, null or undefined (as
+ * `decodeRange` would return it), else {@link NOT_SMALL}: other values, and anything
+ * malformed, which the general decoder reads or rejects with its error.
+ */
+export function decodeSmall(bytes: Uint8Array, start: number, end: number): unknown {
+  if (end - start < 2 || bytes[start] !== CODEC_VERSION) return NOT_SMALL;
+  const p = start + 1;
+  const t = bytes[p]!;
+  if (t < 0x80 || t >= 0xe0 || (t >= T_INT8 && t <= T_FLOAT64)) {
+    const v = readNumberAt(bytes, p, end);
+    return v !== undefined && numberEnd.pos === end ? v : NOT_SMALL;
+  }
+  if (end !== p + 1) return NOT_SMALL;
+  switch (t) {
+    case T_UNDEFINED:
+      return undefined;
+    case T_NULL:
+      return null;
+    case T_FALSE:
+      return false;
+    case T_TRUE:
+      return true;
+    default:
+      return NOT_SMALL;
+  }
+}
