@@ -3,7 +3,7 @@
 // read, and "not mine" (the general path) for everything else.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeSmall, encodeSmallArgs, NOT_SMALL } from '../src/protocol/codec/small.ts';
+import { decodeSmall, encodeSmallArgs, encodeStringList, NOT_SMALL } from '../src/protocol/codec/small.ts';
 import { decodeRange, encode, encodeSplit } from '../src/protocol/codec.ts';
 
 /** A deterministic PRNG (mulberry32), so a failure names a seed that reproduces it. */
@@ -194,5 +194,31 @@ describe('codec fast path for small results', () => {
       assert.equal(decodeSmall(bytes, 0, bytes.byteLength), NOT_SMALL, `[${[...bytes]}]`);
       assert.throws(() => decodeRange(bytes, 0, bytes.byteLength), `[${[...bytes]}] is malformed`);
     }
+  });
+});
+
+describe('codec fast path for lists of function hashes', () => {
+  it('writes the general encoder bytes for lists of ASCII strings, and leaves the rest to it', () => {
+    const rand = prng(7);
+    let taken = 0;
+    for (let round = 0; round < 5_000; round++) {
+      const n = Math.floor(rand() * 18);
+      const list = Array.from({ length: n }, () => {
+        const len = [0, 1, 31, 32, 40, 64, 85, 86, 100][Math.floor(rand() * 9)]!;
+        const ascii = rand() < 0.95;
+        return Array.from({ length: len }, () =>
+          String.fromCharCode(ascii ? 32 + Math.floor(rand() * 95) : 0xe9 + Math.floor(rand() * 2)),
+        ).join('');
+      });
+      const small = encodeStringList(list);
+      if (small === null) continue;
+      taken++;
+      assert.deepEqual([...small], [...encode(list)], `round ${round}`);
+    }
+    assert.ok(taken > 500, `only ${taken} lists took the fast path`);
+    assert.ok(encodeStringList(['a'.repeat(64)]), 'a sha-256 hex hash');
+    assert.equal(encodeStringList(['a'.repeat(86)]), null);
+    assert.equal(encodeStringList(['é']), null);
+    assert.equal(encodeStringList(new Array(16).fill('a')), null);
   });
 });

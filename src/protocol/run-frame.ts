@@ -9,6 +9,7 @@
  */
 import { FRAME_HEADER_BYTES, writeU32BE } from '../transport/frames.ts';
 import { FIXARRAY, FIXSTR, NUMBER_MAX_BYTES as NUMBER_MAX, T_ARRAY } from './codec/format.ts';
+import { encodeStringList } from './codec/small.ts';
 import { encode, writeNumberAt } from './codec.ts';
 import { HEAD_LENGTH_BYTES } from './messages.ts';
 
@@ -102,8 +103,13 @@ export function writeRunFrame(
 
 /** The codec encoding of the batch's distinct function hashes (fills `fns`). */
 function encodeFnList(jobs: readonly RunFrameJob[], fns: string[]): Buffer {
-  for (const job of jobs) if (!fns.includes(job.hash)) fns.push(job.hash);
-  return encode(fns);
+  let last: string | undefined;
+  for (let i = 0; i < jobs.length; i++) {
+    const hash = jobs[i]!.hash;
+    if (hash !== last && !fns.includes(hash)) fns.push(hash);
+    last = hash;
+  }
+  return encodeStringList(fns) ?? encode(fns);
 }
 
 function fnIndex(fns: readonly string[], hash: string): number {

@@ -21,6 +21,7 @@ import {
   T_FLOAT64,
   T_HOLE,
   T_INT8,
+  T_LATIN1_8,
   T_NULL,
   T_TRUE,
   T_UNDEFINED,
@@ -92,6 +93,42 @@ function writeSmall(b: Uint8Array, p: number, v: unknown): number {
     default:
       return -1;
   }
+}
+
+/**
+ * A list of fewer than 16 ASCII strings of at most 255 characters (function hashes) as
+ * `encode` writes it, else null.
+ */
+export function encodeStringList(list: readonly string[]): Buffer | null {
+  const n = list.length;
+  if (n > MAX_ARGS) return null;
+  let size = 2;
+  for (let i = 0; i < n; i++) {
+    const len = list[i]!.length;
+    size += (len <= MAX_STRING ? 1 : 2) + len;
+  }
+  const out = Buffer.allocUnsafe(size);
+  out[0] = CODEC_VERSION;
+  out[1] = FIXARRAY | n;
+  let p = 2;
+  for (let i = 0; i < n; i++) {
+    const s = list[i]!;
+    const len = s.length;
+    // The encoder's forms: FIXSTR under 32 characters, else a u8 length while even a
+    // worst-case UTF-8 encoding (3 bytes a character) would fit one.
+    if (len > MAX_STRING && len * 3 > 0xff) return null;
+    if (len <= MAX_STRING) out[p++] = FIXSTR | len;
+    else {
+      out[p++] = T_LATIN1_8;
+      out[p++] = len;
+    }
+    for (let k = 0; k < len; k++) {
+      const c = s.charCodeAt(k);
+      if (c >= 0x80) return null;
+      out[p++] = c;
+    }
+  }
+  return out;
 }
 
 /** What {@link decodeSmall} returns for bytes it leaves to the general decoder. */
