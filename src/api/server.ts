@@ -422,7 +422,8 @@ export class Server extends EventEmitter<ServerEvents> {
     if (fnEntry.modules) this.#modules.checkRunnable(fnEntry.modules, this.#nodes, bundle.name);
     const encoded = this.#captureArgs(bundle.thisArg, args, fnEntry.registry);
     let refs: RefData[] = NO_REFS;
-    for (const arg of args) {
+    for (let i = 0; i < args.length; i++) {
+      const arg = args[i];
       if (!(arg instanceof Ref)) continue;
       const stored = this.#refs.get(arg.id);
       if (!stored)
@@ -1051,8 +1052,9 @@ export class Server extends EventEmitter<ServerEvents> {
   /** Why no job can ever run here (every node failed for good), or null. */
   #whyUnusable(): Error | null {
     if (this.#browser) return null; // nodes may still appear
-    // A loop, not some(callback): this runs on every submit.
-    for (const n of this.#nodes) if (n.usable) return null;
+    // An indexed loop, not some(callback) or for-of: this runs on every submit.
+    const nodes = this.#nodes;
+    for (let i = 0; i < nodes.length; i++) if (nodes[i]!.usable) return null;
     return this.#lastRejection ?? this.#fatal ?? null;
   }
 

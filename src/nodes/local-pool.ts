@@ -264,7 +264,7 @@ export class LocalPool implements ComputeNode {
   private sendBatch(w: WorkerHandle, batch: DispatchJob[]): void {
     w.cache.sendMissing(batch, w);
     const wasIdle = w.inFlight.length === 0;
-    for (const job of batch) w.inFlight.push(job);
+    for (let i = 0; i < batch.length; i++) w.inFlight.push(batch[i]!);
     this.placedCount += batch.length;
     // The worker itself needs neither timeouts (the pool enforces them) nor ref ids.
     const blobs: Uint8Array[] = [];

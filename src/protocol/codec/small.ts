@@ -33,7 +33,9 @@ const MAX_ARGS = 15;
 /** Strings shorter than this are a FIXSTR when ASCII. */
 const MAX_STRING = 31;
 // Worst case: version, [thisArg, [args]] headers, then 16 values of at most 1 + 31 bytes.
-const scratch = new Uint8Array(4 + (MAX_ARGS + 1) * (1 + MAX_STRING));
+// A Buffer, as every other caller of writeNumberAt passes: a plain Uint8Array there too made
+// it polymorphic, and V8 threw its optimised code away mid-burst ("wrong map").
+const scratch = Buffer.allocUnsafeSlow(4 + (MAX_ARGS + 1) * (1 + MAX_STRING));
 
 /**
  * A job's `[thisArg, args]` as `encodeSplit` writes it, when `thisArg` and each of fewer than
