@@ -193,6 +193,7 @@ export interface ServerEvents {
 }
 
 const NO_ARGS: readonly unknown[] = Object.freeze([]);
+const NO_OPTIONS: SubmitOptions = Object.freeze({});
 
 interface NodeCounters {
   jobs: number;
@@ -407,18 +408,13 @@ export class Server extends EventEmitter<ServerEvents> {
     args?: RefArgs<A>,
     options?: SubmitOptions<Awaited<R>>,
   ): Job<Awaited<R>>;
-  submit(fn: JobFunction, args: readonly unknown[] = [], options: SubmitOptions = {}): Job<any> {
+  submit(fn: JobFunction, args: readonly unknown[] = NO_ARGS, options: SubmitOptions = NO_OPTIONS): Job<any> {
     if (this.#closed) throw new ServerClosedError('submit() after close(): create a new Server');
     if (!Array.isArray(args)) {
       throw new TypeError(`submit(fn, args): args must be an array of arguments, got ${typeof args}`);
     }
-    const bundle = getBundle({
-      fn: fn as Function | [object, string],
-      deps: options.deps,
-      modules: options.modules,
-      globals: options.globals,
-    });
-    const fnEntry = this.#functionOf(bundle);
+    const fnEntry = this.#entryOf(fn, options);
+    const bundle = fnEntry.bundle;
     if (fnEntry.modules) this.#modules.checkRunnable(fnEntry.modules, this.#nodes, bundle.name);
     const encoded = this.#captureArgs(bundle.thisArg, args, fnEntry.registry);
     let refs: RefData[] = NO_REFS;
@@ -474,6 +470,31 @@ export class Server extends EventEmitter<ServerEvents> {
     this.#queue.push(rec);
     this.#scheduleDrain();
     return job;
+  }
+
+  // The last plain function submitted (no deps, modules or globals) and what is known of it:
+  // a loop that submits one function finds it here, without the bundle cache's lookup and the
+  // spec object it takes. (getBundle gives a plain function the same bundle every time.)
+  #lastPlainFn: Function | null = null;
+  #lastPlainEntry: FunctionEntry | null = null;
+
+  #entryOf(fn: JobFunction, options: SubmitOptions): FunctionEntry {
+    const plain =
+      options.deps === undefined && options.modules === undefined && options.globals === undefined;
+    if (plain && fn === this.#lastPlainFn) return this.#lastPlainEntry!;
+    const entry = this.#functionOf(
+      getBundle({
+        fn: fn as Function | [object, string],
+        deps: options.deps,
+        modules: options.modules,
+        globals: options.globals,
+      }),
+    );
+    if (plain && typeof fn === 'function') {
+      this.#lastPlainFn = fn;
+      this.#lastPlainEntry = entry;
+    }
+    return entry;
   }
 
   /**
