@@ -776,11 +776,19 @@ export class Server extends EventEmitter<ServerEvents> {
   #send(node: ComputeNode, batch: JobRecord[]): void {
     const spread = this.#spread();
     const now = performance.now();
+    // Looked up once per function in the batch: each lookup of a fractional estimate makes a
+    // new heap number, which every queued record would then keep.
+    let fn: FunctionEntry | null = null;
+    let ms: number | undefined;
     for (let i = 0; i < batch.length; i++) {
       const rec = batch[i]!;
       rec.node = node;
       rec.dispatchedAt = now;
-      rec.estimatedMs = spread ? this.#msOn(node, rec.fn) : rec.fn.estimate.value;
+      if (rec.fn !== fn) {
+        fn = rec.fn;
+        ms = spread ? this.#msOn(node, fn) : fn.estimate.value;
+      }
+      rec.estimatedMs = ms;
     }
     this.#lastFn = batch[batch.length - 1]!.fn;
     if (spread && node.inFlight === 0) this.#speedOf(node).quietSince = now;
