@@ -20,13 +20,15 @@ export function workerChannelStdio(platform: Platform = process.platform): 'pipe
 }
 
 /**
- * Whether a worker may write a result straight to its channel's file descriptor
- * (fs.writeSync) instead of through the socket. On POSIX the descriptor is a non-blocking
- * socket and a short write only means "the rest goes through the socket". On Windows the
- * descriptor is a pipe handle that libuv reads with overlapped I/O: a synchronous write there
- * can block behind that read, the very hang 'overlapped' avoids.
+ * Whether a worker may read and write its channel's file descriptor synchronously
+ * (fs.readSync, fs.writeSync) besides the socket: write a result straight out, and between two
+ * jobs read what the server has sent since the last one began, without a turn of the event
+ * loop. On POSIX the descriptor is a non-blocking socket: a short write only means "the rest
+ * goes through the socket", a read finds nothing (EAGAIN) or the next bytes in order. On
+ * Windows the descriptor is a pipe handle that libuv reads with overlapped I/O: a synchronous
+ * call there can block behind that read, the very hang 'overlapped' avoids.
  */
-export function syncChannelWrites(platform: Platform = process.platform): boolean {
+export function syncChannelIo(platform: Platform = process.platform): boolean {
   return platform !== 'win32';
 }
 

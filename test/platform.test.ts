@@ -27,7 +27,7 @@ import {
   statsSignal,
   stopGraceMs,
   stopSignals,
-  syncChannelWrites,
+  syncChannelIo,
   unreachableHint,
   workerChannelStdio,
   workerIgnoredSignals,
@@ -39,9 +39,9 @@ describe('platform choices', () => {
     assert.equal(workerChannelStdio('win32'), 'overlapped');
     assert.equal(workerChannelStdio('darwin'), 'pipe');
     assert.equal(workerChannelStdio('linux'), 'pipe');
-    assert.equal(syncChannelWrites('win32'), false);
-    assert.equal(syncChannelWrites('darwin'), true);
-    assert.equal(syncChannelWrites('linux'), true);
+    assert.equal(syncChannelIo('win32'), false);
+    assert.equal(syncChannelIo('darwin'), true);
+    assert.equal(syncChannelIo('linux'), true);
   });
 
   test('signals: SIGHUP stops cleanly everywhere; stats on SIGBREAK on Windows, SIGUSR1 elsewhere', () => {

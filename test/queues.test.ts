@@ -35,6 +35,27 @@ function drain<T>(q: { size: number; shift(): T | undefined }, n = Number.POSITI
   return out;
 }
 
+test('Fifo newest first: taken from the newest end, put-back items first, back in order when switched off', () => {
+  const q = new Fifo<number>();
+  for (let i = 1; i <= 5; i++) q.push(i);
+  q.newestFirst = true;
+  assert.equal(q.peek(), 5);
+  assert.equal(q.oldest(), 1);
+  assert.equal(q.newest(), 5);
+  assert.deepEqual([q.shift(), q.shift()], [5, 4]);
+  q.unshiftAll([5, 4]); // taken back from a node: first again, in their order
+  assert.deepEqual([q.shift(), q.shift(), q.shift()], [5, 4, 3]);
+  q.newestFirst = false;
+  q.push(6);
+  assert.deepEqual([q.shift(), q.shift(), q.shift(), q.shift()], [1, 2, 6, undefined]);
+  assert.equal(q.size, 0);
+  q.newestFirst = true;
+  assert.equal(q.shift(), undefined);
+  assert.equal(q.peek(), undefined);
+  q.push(7);
+  assert.deepEqual([q.size, q.shift(), q.size], [1, 7, 0]);
+});
+
 test('FairQueue serves owners in turn: a big backlog does not starve a small one', () => {
   const q = new FairQueue<string>(ownerOf);
   for (let i = 0; i < 1000; i++) q.push(`b${i}`);

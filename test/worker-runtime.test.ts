@@ -24,8 +24,12 @@ function spin(ms: number): number {
 }
 const bundle = getBundle({ fn: spin });
 
-/** A runtime that knows spin(), and what it sent back, as readable lines. */
-function runtime(): { rt: WorkerRuntime; sent: string[] } {
+/**
+ * A runtime that knows spin(), and what it sent back, as readable lines. With `inbox`, its
+ * channel reads synchronously (WorkerChannel.poll): frames put there "arrived" and are read
+ * between jobs, as a child process reads its socket between jobs.
+ */
+function runtime(inbox?: Buffer[]): { rt: WorkerRuntime; sent: string[] } {
   const sent: string[] = [];
   const show = (m: Message) =>
     sent.push(
@@ -33,9 +37,14 @@ function runtime(): { rt: WorkerRuntime; sent: string[] } {
         ? m.results.map(([id, status]) => `done ${id} status ${status}`).join(', ')
         : `${m.type} ${JSON.stringify('ids' in m ? m.ids : '')}`,
     );
-  const rt = new WorkerRuntime({
+  const rt: WorkerRuntime = new WorkerRuntime({
     send: (parts) => show(decodeMessage(joinFrame(parts, false))),
     sendFrame: (buf, start, end) => show(decodeMessage(buf.subarray(start + 4, end))),
+    ...(inbox && {
+      poll() {
+        for (let f = inbox.shift(); f; f = inbox.shift()) rt.receive(f);
+      },
+    }),
   });
   const { hash, name, code, bindings, modules, globals } = bundle;
   rt.receive(frame({ type: 'define', defs: [{ hash, name, code, bindings, modules, globals }] }));
@@ -92,6 +101,36 @@ const nested = (levels: number): unknown => {
   for (let i = 0; i < levels; i++) v = { v };
   return v;
 };
+
+test('a channel that reads synchronously: the next job starts without a turn of the event loop', () => {
+  const inbox: Buffer[] = [];
+  const { rt, sent } = runtime(inbox);
+  inbox.push(frame(runMessage([job(2, 0), job(3, 0)]))); // arrives while job 1 runs
+  rt.receive(frame(runMessage([job(1, 2)])));
+  // All three ran inside this one call: job 2 was read the moment job 1 ended.
+  assert.deepEqual(sent, ['done 1 status 0', 'done 2 status 0', 'done 3 status 0']);
+  assert.equal(inbox.length, 0);
+});
+
+test('a channel that reads synchronously: a cancel that arrived while a job ran is read before the next starts', () => {
+  const inbox: Buffer[] = [frame({ type: 'cancel', ids: [2] })];
+  const { rt, sent } = runtime(inbox);
+  rt.receive(frame(runMessage([job(1, 2), job(2, 0), job(3, 0)])));
+  assert.deepEqual(sent, ['done 1 status 0', 'done 2 status 3', 'done 3 status 0']);
+});
+
+test('a channel that reads synchronously: the event loop still turns between long runs of jobs', async () => {
+  const { rt, sent } = runtime([]);
+  let turned = -1;
+  setImmediate(() => {
+    turned = sent.length;
+  });
+  rt.receive(frame(runMessage([job(1, 30), job(2, 30), job(3, 30), job(4, 0)])));
+  await sentCount(sent, 4);
+  // The immediate ran between two jobs, after 50 ms of them (TURN_LOOP_EVERY_MS), not after all.
+  assert.ok(turned >= 1 && turned < 4, `the loop turned after ${turned} of 4 jobs`);
+  assert.deepEqual(unhandled, []);
+});
 
 test('a definition whose head breaks the head limits: its jobs fail as they come, and the runtime goes on', async () => {
   const { rt, sent } = runtime();

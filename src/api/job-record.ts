@@ -10,6 +10,7 @@ import type { JobArgs } from '../nodes/job-args.ts';
 import type { ClassRegistry } from '../protocol/codec.ts';
 import type { FunctionDefinition } from '../protocol/messages.ts';
 import type { DurationEstimate } from '../scheduler/policy.ts';
+import type { RunTimes } from '../scheduler/run-times.ts';
 import { Job, type JobOwner } from './job.ts';
 import type { FunctionModules } from './modules.ts';
 import type { Tally } from './progress.ts';
@@ -24,6 +25,8 @@ export class FunctionEntry {
     readonly registry: ClassRegistry,
     /** Its measured run time (shared by every entry of the same code). */
     readonly estimate: DurationEstimate,
+    /** How its run times spread and grow (shared likewise). */
+    readonly runTimes: RunTimes,
     /** The packs its modules travel as (api/modules.ts), or null when none does. */
     readonly modules: FunctionModules | null = null,
   ) {

@@ -45,8 +45,10 @@ import {
   planSteals,
   roomOfNodes,
   stealDelayOf,
+  takeNewestFirst,
   UNKNOWN_MS,
 } from '../scheduler/policy.ts';
+import { RunTimes } from '../scheduler/run-times.ts';
 import { END_OF_BURST_RECHECK_MS, MAX_RECHECK_MS, NodeSpeed } from '../scheduler/speed.ts';
 import { resolveSecret } from '../secret.ts';
 import { checkSecretStrength } from '../secret-strength.ts';
@@ -216,6 +218,8 @@ export class Server extends EventEmitter<ServerEvents> {
   /** Jobs not yet settled, or still held by a node. */
   readonly #records = new LiveJobs();
   readonly #queue = new Fifo<JobRecord>();
+  /** A job was submitted while the queue was taken newest first: submission order until it empties. */
+  #inOrder = false;
   readonly #nodes: ComputeNode[] = [];
   readonly #local: LocalPool;
   /** Reusable memory for large arguments that no local worker reads (see transport/arena.ts). */
@@ -223,6 +227,7 @@ export class Server extends EventEmitter<ServerEvents> {
   readonly #sharedMemory: boolean;
   readonly #counters = new Map<string, NodeCounters>();
   readonly #estimates = new Map<string, DurationEstimate>();
+  readonly #runTimes = new Map<string, RunTimes>();
   /** How fast each node runs each function (kept once there is more than one node). */
   readonly #speeds = new Map<ComputeNode, NodeSpeed>();
   readonly #stealing: boolean;
@@ -467,7 +472,13 @@ export class Server extends EventEmitter<ServerEvents> {
       this.#settle(rec, false, unusable);
       return job;
     }
-    this.#queue.push(rec);
+    const queue = this.#queue;
+    queue.push(rec);
+    if (queue.newestFirst) {
+      // Longest first no more: submission order until the queue has emptied (takeNewestFirst).
+      queue.newestFirst = false;
+      this.#inOrder = true;
+    }
     this.#scheduleDrain();
     return job;
   }
@@ -698,8 +709,11 @@ export class Server extends EventEmitter<ServerEvents> {
     if (!entry) {
       let estimate = this.#estimates.get(bundle.hash);
       if (!estimate) this.#estimates.set(bundle.hash, (estimate = new DurationEstimate()));
+      let runTimes = this.#runTimes.get(bundle.hash);
+      if (!runTimes) this.#runTimes.set(bundle.hash, (runTimes = new RunTimes()));
       const modules = this.#modules.of(bundle);
-      entry = new FunctionEntry(bundle, makeClassRegistry([...bundle.classes, REF_CLASS]), estimate, modules);
+      const registry = makeClassRegistry([...bundle.classes, REF_CLASS]);
+      entry = new FunctionEntry(bundle, registry, estimate, runTimes, modules);
       this.#functions.set(bundle, entry);
     }
     return entry;
@@ -730,6 +744,14 @@ export class Server extends EventEmitter<ServerEvents> {
    * nothing queued, lets idle ones steal.
    */
   #drain(): void {
+    const queue = this.#queue;
+    if (queue.size === 0) this.#inOrder = false;
+    else if (this.#spread()) {
+      // The end of a burst of jobs that grow with submission order: longest first.
+      const fn = queue.oldest()!.fn;
+      const grows = fn === queue.newest()!.fn && fn.runTimes.grows;
+      queue.newestFirst = takeNewestFirst(queue.size, grows, this.#inOrder);
+    } else queue.newestFirst = false;
     this.#dispatcher.run(this.#nodes);
   }
 
@@ -943,6 +965,7 @@ export class Server extends EventEmitter<ServerEvents> {
       rttMs: n.rttMs,
       stealable: withStealable ? n.stealable : 0,
       stealDelayMs: stealDelayOf(n === this.#local, n.rttMs, n.ncpus, n.inFlight, ms[i]),
+      tailMs: ms[i] === undefined ? undefined : ms[i] * fn.runTimes.tailFactor,
     }));
   }
 
@@ -990,6 +1013,7 @@ export class Server extends EventEmitter<ServerEvents> {
     this.#dashboard?.collector.ran(node.id, rec.name, durationMs, status === JobStatus.Ok);
     if (this.#nodes.length > 1) {
       const speed = this.#speedOf(node);
+      rec.fn.runTimes.add(rec.id, durationMs, speed.msPerJob(rec.hash, rec.fn.estimate.value), node.id);
       speed.add(rec.hash, durationMs, rec.fn.estimate.value);
       speed.quietSince = performance.now();
       this.#recheckMs = END_OF_BURST_RECHECK_MS;

@@ -9,7 +9,9 @@
  * decides when the burst ends: each job goes to the node that would finish it first
  * ({@link placeByFinish}), and when nothing waits any more, a node with room takes back the
  * unstarted jobs of the node that would finish last, if it would finish them sooner
- * ({@link planSteals}).
+ * ({@link planSteals}). Each node's last job is counted at a pessimistic run time where run
+ * times spread (NodeLoad.tailMs), and the last jobs of a burst whose run times grow with
+ * submission order are taken longest first ({@link takeNewestFirst}).
  */
 
 import { nodeHoldsNext } from './depth.ts';
@@ -141,6 +143,13 @@ export interface NodeLoad {
    * answers only when the job it runs ends. Default: `rttMs`.
    */
   readonly stealDelayMs?: number;
+  /**
+   * A pessimistic run time of the job in question on this node, ms: a high quantile of such
+   * jobs' run times (run-times.ts RunTimes.tailFactor). Where the last job placed on a node
+   * would end is counted with it: a job that may turn out long must not start on a slow CPU
+   * when the burst is about to end. Default: `msPerJob`.
+   */
+  readonly tailMs?: number;
 }
 
 /**
@@ -184,7 +193,13 @@ function workOf(node: NodeLoad, count: number): number {
   if (count <= 0) return 0;
   const ms = node.msPerJob ?? UNKNOWN_MS;
   const rounds = Math.floor((count - 1) / Math.max(1, node.ncpus));
-  return (rounds > 0 ? (rounds - 0.5) * ms : 0) + ms;
+  return (rounds > 0 ? (rounds - 0.5) * ms : 0) + tailOf(node);
+}
+
+/** The last job's pessimistic run time on `node` (NodeLoad.tailMs). */
+function tailOf(node: NodeLoad): number {
+  const ms = node.msPerJob ?? UNKNOWN_MS;
+  return node.tailMs !== undefined && node.tailMs > ms ? node.tailMs : ms;
 }
 
 /**
@@ -194,8 +209,7 @@ function workOf(node: NodeLoad, count: number): number {
  * results: the link cancels out of a busy node's backlog.)
  */
 export function finishOf(node: NodeLoad, extra: number): number {
-  const ms = node.msPerJob ?? UNKNOWN_MS;
-  return Math.max(node.rttMs + ms, workOf(node, node.held + extra));
+  return Math.max(node.rttMs + tailOf(node), workOf(node, node.held + extra));
 }
 
 /** When the last of the jobs `node` holds, but for `removed` of them, would be done and back. */
@@ -249,6 +263,17 @@ export function placeJobs(queued: number, nodes: readonly NodeLoad[]): number[] 
 }
 
 /**
+ * Whether the job server takes its queued jobs from the newest end, longest first: near the
+ * end of a burst ({@link FINISH_WINDOW} or fewer queued, more than one) of jobs whose run times
+ * grow with submission order (run-times.ts RunTimes.grows). Never while `inOrder`: a job
+ * submitted since turns the queue back to submission order until it has emptied, so that no
+ * job waits behind ever newer ones.
+ */
+export function takeNewestFirst(queued: number, grows: boolean, inOrder: boolean): boolean {
+  return grows && !inOrder && queued > 1 && queued <= FINISH_WINDOW;
+}
+
+/**
  * Work stealing, for when no job waits in the queue: how many jobs each node should give back
  * (the newest of those it holds unstarted), so that nodes with room run them sooner. Jobs move
  * one at a time from the node whose last job would finish last to the node with room that
@@ -278,8 +303,10 @@ export function planSteals(nodes: readonly NodeLoad[]): number[] {
       const n = nodes[i]!;
       if (i === victim || taken[i]! > 0 || !(n.ncpus > 0) || n.room - incoming[i]! <= 0) continue;
       // The ask and the answer, then the thief's own link, or its backlog if that is longer.
-      const ms = n.msPerJob ?? UNKNOWN_MS;
-      const at = Math.max((v.stealDelayMs ?? v.rttMs) + n.rttMs + ms, workOf(n, n.held + incoming[i]! + 1));
+      const at = Math.max(
+        (v.stealDelayMs ?? v.rttMs) + n.rttMs + tailOf(n),
+        workOf(n, n.held + incoming[i]! + 1),
+      );
       if (at < thiefAt) {
         thief = i;
         thiefAt = at;

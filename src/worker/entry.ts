@@ -5,10 +5,10 @@
  */
 // First: a Ctrl+C while this worker loads must not end it (see the module).
 import './ignore-signals.ts';
-import { writeSync } from 'node:fs';
+import { readSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { syncChannelWrites } from '../platform.ts';
+import { isMainThread, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { syncChannelIo } from '../platform.ts';
 import { encodeMessage } from '../protocol/messages.ts';
 import { type ArenaHandle, arenaReader } from '../transport/arena.ts';
 import { FRAME_HEADER_BYTES, FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
@@ -53,12 +53,16 @@ if (!isMainThread && parentPort) {
         payload.set(buf.subarray(start + FRAME_HEADER_BYTES, end));
         port.postMessage(payload.buffer, [payload.buffer]);
       },
+      poll() {
+        for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port))
+          onMessage(m.message as ArrayBuffer);
+      },
     },
     arena ? arenaReader(arena) : undefined,
   );
   let broken = false;
   let heard = false;
-  port.on('message', (data: ArrayBuffer) => {
+  const onMessage = (data: ArrayBuffer) => {
     heard = true;
     if (broken) return;
     try {
@@ -68,7 +72,8 @@ if (!isMainThread && parentPort) {
       unreadable(send, error);
       process.exit(1);
     }
-  });
+  };
+  port.on('message', onMessage);
   process.on('uncaughtException', reportStray(runtime, 'uncaught exception'));
   process.on('unhandledRejection', reportStray(runtime, 'unhandled rejection'));
   port.postMessage(joinFrame(encodeMessage({ type: 'ready', pid: process.pid }), false).buffer);
@@ -91,7 +96,7 @@ if (!isMainThread && parentPort) {
   // whenever the socket has nothing queued; otherwise behind what is queued, in order. Not on
   // Windows, where the channel is a pipe libuv reads with overlapped I/O and a synchronous
   // write could block behind that read (platform.ts).
-  const direct = syncChannelWrites();
+  const direct = syncChannelIo();
   const sendFrame = (buf: Uint8Array, start: number, end: number) => {
     if (direct && socket.writableLength === 0) {
       try {
@@ -109,9 +114,33 @@ if (!isMainThread && parentPort) {
   const arenaFd = Number(process.env.PP_NODE_ARENA_FD);
   delete process.env.PP_NODE_ARENA_FD;
   const arena = Number.isInteger(arenaFd) ? arenaReader({ kind: 'file', fd: arenaFd }) : undefined;
-  const runtime = new WorkerRuntime({ send, sendFrame, flushed }, arena);
+  // Between jobs, what the server sent while the last one ran (the next job, a cancel) is read
+  // at once rather than after a turn of the event loop (0.1-0.3 ms after a job that slept).
+  // Only while the socket holds nothing it read before, so that bytes reach the reader in
+  // order; a fresh buffer each read, as the reader hands out views into it.
   let broken = false;
   let heard = false;
+  const scratch = Buffer.allocUnsafe(64 * 1024);
+  const poll = () => {
+    while (!broken && socket.readableLength === 0 && !socket.destroyed) {
+      let n: number;
+      try {
+        n = readSync(CHANNEL_FD, scratch, 0, scratch.length, null);
+      } catch {
+        return; // EAGAIN: nothing more has arrived (any other error, the socket reports too)
+      }
+      if (n === 0) return; // end of the channel: the socket sees it too, and 'end' exits
+      try {
+        reader.push(Buffer.from(scratch.subarray(0, n)));
+      } catch (error) {
+        broken = true; // a frame over the limit: the stream cannot be followed any more
+        unreadable(send, error);
+        void (flushed() ?? Promise.resolve()).then(() => process.exit(1));
+      }
+      if (n < scratch.length) return;
+    }
+  };
+  const runtime = new WorkerRuntime({ send, sendFrame, flushed, poll: direct ? poll : undefined }, arena);
   const reader = new FrameReader((bytes, start, end) => {
     heard = true;
     if (broken) return;
@@ -124,7 +153,15 @@ if (!isMainThread && parentPort) {
       void (flushed() ?? Promise.resolve()).then(() => process.exit(1));
     }
   });
-  socket.on('data', (chunk: Buffer) => reader.push(chunk));
+  // A chunk is read whole before its jobs start (WorkerRuntime.receiveAll): poll() must not
+  // read on while the reader is inside this one.
+  let chunk: Buffer | undefined;
+  const readChunk = () => reader.push(chunk!);
+  socket.on('data', (data: Buffer) => {
+    chunk = data;
+    runtime.receiveAll(readChunk);
+    chunk = undefined;
+  });
   // The server is gone (or closed the channel): nothing more can be delivered.
   socket.on('end', () => process.exit(0));
   socket.on('error', () => process.exit(0));

@@ -23,7 +23,9 @@ import {
   placeJobs,
   planSteals,
   stealDelayOf,
+  takeNewestFirst,
 } from '../../src/scheduler/policy.ts';
+import { RunTimes } from '../../src/scheduler/run-times.ts';
 import { NodeSpeed } from '../../src/scheduler/speed.ts';
 
 export interface SimNode {
@@ -69,8 +71,19 @@ type Event =
 
 const HASH = 'f';
 
+/** What a simulation leaves out of the Server's policy, to show what that part does. */
+export interface SimOptions {
+  /** Never take the queue newest first (policy.ts takeNewestFirst); default false. */
+  inOrder?: boolean;
+}
+
 /** Runs `jobs` (base durations, ms, in submission order) over `nodes`; `stealing` as Server's option. */
-export function simulate(nodes: readonly SimNode[], jobs: readonly number[], stealing: boolean): SimOutcome {
+export function simulate(
+  nodes: readonly SimNode[],
+  jobs: readonly number[],
+  stealing: boolean,
+  options: SimOptions = {},
+): SimOutcome {
   const events: Event[] = [];
   let seq = 0;
   const order = new Map<Event, number>();
@@ -87,6 +100,7 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
     events.splice(lo, 0, e);
   };
   const estimate = new DurationEstimate();
+  const runTimes = new RunTimes();
   const client = nodes.map(() => ({
     up: false,
     stopping: false,
@@ -138,6 +152,7 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
             ? Math.max(0, c.sent.size - n.ncpus - c.asked.size)
             : 0,
         stealDelayMs: stealDelayOf(false, n.rttMs, n.ncpus, c.sent.size, ms),
+        tailMs: ms === undefined ? undefined : ms * runTimes.tailFactor,
       };
     });
 
@@ -167,7 +182,13 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
       },
     },
   );
-  const drain = () => dispatcher.run(targets);
+  // As the Server: the last jobs of a burst that grows with submission order, longest first
+  // (nothing is submitted after the start here, so never back in order but by the option).
+  const drain = () => {
+    if (stealing && nodes.length > 1)
+      queue.newestFirst = takeNewestFirst(queue.size, runTimes.grows, options.inOrder === true);
+    dispatcher.run(targets);
+  };
 
   const steal = () => {
     const l = loads(true);
@@ -273,6 +294,7 @@ export function simulate(nodes: readonly SimNode[], jobs: readonly number[], ste
         const c = client[e.node]!;
         if (!c.sent.delete(e.id)) break;
         c.asked.delete(e.id);
+        runTimes.add(e.id, e.ms, msOn(e.node), e.node);
         c.speed.add(HASH, e.ms, estimate.value);
         estimate.add(e.ms);
         done++;
