@@ -3,8 +3,16 @@
 // read, and "not mine" (the general path) for everything else.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeSmall, encodeSmallArgs, encodeStringList, NOT_SMALL } from '../src/protocol/codec/small.ts';
-import { decodeRange, encode, encodeSplit } from '../src/protocol/codec.ts';
+import * as format from '../src/protocol/codec/format.ts';
+import {
+  decodeSmall,
+  decodeSmallArgs,
+  encodeSmallArgs,
+  encodeSmallInto,
+  encodeStringList,
+  NOT_SMALL,
+} from '../src/protocol/codec/small.ts';
+import { decode, decodeRange, encode, encodeInto, encodeSplit } from '../src/protocol/codec.ts';
 
 /** A deterministic PRNG (mulberry32), so a failure names a seed that reproduces it. */
 function prng(seed: number): () => number {
@@ -220,5 +228,66 @@ describe('codec fast path for lists of function hashes', () => {
     assert.equal(encodeStringList(['a'.repeat(86)]), null);
     assert.equal(encodeStringList(['é']), null);
     assert.equal(encodeStringList(new Array(16).fill('a')), null);
+  });
+});
+
+describe('codec fast paths of the worker side', () => {
+  it('reads back every argument list the fast writer takes, as the general decoder does', () => {
+    const rand = prng(99);
+    let taken = 0;
+    for (let round = 0; round < 20_000; round++) {
+      const args = Array.from({ length: Math.floor(rand() * 16) }, () => randomValue(rand));
+      const thisArg = rand() < 0.9 ? undefined : randomValue(rand);
+      const bytes = encodeSmallArgs(thisArg, args);
+      if (bytes === null) continue;
+      const got = decodeSmallArgs(bytes);
+      assert.ok(got, `round ${round}: not read back`);
+      taken++;
+      const want = decode(bytes) as [unknown, unknown[]];
+      assert.equal(got[1].length, want[1].length);
+      assert.ok(Object.is(got[0], want[0]));
+      for (let i = 0; i < want[1].length; i++)
+        assert.ok(Object.is(got[1][i], want[1][i]), `round ${round} [${i}]`);
+      // A plain Uint8Array (a worker thread's message) reads the same.
+      assert.deepEqual(decodeSmallArgs(new Uint8Array(bytes)), got);
+    }
+    assert.ok(taken > 2_000, `only ${taken} lists read back`);
+  });
+
+  it('reads Latin-1 strings as the general decoder does, and leaves the rest to it', () => {
+    // FIXSTR bytes above 0x7f: the encoder never writes them, the decoder reads them as Latin-1.
+    const bytes = Buffer.from([format.CODEC_VERSION, 0xa2, format.T_UNDEFINED, 0xa1, 0x82, 0xe9, 0x41]);
+    assert.deepEqual(decodeSmallArgs(bytes), decode(bytes));
+    const general = [
+      encodeSplit([undefined, [{ a: 1 }]]).bytes,
+      encodeSplit([undefined, ['x'.repeat(40)]]).bytes,
+      // biome-ignore lint/suspicious/noSparseArray: a hole goes to the general decoder
+      encodeSplit([undefined, [1, , 3]]).bytes,
+      encodeSplit([undefined, new Array(16).fill(0)]).bytes,
+      encodeSplit([{}, [1]]).bytes,
+      encode([1, [2]]).subarray(0, 4), // truncated
+      Buffer.concat([encodeSmallArgs(undefined, [1])!, Buffer.from([0])]), // trailing byte
+    ];
+    for (const b of general) assert.equal(decodeSmallArgs(b), undefined, `[${[...b]}]`);
+  });
+
+  it('writes a small result as encodeInto does, at an offset, and leaves the rest to it', () => {
+    for (const v of [...NUMBERS, ...STRINGS, undefined, null, true, false, [1], { a: 1 }, 1n]) {
+      const fast = Buffer.alloc(96, 0xee);
+      const slow = Buffer.alloc(96, 0xee);
+      const end = encodeSmallInto(v, fast, 48);
+      if (end === undefined) {
+        assert.ok(
+          typeof v === 'object' ||
+            typeof v === 'bigint' ||
+            (typeof v === 'string' && !/^[\x00-\x7f]{0,31}$/.test(v)),
+          `${String(v)} was left to the general encoder`,
+        );
+        continue;
+      }
+      assert.equal(end, encodeInto(v, undefined, 'result', slow, 48));
+      assert.deepEqual([...fast], [...slow], String(v));
+    }
+    assert.equal(encodeSmallInto(1, Buffer.alloc(60), 48), undefined, 'too little room left');
   });
 });

@@ -133,6 +133,83 @@ export function encodeStringList(list: readonly string[]): Buffer | null {
   return out;
 }
 
+/**
+ * Writes `value` as `encodeInto(value, classes, name, out, at)` does (version byte, then the
+ * value) if it is undefined, null, a boolean, a number or an ASCII string under 32 characters;
+ * returns the end, or undefined for anything else (the general encoder's).
+ */
+export function encodeSmallInto(value: unknown, out: Buffer, at: number): number | undefined {
+  if (out.byteLength - at < 2 + MAX_STRING) return undefined;
+  out[at] = CODEC_VERSION;
+  const end = writeSmall(out, at + 1, value);
+  return end < 0 ? undefined : end;
+}
+
+/**
+ * A job's `[thisArg, args]` read back from what {@link encodeSmallArgs} writes (primitives
+ * only, no holes), as `decode` returns it; undefined for anything else, malformed bytes
+ * included, which the general decoder reads or rejects with its error.
+ */
+export function decodeSmallArgs(bytes: Uint8Array): [unknown, unknown[]] | undefined {
+  const end = bytes.byteLength;
+  if (end < 4 || bytes[0] !== CODEC_VERSION || bytes[1] !== (FIXARRAY | 2)) return undefined;
+  const thisArg = readSmall(bytes, 2, end);
+  if (thisArg === NOT_SMALL) return undefined;
+  let p = smallEnd;
+  const t = bytes[p++];
+  if (t === undefined || t < FIXARRAY || t > (FIXARRAY | MAX_ARGS)) return undefined;
+  const n = t - FIXARRAY;
+  const args: unknown[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = readSmall(bytes, p, end);
+    if (v === NOT_SMALL) return undefined;
+    args.push(v);
+    p = smallEnd;
+  }
+  return p === end ? [thisArg, args] : undefined;
+}
+
+/** Where {@link readSmall} stopped. */
+let smallEnd = 0;
+
+/** A primitive as {@link writeSmall} writes it, at `p`, leaving its end in smallEnd; else NOT_SMALL. */
+function readSmall(b: Uint8Array, p: number, end: number): unknown {
+  if (p >= end) return NOT_SMALL;
+  const t = b[p]!;
+  if (t < 0x80 || t >= 0xe0) {
+    smallEnd = p + 1;
+    return t < 0x80 ? t : t - 0x100;
+  }
+  if (t < FIXARRAY) {
+    // A string of up to 31 Latin-1 characters (one byte each, as the decoder reads them).
+    const n = t - FIXSTR;
+    if (p + 1 + n > end) return NOT_SMALL;
+    smallEnd = p + 1 + n;
+    let s = '';
+    for (let i = p + 1; i < smallEnd; i++) s += String.fromCharCode(b[i]!);
+    return s;
+  }
+  if (t >= T_INT8 && t <= T_FLOAT64) {
+    const v = readNumberAt(b, p, end);
+    if (v === undefined) return NOT_SMALL;
+    smallEnd = numberEnd.pos;
+    return v;
+  }
+  smallEnd = p + 1;
+  switch (t) {
+    case T_UNDEFINED:
+      return undefined;
+    case T_NULL:
+      return null;
+    case T_FALSE:
+      return false;
+    case T_TRUE:
+      return true;
+    default:
+      return NOT_SMALL;
+  }
+}
+
 /** What {@link decodeSmall} returns for bytes it leaves to the general decoder. */
 export const NOT_SMALL: unique symbol = Symbol('not small');
 
