@@ -59,11 +59,15 @@ export function writeRunFrame(
   b[p++] = FIXARRAY | (slots ? 5 : 4);
   for (const c of RUN) b[p++] = c;
   p = writeLength(b, p, n);
+  // Small numbers (a function's index, a short blob's length) written in place: the commonest
+  // case costs no call, which counts while V8 still interprets this (a fresh process).
+  const oneFn = fns.length === 1;
   for (let i = 0; i < n; i++) {
     const job = jobs[i]!;
     b[p++] = ENTRY_HEAD;
     p = writeNumberAt(b, p, job.id);
-    p = writeNumberAt(b, p, fnIndex(fns, job.hash));
+    if (oneFn) b[p++] = 0;
+    else p = writeNumberAt(b, p, fnIndex(fns, job.hash));
     b[p++] = NO_TIMEOUT;
     b[p++] = NO_REFS;
   }
@@ -81,7 +85,8 @@ export function writeRunFrame(
   for (let i = 0; i < n; i++) {
     const len = blobs[i]!.byteLength;
     body += len;
-    p = writeNumberAt(b, p, len);
+    if (len < 0x80) b[p++] = len;
+    else p = writeNumberAt(b, p, len);
   }
   const headLen = p - PREFIX;
   writeU32BE(b, 0, HEAD_LENGTH_BYTES + headLen + body);
