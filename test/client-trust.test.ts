@@ -82,7 +82,7 @@ test('a refusal is not final: reported once, retried with backoff (not in a loop
 });
 
 /** DiscoveredNodes with real RemoteNodes, as the Server makes them. */
-function discovery(limits: ConstructorParameters<typeof DiscoveredNodes>[1] = {}) {
+function discovery(limits: ConstructorParameters<typeof DiscoveredNodes>[1] = {}, otherNodeMs?: number) {
   const secret = new TextEncoder().encode(SECRET);
   const made: RemoteNode[] = [];
   const dropped: RemoteNode[] = [];
@@ -102,6 +102,7 @@ function discovery(limits: ConstructorParameters<typeof DiscoveredNodes>[1] = {}
             label: found.instance,
             secret,
             maxBackoffMs: 500,
+            ...(otherNodeMs !== undefined && { otherNodeMs }),
           },
           events,
           listener,
@@ -156,6 +157,31 @@ test('an impostor that announces the real node id with its own address never tak
     d.close();
     for (const n of made) await n.close();
     await Promise.all([real.close().catch(() => {}), liar.close(), other.close()]);
+  }
+});
+
+test('an address where another node answered is tried again later: the node may come back at it (DHCP)', {
+  timeout: 60_000,
+}, async () => {
+  // node-a is announced at an address where node-b answers (it moved, and node-b got it).
+  const b = await startFakeNode({ secret: SECRET, id: 'node-b' });
+  const port = b.port;
+  const { d, made } = discovery({}, 300);
+  let a: Awaited<ReturnType<typeof startFakeNode>> | undefined;
+  try {
+    d.up(announced('a', 'node-a', port));
+    await waitFor(() => b.authenticated > 0, 10_000, 'node-b to answer');
+    assert.notEqual(made[0]!.state, 'ready');
+    // node-b leaves; node-a comes back at that address and is announced again.
+    await b.close();
+    a = await startFakeNode({ secret: SECRET, id: 'node-a', port });
+    d.up(announced('a', 'node-a', port));
+    await waitFor(() => made[0]!.state === 'ready', 15_000, 'node-a at its old address');
+    assert.equal(made[0]!.info?.id, 'node-a');
+  } finally {
+    d.close();
+    for (const n of made) await n.close();
+    await Promise.all([b.close().catch(() => {}), a?.close()]);
   }
 });
 

@@ -61,6 +61,18 @@ function fresh(name: string): string {
   return dir;
 }
 
+/** A node that says it runs another platform (in this process: a test option of Daemon). */
+function otherPlatformDaemon(name: string): Daemon {
+  return new Daemon(
+    loopbackDaemon(SECRET, {
+      name,
+      id: `${name}-platform`,
+      cacheDir: fresh('daemon-cache'),
+      runtime: { platform: 'win32', arch: 'arm64', node: 'v22.0.0', abi: '127' },
+    }),
+  );
+}
+
 /** Runs a client script; resolves with the JSON line it prints. */
 function runClient(script: string, nodePort: number, cwd: string, home: string): Promise<any> {
   return new Promise((resolve, reject) => {
@@ -172,15 +184,7 @@ await server.close();
     writeFileSync(join(pkg, 'build', 'Release', 'addon.node'), 'not really a shared object');
     const entry = join(pkg, 'index.js');
 
-    // A node that says it runs another platform (in this process: a test option of Daemon).
-    const daemon = new Daemon(
-      loopbackDaemon(SECRET, {
-        name: 'other',
-        id: 'other-platform',
-        cacheDir: fresh('daemon-cache'),
-        runtime: { platform: 'win32', arch: 'arm64', node: 'v22.0.0', abi: '127' },
-      }),
-    );
+    const daemon = otherPlatformDaemon('other');
     const port = await daemon.listen();
     try {
       const remoteOnly = new Server({
@@ -219,6 +223,64 @@ await server.close();
       assert.equal(remote?.jobs ?? 0, 0, 'no job went to the node that cannot load the addon');
       await both.close();
     } finally {
+      await daemon.close(0);
+    }
+  });
+
+  it('a job only some nodes can run does not wait for ever while a faster node that cannot run it idles', async () => {
+    // A package built by node-gyp (so its jobs run only where it was packed) whose code does
+    // not load its addon: its jobs run here.
+    const dir = fresh('native-faster');
+    const pkg = join(dir, 'node_modules', 'fake-native');
+    mkdirSync(pkg, { recursive: true });
+    writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'fake-native', version: '1.0.0' }));
+    writeFileSync(join(pkg, 'binding.gyp'), '{ "targets": [] }\n');
+    writeFileSync(join(pkg, 'index.js'), "module.exports = { x: 'ran' };\n");
+    const entry = join(pkg, 'index.js');
+    // Workers take their environment when they start: the other node's run jobs 3x as fast.
+    const slowdown = process.env.PP_TEST_SLOWDOWN;
+    process.env.PP_TEST_SLOWDOWN = '1';
+    const daemon = otherPlatformDaemon('fast-other');
+    process.env.PP_TEST_SLOWDOWN = '3';
+    const server = new Server({
+      ncpus: 1,
+      ppservers: [`127.0.0.1:${await daemon.listen()}`],
+      secret: SECRET,
+      cacheDir: fresh('c'),
+    });
+    if (slowdown === undefined) delete process.env.PP_TEST_SLOWDOWN;
+    else process.env.PP_TEST_SLOWDOWN = slowdown;
+    try {
+      await new Promise((resolve) => server.once('node-up', resolve));
+      const sleepy = (ms: number) => {
+        const factor = Number(process.env.PP_TEST_SLOWDOWN) || 1;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms * factor);
+        return factor;
+      };
+      // Both nodes run plain jobs, so the server learns that the other one is 3x as fast.
+      const factors = await Promise.all(Array.from({ length: 12 }, () => server.submit(sleepy, [10])));
+      assert.ok(factors.includes(1) && factors.includes(3), `ran on both: ${factors.join(',')}`);
+      const nativeJob = (ms: number) => {
+        Atomics.wait(
+          new Int32Array(new SharedArrayBuffer(4)),
+          0,
+          0,
+          ms * (Number(process.env.PP_TEST_SLOWDOWN) || 1),
+        );
+        return native.x;
+      };
+      // One by one, on an idle cluster: the local worker is the only one that can run them.
+      for (let i = 0; i < 3; i++) {
+        const outcome = await Promise.race([
+          server.submit(nativeJob, [10], { modules: [{ native: entry }] }),
+          new Promise((resolve) => setTimeout(resolve, 10_000, `job ${i} never settled`).unref()),
+        ]);
+        assert.equal(outcome, 'ran');
+      }
+      const remote = server.getStats().nodes.find((n) => n.node !== 'local');
+      assert.ok(remote && remote.jobs > 0 && remote.jobs < 12, 'the other node ran plain jobs only');
+    } finally {
+      await server.close();
       await daemon.close(0);
     }
   });

@@ -21,7 +21,9 @@ import { NodeHandshake } from '../src/protocol/handshake.ts';
 import { decodeMessage, encodeMessage, JobStatus } from '../src/protocol/messages.ts';
 import { SecureSocket } from '../src/protocol/secure-socket.ts';
 import { isNodeStatus } from '../src/protocol/status.ts';
+import { startDelayProxy } from './helpers/delay-proxy.ts';
 import { BIN, type NodeProcess, startNode } from './helpers/nodes.ts';
+import { pollUntil } from './helpers/poll.ts';
 
 const SECRET = randomBytes(32).toString('hex');
 const OTHER = randomBytes(32).toString('hex');
@@ -287,6 +289,57 @@ describe('status over the network (127.0.0.1, no mDNS)', { timeout: 120_000 }, (
       assert.match(e.message, /rejected this machine's secret/);
       return true;
     });
+  });
+
+  it('before the node proves the secret, a monitor reads at most 128 bytes a message', async () => {
+    // Whatever answers at a node's address: here, a peer that sends 2 MiB at once.
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+    await new Promise((r) => wss.once('listening', r));
+    const closed = new Promise<number>((resolve) =>
+      wss.on('connection', (ws) => {
+        ws.on('close', resolve);
+        ws.send(Buffer.alloc(2 << 20, 1));
+      }),
+    );
+    try {
+      const port = (wss.address() as { port: number }).port;
+      await assert.rejects(
+        NodeProbe.connect(['127.0.0.1'], port, Buffer.from(SECRET), { timeoutMs: 5000 }),
+        ProbeError,
+      );
+      assert.equal(await closed, 1009, 'message too big: closed before the payload was read');
+    } finally {
+      await new Promise((r) => wss.close(r));
+    }
+  });
+
+  it('a node listed twice (two addresses) is one row', async () => {
+    const other = await startDelayProxy({ targetPort: port, oneWayMs: 0 }); // a second way in
+    const watch = new ClusterWatch(
+      {
+        json: true,
+        secretFile: undefined,
+        timeoutS: 1,
+        interface: undefined,
+        nodes: [
+          { host: '127.0.0.1', port },
+          { host: '127.0.0.1', port: other.port },
+        ],
+        mdns: false,
+        allowWeakSecret: false,
+      },
+      Buffer.from(SECRET),
+    );
+    try {
+      await watch.start();
+      await pollUntil(() => watch.settled, { what: 'both entries probed' });
+      const rows = watch.nodes;
+      assert.equal(rows.length, 1, JSON.stringify(rows.map((r) => r.key)));
+      assert.equal(rows[0]!.state, 'up');
+    } finally {
+      await watch.stop();
+      await other.close();
+    }
   });
 
   it('a monitor does not keep a node from its --idle-timeout', async () => {

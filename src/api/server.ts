@@ -791,7 +791,14 @@ export class Server extends EventEmitter<ServerEvents> {
    */
   #place(next: JobRecord, queued: number, nodes: readonly ComputeNode[]): number[] {
     if (!this.#spread()) return assignJobs(queued, roomOfNodes(nodes, next.fn.estimate.value, queued));
-    return placeJobs(queued, this.#loads(next.fn, queued, false));
+    const loads = this.#loads(next.fn, queued, false);
+    // A job only some nodes can run (a native addon) is placed among those alone: placed on a
+    // node that would finish it first but cannot run it, it would wait there for ever.
+    const need = next.fn.needsRuntime;
+    if (need !== undefined)
+      for (let i = 0; i < nodes.length; i++)
+        if (nodes[i]!.runtimeKey !== need) loads[i] = { ...loads[i]!, ncpus: 0, room: 0 };
+    return placeJobs(queued, loads);
   }
 
   /** Hands a batch placed by the dispatcher to its node. */

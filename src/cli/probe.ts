@@ -2,7 +2,13 @@ import { printable } from '../log.ts';
 import { dialNode, formatAddress, opened } from '../protocol/dial.ts';
 import { STATUS_PROTOCOL } from '../protocol/handshake.ts';
 import { decodeMessage, encodeMessage, type Message, type NodeInfo } from '../protocol/messages.ts';
-import { clientHandshake, type HandshakeFailure, type SecureSocket } from '../protocol/secure-socket.ts';
+import { PREAUTH_MAX_PAYLOAD, raiseMaxPayload } from '../protocol/preauth-payload.ts';
+import {
+  clientHandshake,
+  type HandshakeFailure,
+  MAX_WS_PAYLOAD,
+  type SecureSocket,
+} from '../protocol/secure-socket.ts';
 import type { NodeStatus } from '../protocol/status.ts';
 
 /**
@@ -138,7 +144,8 @@ export class NodeProbe {
     let last = new ProbeError('unreachable', 'no address to try');
     for (const host of hosts) {
       const where = formatAddress(host, port);
-      const ws = dialNode(host, port, timeoutMs);
+      // Anyone may answer at a node's address: little is read until it has proved the secret.
+      const ws = dialNode(host, port, timeoutMs, PREAUTH_MAX_PAYLOAD);
       ws.on('error', () => {});
       try {
         await opened(ws);
@@ -150,7 +157,7 @@ export class NodeProbe {
       }
       let socket: SecureSocket;
       try {
-        socket = await clientHandshake(ws, secret, timeoutMs);
+        socket = await clientHandshake(ws, secret, timeoutMs, () => raiseMaxPayload(ws, MAX_WS_PAYLOAD));
       } catch (error) {
         ws.terminate();
         const f = error as HandshakeFailure;

@@ -87,6 +87,11 @@ export interface ClusterWatchOptions {
   onDiscoveryError?: (e: Error) => void;
 }
 
+/** Which of two entries for one node to show: a connected one, then one the user listed. */
+function rank(n: WatchedNode): number {
+  return (n.state === 'up' ? 2 : 0) + (n.source === 'nodes' ? 1 : 0);
+}
+
 export class ClusterWatch {
   readonly #cfg: WatchConfig;
   readonly #secret: Uint8Array | null;
@@ -127,11 +132,26 @@ export class ClusterWatch {
     return this.#browser?.responders ?? [];
   }
 
-  /** Every node, in a stable order (name, then address). */
+  /**
+   * Every node once, in a stable order (name, then address). A node listed in `--nodes` and
+   * found by mDNS too, or listed under two addresses, is one row once connected (its id says
+   * so): the connected entry, else the `--nodes` one.
+   */
   get nodes(): WatchedNode[] {
-    return [...this.#entries.values()]
+    const sorted = [...this.#entries.values()]
       .map(({ probe: _p, busy: _b, nextTry: _n, ...n }) => ({ ...n }))
       .sort((a, b) => a.name.localeCompare(b.name) || a.key.localeCompare(b.key));
+    const rows: WatchedNode[] = [];
+    const rowOf = new Map<string, number>();
+    for (const n of sorted) {
+      const id = n.info?.id;
+      const at = id === undefined ? undefined : rowOf.get(id);
+      if (at === undefined) {
+        if (id !== undefined) rowOf.set(id, rows.length);
+        rows.push(n);
+      } else if (rank(n) > rank(rows[at]!)) rows[at] = n;
+    }
+    return rows;
   }
 
   /** True when no node is still connecting and no probe is under way. */

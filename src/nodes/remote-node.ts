@@ -68,9 +68,16 @@ export interface RemoteNodeOptions {
   label?: string;
   /**
    * The node id this entry stands for (discovered nodes): the id the node says after it has
-   * authenticated must be this one; an address where another node answers is not used again.
+   * authenticated must be this one; an address where another node answers is not used again
+   * for `otherNodeMs`.
    */
   expectId?: string;
+  /**
+   * How long an address where another node answered is not tried again (default 60000 ms).
+   * Not for ever: on a LAN an address moves from one machine to another (DHCP), and this node
+   * may come back at it.
+   */
+  otherNodeMs?: number;
   /** Bounds concurrent pre-authentication dials (default: none). */
   dial?: DialGate;
   /** First wait after an unauthenticated refusal (default 5000 ms; doubles up to maxBackoffMs). */
@@ -102,6 +109,8 @@ export interface RemoteNodeListener {
 const STABLE_AFTER_MS = 10_000;
 /** Added to four round trips: how long an unanswered steal keeps this node from another. */
 const STEAL_ANSWER_GRACE_MS = 100;
+/** Default of RemoteNodeOptions.otherNodeMs. */
+const OTHER_NODE_MS = 60_000;
 
 /**
  * Whoever answered at the node's address refused the handshake (REJECTED, a bad proof, a version
@@ -149,8 +158,8 @@ export class RemoteNode implements ComputeNode {
   private failedRounds = 0;
   private authenticatedOnce = false;
   private endpoints: Endpoint[];
-  /** Endpoints where another node (authenticated, another id) answers: never tried again. */
-  private readonly otherNode = new Set<string>();
+  /** Endpoints where another node (authenticated, another id) answered, and when. */
+  private readonly otherNode = new Map<string, number>();
   /** The endpoint of the current or last authenticated connection: tried first. */
   private lastGood: string | null = null;
   private current: Endpoint | null = null;
@@ -345,6 +354,9 @@ export class RemoteNode implements ComputeNode {
   /** The endpoints to try, the last one that authenticated first; none where another node answers. */
   private candidates(): Endpoint[] {
     // Node's URL parser refuses IPv6 zone ids (fe80::1%eth0): link-local addresses cannot be used.
+    const now = Date.now();
+    for (const [key, at] of this.otherNode)
+      if (now - at >= (this.opts.otherNodeMs ?? OTHER_NODE_MS)) this.otherNode.delete(key);
     const all = this.endpoints.filter((e) => !this.otherNode.has(endpointKey(e)));
     const usable = all.filter((e) => !e.host.includes('%'));
     const list = usable.length > 0 ? usable : all;
@@ -505,8 +517,8 @@ export class RemoteNode implements ComputeNode {
       case 'welcome': {
         if (this.opts.expectId !== undefined && msg.info.id !== this.opts.expectId) {
           // Another node (it proved the secret) answers at this endpoint: it has its own entry
-          // if it is announced; this one never tries the endpoint again.
-          if (this.current) this.otherNode.add(endpointKey(this.current));
+          // if it is announced; this one does not try the endpoint again for a while.
+          if (this.current) this.otherNode.set(endpointKey(this.current), Date.now());
           this.socket?.close(CloseCode.Normal, 'not the node we were looking for');
           return;
         }
