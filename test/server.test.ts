@@ -222,6 +222,26 @@ describe('Server on local processes', () => {
     );
   });
 
+  test('the same function, with and without deps, in turns: each submit checked on its own', async () => {
+    // submit remembers the last plain function (no deps, modules, globals): a refused one must
+    // never be remembered, and one given deps must not make a plain submit of it pass.
+    for (let round = 0; round < 2; round++) {
+      assert.throws(() => server.submit(sumPrimes, [10]), UndeclaredIdentifierError);
+      assert.equal(await server.submit(sumPrimes, [10], { deps: [isprime] }), sumPrimes(10));
+      assert.throws(() => server.submit(sumPrimes, [10]), UndeclaredIdentifierError);
+    }
+    const twice = (x: number) => 2 * x;
+    const thrice = (x: number) => 3 * x;
+    const out = await Promise.all([
+      server.submit(twice, [1]),
+      server.submit(twice, [2]),
+      server.submit(thrice, [2]),
+      server.submit(twice, [3], { globals: { unused: 1 } }),
+      server.submit(twice, [4]),
+    ]);
+    assert.deepEqual(out, [2, 4, 6, 6, 8]);
+  });
+
   test('submit refuses arguments that cannot travel', () => {
     assert.throws(() => server.submit((f: unknown) => f, [() => 1]), /args\[0\]/);
     assert.throws(() => server.submit((p: Point) => p.x, [new Point(1, 2)]), /Point/);

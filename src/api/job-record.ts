@@ -66,8 +66,12 @@ export class JobRecord implements DispatchJob, JobOwner {
   estimatedMs: number | undefined = undefined;
   /** The node it was given to; null while queued (or once handed back). */
   node: ComputeNode | null = null;
-  /** When it was last given to a node (performance.now() ms). */
-  dispatchedAt = 0;
+  /**
+   * When it was last given to a node (performance.now() ms); NaN until then. Not 0: V8 would
+   * store a small integer, and the first fractional time written would change the layout of
+   * every record made so far (10,000 migrations in the middle of a first burst).
+   */
+  dispatchedAt = Number.NaN;
   /** A copy running elsewhere because this one runs late (speculative execution), if any. */
   backup: BackupJob | null = null;
   /** May run a backup copy (Server's or submit's `speculative`). */

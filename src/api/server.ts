@@ -11,7 +11,7 @@ import { Dashboard, type DashboardOptions, dashboardOptions } from '../dashboard
 import { type DiscoveredNode, NodeBrowser } from '../discovery/index.ts';
 import { JobCancelledError, JobSetupError, PPError, ServerClosedError } from '../errors.ts';
 import { type FunctionBundle, getBundle, type ModuleSpec } from '../functions/bundle.ts';
-import type { ComputeNode, JobResult, NodeEvents, RefData } from '../nodes/compute-node.ts';
+import type { ComputeNode, NodeEvents, RefData } from '../nodes/compute-node.ts';
 import { type JobArgs, releaseArgs, wholeArgs } from '../nodes/job-args.ts';
 import { LocalPool } from '../nodes/local-pool.ts';
 import {
@@ -22,6 +22,7 @@ import {
   type RemoteNodeListener,
 } from '../nodes/remote-node.ts';
 import type { Isolation } from '../nodes/worker-handle.ts';
+import { decodeSmall, encodeSmallArgs, NOT_SMALL } from '../protocol/codec/small.ts';
 import {
   type ClassRegistry,
   decodeRange,
@@ -194,6 +195,7 @@ export interface ServerEvents {
 }
 
 const NO_ARGS: readonly unknown[] = Object.freeze([]);
+const NO_OPTIONS: SubmitOptions = Object.freeze({});
 
 interface NodeCounters {
   jobs: number;
@@ -271,7 +273,8 @@ export class Server extends EventEmitter<ServerEvents> {
     checkNcpus(ncpus);
     const events: NodeEvents = {
       // Nodes hand back the DispatchJob objects they were given: this server's JobRecords.
-      onResult: (node, job, ...result) => this.#onResult(node, job as Dispatched, ...result),
+      onResult: (node, job, status, durationMs, bytes, start, end) =>
+        this.#onResult(node, job as Dispatched, status, durationMs, bytes, start, end),
       onJobFailed: (node, job, error) => this.#onJobFailed(node, job as Dispatched, error),
       onRequeue: (_node, jobs, stolen) => {
         if (stolen) for (const job of jobs) if (!(job instanceof BackupJob)) this.#stolen++;
@@ -410,22 +413,18 @@ export class Server extends EventEmitter<ServerEvents> {
     args?: RefArgs<A>,
     options?: SubmitOptions<Awaited<R>>,
   ): Job<Awaited<R>>;
-  submit(fn: JobFunction, args: readonly unknown[] = [], options: SubmitOptions = {}): Job<any> {
+  submit(fn: JobFunction, args: readonly unknown[] = NO_ARGS, options: SubmitOptions = NO_OPTIONS): Job<any> {
     if (this.#closed) throw new ServerClosedError('submit() after close(): create a new Server');
     if (!Array.isArray(args)) {
       throw new TypeError(`submit(fn, args): args must be an array of arguments, got ${typeof args}`);
     }
-    const bundle = getBundle({
-      fn: fn as Function | [object, string],
-      deps: options.deps,
-      modules: options.modules,
-      globals: options.globals,
-    });
-    const fnEntry = this.#functionOf(bundle);
+    const fnEntry = this.#entryOf(fn, options);
+    const bundle = fnEntry.bundle;
     if (fnEntry.modules) this.#modules.checkRunnable(fnEntry.modules, this.#nodes, bundle.name);
     const encoded = this.#captureArgs(bundle.thisArg, args, fnEntry.registry);
     let refs: RefData[] = NO_REFS;
-    for (const arg of args) {
+    for (let i = 0; i < args.length; i++) {
+      const arg = args[i];
       if (!(arg instanceof Ref)) continue;
       const stored = this.#refs.get(arg.id);
       if (!stored)
@@ -482,6 +481,31 @@ export class Server extends EventEmitter<ServerEvents> {
     }
     this.#scheduleDrain();
     return job;
+  }
+
+  // The last plain function submitted (no deps, modules or globals) and what is known of it:
+  // a loop that submits one function finds it here, without the bundle cache's lookup and the
+  // spec object it takes. (getBundle gives a plain function the same bundle every time.)
+  #lastPlainFn: Function | null = null;
+  #lastPlainEntry: FunctionEntry | null = null;
+
+  #entryOf(fn: JobFunction, options: SubmitOptions): FunctionEntry {
+    const plain =
+      options.deps === undefined && options.modules === undefined && options.globals === undefined;
+    if (plain && fn === this.#lastPlainFn) return this.#lastPlainEntry!;
+    const entry = this.#functionOf(
+      getBundle({
+        fn: fn as Function | [object, string],
+        deps: options.deps,
+        modules: options.modules,
+        globals: options.globals,
+      }),
+    );
+    if (plain && typeof fn === 'function') {
+      this.#lastPlainFn = fn;
+      this.#lastPlainEntry = entry;
+    }
+    return entry;
   }
 
   /**
@@ -654,6 +678,8 @@ export class Server extends EventEmitter<ServerEvents> {
    * memory of this process, else onto the heap.
    */
   #captureArgs(thisArg: unknown, args: readonly unknown[], registry: ClassRegistry): JobArgs {
+    const small = encodeSmallArgs(thisArg, args); // a few numbers or short strings (codec/small.ts)
+    if (small) return wholeArgs(small);
     const { bytes, segments } = encodeArgs(thisArg, args, registry);
     if (segments.length === 0) return wholeArgs(bytes);
     const parts = segments.map((s) => s.bytes);
@@ -779,11 +805,19 @@ export class Server extends EventEmitter<ServerEvents> {
   #send(node: ComputeNode, batch: JobRecord[]): void {
     const spread = this.#spread();
     const now = performance.now();
+    // Looked up once per function in the batch: each lookup of a fractional estimate makes a
+    // new heap number, which every queued record would then keep.
+    let fn: FunctionEntry | null = null;
+    let ms: number | undefined;
     for (let i = 0; i < batch.length; i++) {
       const rec = batch[i]!;
       rec.node = node;
       rec.dispatchedAt = now;
-      rec.estimatedMs = spread ? this.#msOn(node, rec.fn) : rec.fn.estimate.value;
+      if (rec.fn !== fn) {
+        fn = rec.fn;
+        ms = spread ? this.#msOn(node, fn) : fn.estimate.value;
+      }
+      rec.estimatedMs = ms;
     }
     this.#lastFn = batch[batch.length - 1]!.fn;
     if (spread && node.inFlight === 0) this.#speedOf(node).quietSince = now;
@@ -954,7 +988,15 @@ export class Server extends EventEmitter<ServerEvents> {
     return this.#speeds.get(node)?.msPerJob(fn.bundle.hash, mean) ?? mean;
   }
 
-  #onResult(node: ComputeNode, job: Dispatched, ...[status, durationMs, bytes, start, end]: JobResult): void {
+  #onResult(
+    node: ComputeNode,
+    job: Dispatched,
+    status: JobStatus,
+    durationMs: number,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+  ): void {
     this.#scheduleDrain();
     let rec: JobRecord;
     if (job instanceof BackupJob) {
@@ -989,10 +1031,14 @@ export class Server extends EventEmitter<ServerEvents> {
     let ok = false;
     let outcome: unknown;
     try {
-      // A node may hold the secret and still not be trusted with this process's memory (issue 13):
-      // what a result may cost to decode is tied to its size on the wire.
-      const limits = node instanceof RemoteNode ? { maxHeapBytes: heapBudgetFor(end - start) } : undefined;
-      const value = decodeRange(bytes, start, end, rec.fn.registry, limits);
+      // A number, boolean, null or undefined is read at once (codec/small.ts). A node may hold
+      // the secret and still not be trusted with this process's memory (issue 13): what any
+      // other result may cost to decode is tied to its size on the wire.
+      let value = decodeSmall(bytes, start, end);
+      if (value === NOT_SMALL) {
+        const limits = node instanceof RemoteNode ? { maxHeapBytes: heapBudgetFor(end - start) } : undefined;
+        value = decodeRange(bytes, start, end, rec.fn.registry, limits);
+      }
       if (status === JobStatus.Ok) {
         ok = true;
         outcome = value;
@@ -1066,8 +1112,9 @@ export class Server extends EventEmitter<ServerEvents> {
   /** Why no job can ever run here (every node failed for good), or null. */
   #whyUnusable(): Error | null {
     if (this.#browser) return null; // nodes may still appear
-    // A loop, not some(callback): this runs on every submit.
-    for (const n of this.#nodes) if (n.usable) return null;
+    // An indexed loop, not some(callback) or for-of: this runs on every submit.
+    const nodes = this.#nodes;
+    for (let i = 0; i < nodes.length; i++) if (nodes[i]!.usable) return null;
     return this.#lastRejection ?? this.#fatal ?? null;
   }
 

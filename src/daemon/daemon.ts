@@ -115,7 +115,7 @@ export class Daemon implements SessionOwner {
         cacheDir: this.packages.store.cacheDir,
       },
       {
-        onResult: (_n, job, ...[status, durationMs, bytes, start, end]) => {
+        onResult: (_n, job, status, durationMs, bytes, start, end) => {
           this.statusBook.finished(status);
           this.outcomes.result(job.id, status, durationMs, bytes.subarray(start, end));
         },

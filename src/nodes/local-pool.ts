@@ -8,13 +8,19 @@
  */
 
 import { JobCancelledError, JobSetupError, JobTimeoutError, WorkerCrashError } from '../errors.ts';
-import { type BlobParts, encodeMessage, type Message, runMessage } from '../protocol/messages.ts';
+import {
+  type BlobParts,
+  encodeMessage,
+  type JobStatus,
+  type Message,
+  runMessage,
+} from '../protocol/messages.ts';
 import { writeRunFrame } from '../protocol/run-frame.ts';
 import { localRuntime, runtimeKey } from '../protocol/runtime-info.ts';
 import { HOLD_NEXT_WAITING_PER_WORKER, workerDepth } from '../scheduler/depth.ts';
 import { levelFill } from '../scheduler/policy.ts';
 import { type ArenaSlot, createFileArena, createMemoryArena, type SharedArena } from '../transport/arena.ts';
-import type { ComputeNode, DispatchJob, JobResult, NodeEvents } from './compute-node.ts';
+import type { ComputeNode, DispatchJob, NodeEvents } from './compute-node.ts';
 import { argsParts } from './job-args.ts';
 import { type WorkerExit, WorkerHandle, type WorkerOptions } from './worker-handle.ts';
 
@@ -258,7 +264,7 @@ export class LocalPool implements ComputeNode {
   private sendBatch(w: WorkerHandle, batch: DispatchJob[]): void {
     w.cache.sendMissing(batch, w);
     const wasIdle = w.inFlight.length === 0;
-    for (const job of batch) w.inFlight.push(job);
+    for (let i = 0; i < batch.length; i++) w.inFlight.push(batch[i]!);
     this.placedCount += batch.length;
     // The worker itself needs neither timeouts (the pool enforces them) nor ref ids.
     const blobs: Uint8Array[] = [];
@@ -352,8 +358,8 @@ export class LocalPool implements ComputeNode {
       {
         onMessage: (worker, msg) => this.onMessage(worker, msg),
         // One result, read by the worker handle's fast path (protocol/result-frame.ts).
-        onResult: (worker, id, ...result) => {
-          this.takeResult(worker, id, ...result);
+        onResult: (worker, id, status, durationMs, bytes, start, end) => {
+          this.takeResult(worker, id, status, durationMs, bytes, start, end);
           this.afterResults(worker);
         },
         onExit: (worker, exit) => this.onExit(worker, exit),
@@ -412,7 +418,15 @@ export class LocalPool implements ComputeNode {
     this.afterResults(w);
   }
 
-  private takeResult(w: WorkerHandle, id: number, ...result: JobResult): void {
+  private takeResult(
+    w: WorkerHandle,
+    id: number,
+    status: JobStatus,
+    durationMs: number,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+  ): void {
     // Jobs run in order, so the answer is for the head; anything else is a protocol bug.
     const inFlight = w.inFlight;
     let job = inFlight[0];
@@ -424,7 +438,7 @@ export class LocalPool implements ComputeNode {
     }
     this.placedCount--;
     if (this.asked.size > 0) this.asked.delete(job!);
-    this.events.onResult(this, job!, ...result);
+    this.events.onResult(this, job!, status, durationMs, bytes, start, end);
   }
 
   /** Jobs the worker gave back unstarted (it was asked to withdraw them). */

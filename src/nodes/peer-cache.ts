@@ -22,14 +22,24 @@ export class PeerCache {
    * as held; call it before the jobs' run message.
    */
   sendMissing(jobs: readonly DispatchJob[], to: MessageSink): void {
+    // Indexed loops, and each run of jobs of one function looked up once: this runs for every
+    // job, and until V8 optimises it, a for-of allocates an iterator result per step.
     let defs: FunctionDefinition[] | undefined;
-    for (const job of jobs) {
-      if (this.#defs.has(job.hash)) continue;
-      this.#defs.add(job.hash);
+    let last: string | undefined;
+    let anyRefs = false;
+    for (let i = 0; i < jobs.length; i++) {
+      const job = jobs[i]!;
+      if (job.refs.length > 0) anyRefs = true;
+      const hash = job.hash;
+      if (hash === last) continue;
+      last = hash;
+      if (this.#defs.has(hash)) continue;
+      this.#defs.add(hash);
       (defs ??= []).push(job.definition());
     }
     // One definition per message: each was checked alone against the head limits (functions/bundle.ts).
     if (defs) for (const def of defs) to.send(encodeMessage({ type: 'define', defs: [def] }));
+    if (!anyRefs) return;
     let refs: string[] | undefined;
     let blobs: Uint8Array[] | undefined;
     for (const job of jobs) {

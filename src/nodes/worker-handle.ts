@@ -14,11 +14,11 @@ import { setPriority } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { workerChannelStdio, workerIgnoredSignals } from '../platform.ts';
-import { decodeMessage, type Message } from '../protocol/messages.ts';
+import { decodeMessage, type JobStatus, type Message } from '../protocol/messages.ts';
 import { type ResultView, readResult } from '../protocol/result-frame.ts';
 import type { ArenaHandle } from '../transport/arena.ts';
 import { FrameReader, joinFrame, writeFrame } from '../transport/frames.ts';
-import type { DispatchJob, JobResult } from './compute-node.ts';
+import type { DispatchJob } from './compute-node.ts';
 import { PeerCache } from './peer-cache.ts';
 
 export type Isolation = 'process' | 'thread';
@@ -58,7 +58,15 @@ export interface WorkerExit {
 export interface WorkerListener {
   onMessage(w: WorkerHandle, msg: Message): void;
   /** A one-result 'done' message, read without building it (protocol/result-frame.ts); its value is `bytes[start, end)`. */
-  onResult(w: WorkerHandle, id: number, ...result: JobResult): void;
+  onResult(
+    w: WorkerHandle,
+    id: number,
+    status: JobStatus,
+    durationMs: number,
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+  ): void;
   onExit(w: WorkerHandle, exit: WorkerExit): void;
 }
 

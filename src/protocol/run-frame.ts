@@ -9,6 +9,7 @@
  */
 import { FRAME_HEADER_BYTES, writeU32BE } from '../transport/frames.ts';
 import { FIXARRAY, FIXSTR, NUMBER_MAX_BYTES as NUMBER_MAX, T_ARRAY } from './codec/format.ts';
+import { encodeStringList } from './codec/small.ts';
 import { encode, writeNumberAt } from './codec.ts';
 import { HEAD_LENGTH_BYTES } from './messages.ts';
 
@@ -58,11 +59,15 @@ export function writeRunFrame(
   b[p++] = FIXARRAY | (slots ? 5 : 4);
   for (const c of RUN) b[p++] = c;
   p = writeLength(b, p, n);
+  // Small numbers (a function's index, a short blob's length) written in place: the commonest
+  // case costs no call, which counts while V8 still interprets this (a fresh process).
+  const oneFn = fns.length === 1;
   for (let i = 0; i < n; i++) {
     const job = jobs[i]!;
     b[p++] = ENTRY_HEAD;
     p = writeNumberAt(b, p, job.id);
-    p = writeNumberAt(b, p, fnIndex(fns, job.hash));
+    if (oneFn) b[p++] = 0;
+    else p = writeNumberAt(b, p, fnIndex(fns, job.hash));
     b[p++] = NO_TIMEOUT;
     b[p++] = NO_REFS;
   }
@@ -80,7 +85,8 @@ export function writeRunFrame(
   for (let i = 0; i < n; i++) {
     const len = blobs[i]!.byteLength;
     body += len;
-    p = writeNumberAt(b, p, len);
+    if (len < 0x80) b[p++] = len;
+    else p = writeNumberAt(b, p, len);
   }
   const headLen = p - PREFIX;
   writeU32BE(b, 0, HEAD_LENGTH_BYTES + headLen + body);
@@ -102,8 +108,13 @@ export function writeRunFrame(
 
 /** The codec encoding of the batch's distinct function hashes (fills `fns`). */
 function encodeFnList(jobs: readonly RunFrameJob[], fns: string[]): Buffer {
-  for (const job of jobs) if (!fns.includes(job.hash)) fns.push(job.hash);
-  return encode(fns);
+  let last: string | undefined;
+  for (let i = 0; i < jobs.length; i++) {
+    const hash = jobs[i]!.hash;
+    if (hash !== last && !fns.includes(hash)) fns.push(hash);
+    last = hash;
+  }
+  return encodeStringList(fns) ?? encode(fns);
 }
 
 function fnIndex(fns: readonly string[], hash: string): number {

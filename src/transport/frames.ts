@@ -79,7 +79,8 @@ export class FrameReader {
       if (this.expected < 0) {
         // Read (the rest of) a header.
         if (this.pending === null && chunk.length - pos >= FRAME_HEADER_BYTES) {
-          this.expected = chunk.readUInt32BE(pos);
+          // Not Buffer#readUInt32BE: its argument checks run once per frame (per result).
+          this.expected = readU32BE(chunk, pos);
           pos += FRAME_HEADER_BYTES;
         } else {
           if (this.pending === null) {

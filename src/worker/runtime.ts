@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type CompiledFunction, compileBundle, moduleExportValue } from '../functions/compile.ts';
 import { defaultCacheDir, PackStore } from '../modules/store.ts';
+import { decodeSmallArgs, encodeSmallInto } from '../protocol/codec/small.ts';
 import {
   type ClassRegistry,
   decode,
@@ -319,7 +320,9 @@ export class WorkerRuntime {
     let args: unknown[];
     try {
       const source = job.slots ? this.segmentSource(job.slots) : undefined;
-      [thisArg, args] = decode(job.blob, entry.registry, undefined, source) as [unknown, unknown[]];
+      [thisArg, args] =
+        decodeSmallArgs(job.blob) ??
+        (decode(job.blob, entry.registry, undefined, source) as [unknown, unknown[]]);
       for (let i = 0; i < args.length; i++)
         if (args[i] instanceof Ref) args[i] = this.refValue(args[i] as Ref, entry);
     } catch (error) {
@@ -391,7 +394,9 @@ export class WorkerRuntime {
     let bytes: Buffer;
     try {
       const out = this.resultScratch;
-      const end = encodeInto(value, entry.registry, 'result', out, RESULT_HEAD_ROOM, true);
+      const end =
+        encodeSmallInto(value, out, RESULT_HEAD_ROOM) ??
+        encodeInto(value, entry.registry, 'result', out, RESULT_HEAD_ROOM, true);
       if (typeof end === 'number') {
         const start = writeResultHead(out, RESULT_HEAD_ROOM, end, id, JobStatus.Ok, ms);
         this.channel.sendFrame(out, start, end);
