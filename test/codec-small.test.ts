@@ -13,18 +13,7 @@ import {
   NOT_SMALL,
 } from '../src/protocol/codec/small.ts';
 import { decode, decodeRange, encode, encodeInto, encodeSplit } from '../src/protocol/codec.ts';
-
-/** A deterministic PRNG (mulberry32), so a failure names a seed that reproduces it. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from './helpers/sched-sim.ts'; // seeded: a failure names a seed that reproduces it
 
 // Every number form the codec has, and the edges between them.
 const NUMBERS = [

@@ -196,6 +196,11 @@ function readSmall(b: Uint8Array, p: number, end: number): unknown {
     return v;
   }
   smallEnd = p + 1;
+  return constantOf(t);
+}
+
+/** The value of a one-byte tag (undefined, null, false, true), else {@link NOT_SMALL}. */
+function constantOf(t: number): unknown {
   switch (t) {
     case T_UNDEFINED:
       return undefined;
@@ -227,16 +232,5 @@ export function decodeSmall(bytes: Uint8Array, start: number, end: number): unkn
     return v !== undefined && numberEnd.pos === end ? v : NOT_SMALL;
   }
   if (end !== p + 1) return NOT_SMALL;
-  switch (t) {
-    case T_UNDEFINED:
-      return undefined;
-    case T_NULL:
-      return null;
-    case T_FALSE:
-      return false;
-    case T_TRUE:
-      return true;
-    default:
-      return NOT_SMALL;
-  }
+  return constantOf(t);
 }
