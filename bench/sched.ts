@@ -9,7 +9,8 @@
 // computing, so the two cores of a small machine are not the limit: a node of 8 workers is 8
 // CPUs here. A node is made slower by PP_BENCH_SLOWDOWN in its environment, which its workers
 // inherit and the job reads (sleeping that many times longer). A slow link is a TCP proxy
-// that delays every chunk (test/helpers/delay-proxy.ts).
+// that delays every chunk (test/helpers/delay-proxy.ts). The nodes' workers run at normal
+// priority (`--nice 0`), as the only jobs of a machine would: see launch().
 //
 // Each scenario prints makespan / lower bound, where the lower bound is the larger of the total
 // work over the cluster's capacity (a node's capacity = workers / slowdown) and the longest job
@@ -87,6 +88,12 @@ async function launch(spec: NodeSpec): Promise<NodeProcess> {
     workers: spec.workers,
     port: spec.port ?? 0,
     logLevel: 'info', // 'pp-node ready' is an info line; nothing per job at this level
+    // Workers at the priority of the client and the other nodes: each node stands for a
+    // machine of its own, where its workers compete with none of them. At pp-node's default
+    // (10), this client and the other nodes' processes, all on the same 2 cores, win every
+    // race for a core when a job ends, and each job's start waits behind them: 3-4% more
+    // makespan here with 6 workers (bench/NOTES.md, 2026-12-02).
+    args: ['--nice', '0'],
     env: { PP_BENCH_SLOWDOWN: String(spec.slowdown ?? 1) },
   });
   daemons.add(node);

@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { test } from 'node:test';
 import { ENVIRONMENT, OPTIONS, parseCli, UsageError } from '../src/cli/args.ts';
-import { BIN, loopbackNodeArgs } from './helpers/nodes.ts';
+import { BIN, loopbackNodeArgs, startNode } from './helpers/nodes.ts';
+import { pollUntil } from './helpers/poll.ts';
 
 const STRONG = '9f2c4e6a8b0d1f3e5c7a9b1d3f5e7c9a0b2d4f6e8a1c3e5b7d9f0a2c4e6b8d1f';
 
@@ -83,6 +86,7 @@ test('parseCli fills defaults and reads every option', () => {
       port: 61000,
       bind: '127.0.0.1',
       workers: 3,
+      nice: 10,
       secretFile: undefined,
       name: 'desk',
       idleTimeoutS: 60,
@@ -113,6 +117,9 @@ test('parseCli fills defaults and reads every option', () => {
   assert.deepEqual([cache.cacheDir, cache.cacheMaxMb], ['/tmp/c', 64]);
   assert.throws(() => parseCli(['--cache-max-mb', '0'], {}), /cache-max-mb/);
   assert.throws(() => parseCli(['--max-connections', '0'], {}), UsageError);
+  assert.equal((parseCli(['--nice', '0'], {}) as { nice: number }).nice, 0);
+  assert.equal((parseCli(['--nice', '19'], {}) as { nice: number }).nice, 19);
+  for (const bad of ['-1', '20', 'low']) assert.throws(() => parseCli(['--nice', bad], {}), /--nice/);
 });
 
 test('--idle-timeout stops a node that has no client', () => {
@@ -156,4 +163,40 @@ test('a node refuses a weak secret, saying how to make a strong one, unless --al
   assert.match(allowed.stderr, /is weak/);
   assert.match(allowed.stderr, /pp-node ready/);
   assert.equal(parseCli(['ls', '--allow-weak-secret'], {}).command, 'ls');
+});
+
+test('--nice sets the workers’ priority (default 10; 0 leaves them at the node’s own)', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
+  /** The nice values of the processes whose parent is `ppid` (field 19 of /proc/PID/stat). */
+  const childNices = (ppid: number): number[] => {
+    const nices: number[] = [];
+    for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      } catch {
+        continue; // gone meanwhile
+      }
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // from field 3 (state) on
+      if (Number(fields[1]) === ppid) nices.push(Number(fields[16]));
+    }
+    return nices;
+  };
+  for (const [args, want] of [[['--nice', '7'], 7], [[], 10], [['--nice', '0'], 0]] as const) {
+    const node = await startNode({ secret: STRONG, workers: 2, args: [...args] });
+    try {
+      const pid = node.child.pid!;
+      const nices = await pollUntil(
+        () => {
+          const n = childNices(pid);
+          return n.length === 2 ? n : undefined;
+        },
+        { what: 'two workers' },
+      );
+      // Workers never run at a higher priority than their node (without root, they cannot).
+      const expected = Math.max(want, getPriority(pid));
+      assert.deepEqual(nices, [expected, expected], `pp-node ${args.join(' ')}`);
+    } finally {
+      await node.stop();
+    }
+  }
 });

@@ -3,6 +3,7 @@ import { availableParallelism, hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MAX_CONNECTIONS } from '../daemon/admission.ts';
+import { DEFAULT_NICE } from '../daemon/daemon.ts';
 import { LOG_LEVELS, type LogLevel } from '../log.ts';
 import { DEFAULT_CACHE_MAX_MB } from '../modules/store.ts';
 import { statsSignalHint } from '../platform.ts';
@@ -13,6 +14,8 @@ export interface NodeConfig {
   port: number;
   bind: string | undefined;
   workers: number;
+  /** Scheduling priority (nice value, 0-19) of the worker processes. */
+  nice: number;
   secretFile: string | undefined;
   name: string;
   idleTimeoutS: number;
@@ -135,6 +138,14 @@ export const OPTIONS: Readonly<Record<string, CliOption>> = {
     of: ['node'],
     help: `worker processes, i.e. CPUs lent to clients (default: all, here ${availableParallelism()}).`,
     example: 'npx pp-node --workers 2',
+  },
+  nice: {
+    type: 'string',
+    value: 'N',
+    of: ['node'],
+    help: `priority of the workers, 0 to 19 (default ${DEFAULT_NICE}: the machine's own programs come
+first, and its owner hardly notices the jobs; 0 on a machine kept for jobs).`,
+    example: 'npx pp-node --nice 0',
   },
   'secret-file': {
     type: 'string',
@@ -401,6 +412,7 @@ export function parseCli(argv: readonly string[], env: NodeJS.ProcessEnv = proce
     port: wholeNumber('port', str('port'), 0, 65535, DEFAULT_PORT),
     bind: str('bind'),
     workers: wholeNumber('workers', str('workers'), 1, 4096, availableParallelism()),
+    nice: wholeNumber('nice', str('nice'), 0, 19, DEFAULT_NICE),
     secretFile: str('secret-file'),
     name,
     idleTimeoutS: wholeNumber('idle-timeout', str('idle-timeout'), 0, 10 ** 7, 0),

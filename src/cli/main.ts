@@ -80,6 +80,7 @@ async function serve(cfg: NodeConfig): Promise<number> {
     port: cfg.port,
     host: cfg.bind,
     workers: cfg.workers,
+    niceness: cfg.nice,
     secret: resolved.secret,
     name: cfg.name,
     id,

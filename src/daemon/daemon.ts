@@ -34,6 +34,12 @@ import { shutdown } from './shutdown.ts';
 import { PeerStats } from './stats.ts';
 import { StatusBook } from './status.ts';
 
+/**
+ * The nice value of a node's workers unless told (`pp-node --nice`): the programs of the
+ * machine's owner come first, and the jobs take the CPU time they leave.
+ */
+export const DEFAULT_NICE = 10;
+
 export interface DaemonOptions {
   /** TCP port; 0 picks a free one. */
   port: number;
@@ -50,7 +56,7 @@ export interface DaemonOptions {
   idleTimeoutS?: number;
   /** Called when the idle timeout passes. */
   onIdle?: () => void;
-  /** nice value for worker processes (default 10: the desk owner's programs come first). */
+  /** nice value for worker processes (default {@link DEFAULT_NICE}). */
   niceness?: number;
   /** A client silent for this long is dropped (default 10 s; clients ping every 0.5 s). */
   clientTimeoutMs?: number;
@@ -111,7 +117,7 @@ export class Daemon implements SessionOwner {
       {
         ncpus: opts.workers,
         isolation: 'process',
-        niceness: opts.niceness ?? 10,
+        niceness: opts.niceness ?? DEFAULT_NICE,
         cacheDir: this.packages.store.cacheDir,
       },
       {
