@@ -165,7 +165,9 @@ test('a node refuses a weak secret, saying how to make a strong one, unless --al
   assert.equal(parseCli(['ls', '--allow-weak-secret'], {}).command, 'ls');
 });
 
-test('--nice sets the workers’ priority (default 10; 0 leaves them at the node’s own)', { skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
+test('--nice sets the workers’ priority (default 10; 0 leaves them at the node’s own)', {
+  skip: process.platform !== 'linux' && 'reads /proc',
+}, async () => {
   /** The nice values of the processes whose parent is `ppid` (field 19 of /proc/PID/stat). */
   const childNices = (ppid: number): number[] => {
     const nices: number[] = [];
@@ -181,7 +183,11 @@ test('--nice sets the workers’ priority (default 10; 0 leaves them at the node
     }
     return nices;
   };
-  for (const [args, want] of [[['--nice', '7'], 7], [[], 10], [['--nice', '0'], 0]] as const) {
+  for (const [args, want] of [
+    [['--nice', '7'], 7],
+    [[], 10],
+    [['--nice', '0'], 0],
+  ] as const) {
     const node = await startNode({ secret: STRONG, workers: 2, args: [...args] });
     try {
       const pid = node.child.pid!;
