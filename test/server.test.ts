@@ -829,3 +829,33 @@ describe('Server.ready', () => {
     await none.close();
   });
 });
+
+test('a job submitted while a CPU idles starts at once, while the caller is still submitting', async () => {
+  const { existsSync, mkdtempSync, rmSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'pp-start-'));
+  await using server = new Server({ ncpus: 2 });
+  await server.ready();
+  const touch = (path: string) => fs.writeFileSync(path, '');
+  const opts = { modules: ['node:fs'] };
+  try {
+    // Every path its own file: the first job of each worker. The caller does not return to the
+    // event loop until both exist (or 20 s pass), so only a job sent from within submit() runs.
+    const files = [join(dir, 'a'), join(dir, 'b')];
+    const jobs = files.map((f) => server.submit(touch, [f], opts));
+    const queued = server.submit(touch, [join(dir, 'c')], opts);
+    const until = Date.now() + 20_000;
+    while (!files.every((f) => existsSync(f)) && Date.now() < until);
+    assert.ok(
+      files.every((f) => existsSync(f)),
+      'both started before the caller yielded',
+    );
+    // One per idle CPU: the third waited for the scheduled drain, as every job did before.
+    assert.equal(existsSync(join(dir, 'c')), false);
+    await Promise.all([...jobs, queued]);
+    assert.ok(existsSync(join(dir, 'c')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

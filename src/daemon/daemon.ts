@@ -155,6 +155,11 @@ export class Daemon implements SessionOwner {
     return this.sessions.size;
   }
 
+  /** Jobs of its clients it holds right now: queued here, or in its workers. */
+  get jobs(): number {
+    return this.table.size;
+  }
+
   /** Stops: queued jobs go back to their clients, running ones finish (up to `graceMs`), then all closes. */
   async close(graceMs = 10_000): Promise<void> {
     if (this.stopping) return;
