@@ -173,12 +173,21 @@ async function closeClient(server: Server): Promise<void> {
   clients.delete(server);
 }
 
-/** Resolves when every one of `ids` is up (and has CPUs). */
-async function nodesUp(server: Server, ids: readonly string[], ms = 15_000): Promise<void> {
+/**
+ * Resolves when every one of `ids` is up with `workers[i]` CPUs ready (default: any). A run
+ * must not start while a node still restarts a worker that an earlier run's backup copy had
+ * cancelled (a worker running a job is ended to cancel it): it would start a CPU short.
+ */
+async function nodesUp(
+  server: Server,
+  ids: readonly string[],
+  workers?: readonly number[],
+  ms = 15_000,
+): Promise<void> {
   const until = performance.now() + ms;
   for (;;) {
-    const active = new Set(server.getActiveNodes().map((n) => n.id));
-    if (ids.every((id) => active.has(id))) return;
+    const ncpus = new Map(server.getActiveNodes().map((n) => [n.id, n.ncpus]));
+    if (ids.every((id, i) => (ncpus.get(id) ?? 0) >= (workers?.[i] ?? 1))) return;
     if (performance.now() > until) throw new Error(`nodes not up after ${ms} ms: ${ids.join(', ')}`);
     await sleep(10);
   }
@@ -346,7 +355,11 @@ function staticScenario(
       const ppservers = nodes.map((n) => address(n.port));
       const { server } = client(policy, { ppservers });
       try {
-        await nodesUp(server, ppservers);
+        await nodesUp(
+          server,
+          ppservers,
+          specs.map((s) => s.workers),
+        );
         const durations = jobs(round);
         const r = await burst(server, durations);
         const bound = staticBound(durations, specs);
@@ -405,7 +418,7 @@ function joinScenario(): Scenario {
       const { server, upAt } = client(policy, { ppservers: [address(base!.port), joinId] });
       let joining: Promise<NodeProcess> | undefined;
       try {
-        await nodesUp(server, [address(base!.port)]);
+        await nodesUp(server, [address(base!.port)], [2]);
         const durations = paretoJobs(400, 7000 + round);
         let startedAt = 0;
         // Usable once its 8 workers run: it says how many are ready ('ncpus'), and on a small
@@ -469,7 +482,7 @@ function stopScenario(): Scenario {
       const { server } = client(policy, { ppservers: ids });
       let stopping: Promise<void> | undefined;
       try {
-        await nodesUp(server, ids);
+        await nodesUp(server, ids, [2, 2]);
         const durations = paretoJobs(300, 8000 + round);
         let stopMs = 0;
         const r = await burst(server, durations, (settled) => {
@@ -530,7 +543,7 @@ function wifiScenario(name: string, title: string, jobs: (round: number) => numb
           link === 'direct' ? nodes.map((n) => address(n.port)) : slow.map((p) => address(p.port));
         const { server } = client(policy, { ppservers });
         try {
-          await nodesUp(server, ppservers);
+          await nodesUp(server, ppservers, [2, 2]);
           times[link] = await burst(server, durations);
         } finally {
           await closeClient(server);
