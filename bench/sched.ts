@@ -188,7 +188,10 @@ async function nodesUp(
   for (;;) {
     const ncpus = new Map(server.getActiveNodes().map((n) => [n.id, n.ncpus]));
     if (ids.every((id, i) => (ncpus.get(id) ?? 0) >= (workers?.[i] ?? 1))) return;
-    if (performance.now() > until) throw new Error(`nodes not up after ${ms} ms: ${ids.join(', ')}`);
+    if (performance.now() > until) {
+      const seen = [...ncpus].map(([id, n]) => `${id} (${n} CPUs)`).join(', ') || 'none';
+      throw new Error(`nodes not up after ${ms} ms: ${ids.join(', ')}; up: ${seen}`);
+    }
     await sleep(10);
   }
 }
