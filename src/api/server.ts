@@ -249,10 +249,10 @@ export class Server extends EventEmitter<ServerEvents> {
   #nextId = 1;
   #drainScheduled = false;
   /**
-   * Jobs submit() may still hand to idle CPUs itself before the scheduled drain runs (see
-   * #startNow); -1 once one was held back.
+   * Whether submit() may still hand a job to an idle CPU itself (#idleCpu) before the
+   * scheduled drain runs: not once a job was held back.
    */
-  #startNow = 0;
+  #startNow = true;
   /** Inside #settle, where the user's callbacks and listeners run (and may submit). */
   #settling = 0;
   /** Inside a drain that submit() runs itself: not the end of a burst, whatever the queue says. */
@@ -488,14 +488,14 @@ export class Server extends EventEmitter<ServerEvents> {
       queue.newestFirst = false;
       this.#inOrder = true;
     }
-    if (queue.size === 1 && this.#startNow >= 0 && this.#settling === 0 && this.#idleCpu()) {
+    if (queue.size === 1 && this.#startNow && this.#settling === 0 && this.#idleCpu()) {
       this.#submitDraining = true;
       try {
         this.#drain();
       } finally {
         this.#submitDraining = false;
       }
-      if (queue.size > 0) this.#startNow = -1;
+      if (queue.size > 0) this.#startNow = false;
     }
     this.#scheduleDrain();
     return job;
@@ -504,7 +504,7 @@ export class Server extends EventEmitter<ServerEvents> {
   /**
    * A CPU idles with nothing queued for it: the job just submitted starts now, rather than
    * after the caller's loop has submitted the rest of its burst (the scheduled drain runs only
-   * then, 5-15 ms later for 600 jobs, a few hundred for 10,000 on a fresh process). At most
+   * then: 5-15 ms later for 600 jobs here, and more for a larger burst). At most
    * one job per idle CPU: then every CPU holds a job, or one was held back (#startNow), and
    * the rest go in batches as before. Not from a callback (#settling), which runs while a
    * node's results are being taken in.
@@ -755,7 +755,7 @@ export class Server extends EventEmitter<ServerEvents> {
   // its context on every call, even when it returns before reaching it.
   readonly #drainTask = (): void => {
     this.#drainScheduled = false;
-    this.#startNow = 0;
+    this.#startNow = true;
     this.#drain();
   };
 
