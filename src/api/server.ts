@@ -253,7 +253,7 @@ export class Server extends EventEmitter<ServerEvents> {
    * scheduled drain runs: not once a job was held back.
    */
   #startNow = true;
-  /** Inside #settle, where the user's callbacks and listeners run (and may submit). */
+  /** Inside a job's callback or a 'job-error' listener, called from #settle (they may submit). */
   #settling = 0;
   /** Inside a drain that submit() runs itself: not the end of a burst, whatever the queue says. */
   #submitDraining = false;
@@ -1171,32 +1171,32 @@ export class Server extends EventEmitter<ServerEvents> {
   #settle(rec: JobRecord, ok: boolean, value: unknown): void {
     if (rec.settled) return;
     rec.settled = true;
-    this.#settling++;
-    try {
-      this.#settleNow(rec, ok, value);
-    } finally {
-      this.#settling--;
-    }
-  }
-
-  #settleNow(rec: JobRecord, ok: boolean, value: unknown): void {
     if (rec.node === null) this.#forget(rec);
     rec.unlisten?.();
     rec.job._settle(ok, value);
+    // The user's code, which may submit, runs here (#settling); a promise's reactions run later.
     if (ok && rec.callback) {
+      this.#settling++;
       try {
         rec.callback(...rec.callbackArgs, value);
       } catch (error) {
         if (this.listenerCount('callback-error') > 0) this.emit('callback-error', rec.job, error);
         else console.error(`pp-node: the callback of job #${rec.job.id} (${rec.job.name}) threw:`, error);
+      } finally {
+        this.#settling--;
       }
     }
     if (!ok) {
-      this.#dashboard?.collector.failed(rec.job.id, rec.name, rec.node?.id ?? null, value);
-      if (this.listenerCount('job-error') > 0) this.emit('job-error', rec.job, value);
-      else if (rec.callback && !rec.job.observed && !this.#closed) {
-        // Callback style: nobody will await this job, so say it failed rather than stay silent.
-        console.error(`pp-node: job #${rec.job.id} (${rec.job.name}) failed:`, value);
+      this.#settling++;
+      try {
+        this.#dashboard?.collector.failed(rec.job.id, rec.name, rec.node?.id ?? null, value);
+        if (this.listenerCount('job-error') > 0) this.emit('job-error', rec.job, value);
+        else if (rec.callback && !rec.job.observed && !this.#closed) {
+          // Callback style: nobody will await this job, so say it failed rather than stay silent.
+          console.error(`pp-node: job #${rec.job.id} (${rec.job.name}) failed:`, value);
+        }
+      } finally {
+        this.#settling--;
       }
     }
     rec.tally.settled(ok);
