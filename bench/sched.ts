@@ -517,10 +517,10 @@ function stopScenario(): Scenario {
   };
 }
 
-/** The same bursts over links with a 20 ms round trip, and direct: slow time / direct time. */
 /** Untimed bursts through each link before the first round of a slow-link scenario. */
 const WIFI_WARM_UP_BURSTS = 3;
 
+/** The same bursts over links with a 20 ms round trip, and direct: slow time / direct time. */
 function wifiScenario(name: string, title: string, jobs: (round: number) => number[]): Scenario {
   let nodes: NodeProcess[] = [];
   let slow: DelayProxy[] = [];
