@@ -41,8 +41,8 @@ const RUN_MESSAGE_BYTES = CHUNK_BYTES - 64 * 1024;
 /** Weight of each new round-trip sample in the smoothed round trip. */
 const RTT_WEIGHT = 0.25;
 
-/** 'rejected' is kept for compatibility: a refusal is never final now (see {@link RemoteNode.refused}). */
-export type RemoteState = 'connecting' | 'ready' | 'backoff' | 'rejected' | 'closed';
+/** Where a remote node's connection stands. A refusal is never final: see {@link RemoteNode.refused}. */
+export type RemoteState = 'connecting' | 'ready' | 'backoff' | 'closed';
 
 /** Where a node may answer: one of its addresses and its port. */
 export interface Endpoint {
