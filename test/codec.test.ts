@@ -602,6 +602,43 @@ describe('round trip: errors', () => {
     assert.ok(!Object.prototype.propertyIsEnumerable.call(r, 'errors'));
   });
 
+  it('SuppressedError keeps .error and .suppressed (a stand-in of that name before Node.js 24)', () => {
+    const Ctor = (globalThis as { SuppressedError?: new (e: unknown, s: unknown, m?: string) => Error })
+      .SuppressedError;
+    const inner = new RangeError('the work failed');
+    const e: Error & { error?: unknown; suppressed?: unknown } = Ctor
+      ? new Ctor(new TypeError('dispose failed'), inner, 'both failed')
+      : new Error('both failed');
+    if (!Ctor) {
+      // What a built-in one is: name from its prototype, both fields own and not enumerable.
+      Object.defineProperty(e, 'name', { value: 'SuppressedError' });
+      Object.defineProperty(e, 'error', {
+        value: new TypeError('dispose failed'),
+        writable: true,
+        configurable: true,
+      });
+      Object.defineProperty(e, 'suppressed', { value: inner, writable: true, configurable: true });
+    }
+    const r = rt(e) as typeof e;
+    assert.equal(r.name, 'SuppressedError');
+    assert.equal(r.message, 'both failed');
+    if (Ctor) assert.ok(r instanceof Ctor);
+    assert.ok(r.error instanceof TypeError);
+    assert.equal((r.error as Error).message, 'dispose failed');
+    assert.ok(r.suppressed instanceof RangeError);
+    assert.equal((r.suppressed as Error).message, 'the work failed');
+    for (const key of ['error', 'suppressed']) {
+      assert.ok(Object.hasOwn(r, key), key);
+      assert.ok(!Object.prototype.propertyIsEnumerable.call(r, key), key);
+    }
+    assert.deepEqual(Object.keys(r), []);
+    // The decoded one travels again as it came (a stand-in too).
+    const again = rt(r) as typeof e;
+    assert.equal(again.name, 'SuppressedError');
+    assert.equal(Object.getPrototypeOf(again), Object.getPrototypeOf(r));
+    assert.equal((again.suppressed as Error).message, 'the work failed');
+  });
+
   it('cause, code and other own props; an error without a message', () => {
     const e = new Error('outer', { cause: new RangeError('inner') }) as Error & Record<string, unknown>;
     e.code = 'E_OUTER';
@@ -1128,7 +1165,7 @@ describe('decoding bad input', () => {
       [bytes(1, T.VIEW, 8, 3, 1, 2, 3), /not a multiple of 8/],
       [bytes(1, T.VIEW, 99, 0), /unknown typed array kind 99/],
       [bytes(1, T.ERROR, 42, 0, 0), /unknown error kind 42/],
-      [bytes(1, T.ERROR, 0, 0x40, 0), /bad error flags/],
+      [bytes(1, T.ERROR, 0, 0x80, 0), /bad error flags/],
       [bytes(1, T.INSTANCE, 1, 0), /expected a string for a class name/],
       [bytes(1, 0xd6, 1), /expected a bigint/],
       [bytes(1, 0xd3, 1), /expected a string/],

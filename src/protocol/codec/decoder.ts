@@ -18,10 +18,12 @@ import {
   ERR_CLASS,
   ERROR_CTORS,
   F_CAUSE,
+  F_ERROR,
   F_ERRORS,
   F_MESSAGE,
   F_NAME,
   F_STACK,
+  F_SUPPRESSED,
   F64,
   F64_BYTES,
   FIXARRAY,
@@ -652,7 +654,7 @@ class Decoder {
     }
     this.refs.push(e);
     const flags = this.byte();
-    if (flags > 31) throw this.fail(`bad error flags 0x${flags.toString(16)}`);
+    if (flags > 127) throw this.fail(`bad error flags 0x${flags.toString(16)}`);
     let segment = '.name';
     try {
       if (flags & F_NAME) defineHidden(e, 'name', this.value());
@@ -666,6 +668,12 @@ class Decoder {
       segment = '.errors';
       if (flags & F_ERRORS) defineHidden(e, 'errors', this.value());
       else if (hasOwn(e, 'errors')) delete (e as { errors?: unknown }).errors;
+      segment = '.error';
+      if (flags & F_ERROR) defineHidden(e, 'error', this.value());
+      else if (hasOwn(e, 'error')) delete (e as { error?: unknown }).error;
+      segment = '.suppressed';
+      if (flags & F_SUPPRESSED) defineHidden(e, 'suppressed', this.value());
+      else if (hasOwn(e, 'suppressed')) delete (e as { suppressed?: unknown }).suppressed;
     } catch (err) {
       throw addSegment(err, segment);
     }

@@ -26,10 +26,12 @@ import {
   ERR_CLASS,
   ERROR_NAMES,
   F_CAUSE,
+  F_ERROR,
   F_ERRORS,
   F_MESSAGE,
   F_NAME,
   F_STACK,
+  F_SUPPRESSED,
   F64,
   F64_BYTES,
   FIXARRAY,
@@ -749,6 +751,8 @@ export class Encoder {
     if (typeof stack === 'string' && !isEnumerable.call(e, 'stack')) flags |= F_STACK;
     if (hasOwn(e, 'cause') && !isEnumerable.call(e, 'cause')) flags |= F_CAUSE;
     if (hasOwn(e, 'errors') && !isEnumerable.call(e, 'errors')) flags |= F_ERRORS;
+    if (hasOwn(e, 'error') && !isEnumerable.call(e, 'error')) flags |= F_ERROR;
+    if (hasOwn(e, 'suppressed') && !isEnumerable.call(e, 'suppressed')) flags |= F_SUPPRESSED;
     this.ensure(1);
     this.buf[this.pos++] = flags;
     let segment = '.name';
@@ -762,6 +766,10 @@ export class Encoder {
       if (flags & F_CAUSE) this.writeValue(e.cause);
       segment = '.errors';
       if (flags & F_ERRORS) this.writeValue((e as { errors?: unknown }).errors);
+      segment = '.error';
+      if (flags & F_ERROR) this.writeValue((e as { error?: unknown }).error);
+      segment = '.suppressed';
+      if (flags & F_SUPPRESSED) this.writeValue((e as { suppressed?: unknown }).suppressed);
     } catch (err) {
       throw addSegment(err, segment);
     }

@@ -120,6 +120,9 @@ export const F_MESSAGE = 2;
 export const F_STACK = 4;
 export const F_CAUSE = 8;
 export const F_ERRORS = 16;
+/** SuppressedError's own `error` and `suppressed` (not enumerable, like `cause`). */
+export const F_ERROR = 32;
+export const F_SUPPRESSED = 64;
 
 export const DEFAULT_MAX_DEPTH = 512;
 export const DEFAULT_MAX_ITEMS = 16 * 1024 * 1024;
@@ -169,8 +172,25 @@ export const VIEW_KINDS: ViewKind[] = [
 ];
 export const VIEW_BUFFER = 13;
 
-// Index = error kind byte on the wire; append only.
-export const ERROR_CTORS: ErrorConstructor[] = [
+/**
+ * SuppressedError (explicit resource management: a `using` block whose disposal threw too)
+ * is built in from Node.js 24 on. Where it is not, its errors decode as this stand-in of the
+ * same name, which keeps `error` and `suppressed`.
+ */
+const SuppressedErrorCtor: ErrorConstructor =
+  (globalThis as unknown as { SuppressedError?: ErrorConstructor }).SuppressedError ??
+  (() => {
+    const StandIn = class SuppressedError extends Error {};
+    Object.defineProperty(StandIn.prototype, 'name', {
+      value: 'SuppressedError',
+      writable: true,
+      configurable: true,
+    });
+    return StandIn as unknown as ErrorConstructor;
+  })();
+
+// Index = error kind byte on the wire; append only. 8 is ERR_CLASS (a class of the registry).
+export const ERROR_CTORS: ReadonlyArray<ErrorConstructor | undefined> = [
   Error,
   EvalError,
   RangeError,
@@ -179,8 +199,10 @@ export const ERROR_CTORS: ErrorConstructor[] = [
   TypeError,
   URIError,
   AggregateError as unknown as ErrorConstructor,
+  undefined,
+  SuppressedErrorCtor,
 ];
-export const ERROR_NAMES = ERROR_CTORS.map((c) => c.name);
+export const ERROR_NAMES: ReadonlyArray<string | undefined> = ERROR_CTORS.map((c) => c?.name);
 
 /** Most bytes one number takes (a float64 and its tag). */
 export const NUMBER_MAX_BYTES = 9;

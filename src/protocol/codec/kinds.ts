@@ -41,7 +41,7 @@ VIEW_KINDS.forEach((k, i) => {
   if (k.ctor !== undefined) PROTO_KINDS.set(k.ctor.prototype, K_VIEW + i);
 });
 ERROR_CTORS.forEach((c, i) => {
-  PROTO_KINDS.set(c.prototype, K_ERROR + i);
+  if (c !== undefined) PROTO_KINDS.set(c.prototype, K_ERROR + i);
 });
 
 const VIEW_NAMES = VIEW_KINDS.map((k) => k.name);
