@@ -4,7 +4,14 @@
 // difference it guards.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { LINK_ROUND_TRIPS, linkDepth, MAX_DEPTH, targetDepth } from '../src/scheduler/depth.ts';
+import {
+  LINK_ROUND_TRIPS,
+  linkDepth,
+  MAX_DEPTH,
+  targetDepth,
+  UNKNOWN_BACKLOG_SHARE,
+  UNKNOWN_LINK_MS,
+} from '../src/scheduler/depth.ts';
 import {
   FINISH_WINDOW,
   finishOf,
@@ -32,6 +39,16 @@ describe('depth', () => {
     assert.equal(linkDepth(2, 20), targetDepth(2) + Math.ceil((LINK_ROUND_TRIPS * 20) / 2));
     assert.equal(linkDepth(100, 0.3), 2, 'long jobs, a fast link: one more than locally');
     assert.equal(linkDepth(undefined, 20), 2, 'unknown cost: as long jobs');
+    // Unknown cost out of a backlog: jobs of UNKNOWN_LINK_MS cover the link, up to a share of it.
+    const cover = Math.ceil((LINK_ROUND_TRIPS * 20) / UNKNOWN_LINK_MS);
+    assert.equal(linkDepth(undefined, 20, 10_000), 1 + cover, 'a large backlog: the link covered');
+    assert.equal(
+      linkDepth(undefined, 20, 12),
+      1 + Math.floor(12 * UNKNOWN_BACKLOG_SHARE),
+      'a share of a small one',
+    );
+    assert.equal(linkDepth(undefined, 20, 3), 2, 'a few jobs: as long jobs');
+    assert.equal(linkDepth(undefined, 0.3, 10_000), 2, 'a fast link: as long jobs');
     assert.ok(linkDepth(0.001, 1000) <= MAX_DEPTH);
     assert.ok(linkDepth(1, 40) > linkDepth(1, 4), 'a slower link holds more');
   });

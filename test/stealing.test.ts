@@ -259,6 +259,43 @@ describe('work stealing through the Server', () => {
     return i;
   }
 
+  test('a node behind a slow link: its round trip is known when it comes up, and a first burst covers it', async () => {
+    const far = await startNode({ secret: SECRET, workers: 2 });
+    nodes.push(far);
+    const proxy = await startDelayProxy({ targetPort: far.port, oneWayMs: 40 }); // an 80 ms round trip
+    const server = new Server({ ncpus: 0, ppservers: [`127.0.0.1:${proxy.port}`], secret: SECRET });
+    try {
+      // From the handshake: the first pong is not back yet when the node says its CPUs are ready.
+      const rttAtUp = await new Promise<number>((resolve) =>
+        server.on('node-up', () => resolve(server.getActiveNodes()[0]!.rttMs)),
+      );
+      assert.ok(rttAtUp >= 70, `round trip known at node-up: ${rttAtUp} ms`);
+      await waitFor(() => server.getActiveNodes()[0]?.ncpus === 2, 15_000, 'the far node');
+      // A few jobs of a function never measured: no more than for long jobs (2 per CPU).
+      const few = Array.from({ length: 8 }, (_, i) => server.submit(nap, [i, 2]));
+      await new Promise((r) => setImmediate(r));
+      assert.equal(
+        server.getActiveNodes()[0]!.inFlight,
+        4,
+        'a few jobs of unknown cost are not parked there',
+      );
+      assert.deepEqual(await Promise.all(few), [0, 1, 2, 3, 4, 5, 6, 7]);
+      // A burst of another one: the node holds enough to run through the round trip.
+      const napToo = (i: number, ms: number): number => nap(i, ms);
+      const burst = Array.from({ length: 400 }, (_, i) => server.submit(napToo, [i, 2], { deps: [nap] }));
+      await new Promise((r) => setImmediate(r));
+      const held = server.getActiveNodes()[0]!.inFlight;
+      assert.ok(held > 4 && held <= 400 / 2, `the first batch covers the link: ${held} jobs`);
+      assert.deepEqual(
+        await Promise.all(burst),
+        burst.map((_, i) => i),
+      );
+    } finally {
+      await server.close();
+      await proxy.close();
+    }
+  });
+
   test('a far node holding a deep queue while local CPUs idle: they steal its unstarted jobs; each job once', async () => {
     const far = await startNode({ secret: SECRET, workers: 2 });
     nodes.push(far);

@@ -138,6 +138,8 @@ export class RemoteNode implements ComputeNode {
   /** Until then, a steal asked of this node is taken as unanswered (performance.now() ms). */
   private stealPendingUntil = 0;
   private rtt: number | undefined = undefined;
+  /** `rtt` is the handshake's one sample: the first pong replaces it. */
+  private rttFromHandshake = false;
   /** Workers the node says can run jobs now ('ncpus'; protocol 2+). */
   private readyCpus: number | undefined = undefined;
   /** Welcomed by a node that has yet to say how many workers are ready: not up yet. */
@@ -228,10 +230,12 @@ export class RemoteNode implements ComputeNode {
     return Math.max(0, this.placed.size - this.ncpus - this.asked.size);
   }
 
-  room(estimatedMs: number | undefined, _waiting: number): number {
+  room(estimatedMs: number | undefined, waiting: number): number {
     if (this.state !== 'ready' || this.stopping) return 0;
     const depth =
-      this.opts.sizeByLink === false ? targetDepth(estimatedMs) + 1 : linkDepth(estimatedMs, this.rttMs);
+      this.opts.sizeByLink === false
+        ? targetDepth(estimatedMs) + 1
+        : linkDepth(estimatedMs, this.rttMs, waiting / Math.max(1, this.ncpus));
     return Math.max(0, this.ncpus * depth - this.placed.size);
   }
 
@@ -532,6 +536,11 @@ export class RemoteNode implements ComputeNode {
         this.stopping = false;
         this.readyAt = Date.now();
         this.reportedUnreachable = false;
+        // The handshake's round trip until the first pong: the first jobs are placed by it.
+        if (this.rtt === undefined && this.socket?.handshakeRttMs !== undefined) {
+          this.rtt = this.socket.handshakeRttMs;
+          this.rttFromHandshake = true;
+        }
         this.send({ type: 'ping', t: performance.now() }); // the link's round trip, at once
         // A node of protocol 2+ says next how many of its workers are ready: it is up once
         // that is more than none, with those CPUs; an older one is up now, with all it has.
@@ -604,8 +613,13 @@ export class RemoteNode implements ComputeNode {
       case 'pong': {
         const sample = performance.now() - msg.t;
         // Our own pings carry performance.now(); anything else is not a round trip of ours.
-        if (sample >= 0 && sample < 60_000)
-          this.rtt = this.rtt === undefined ? sample : this.rtt + (sample - this.rtt) * RTT_WEIGHT;
+        if (sample >= 0 && sample < 60_000) {
+          this.rtt =
+            this.rtt === undefined || this.rttFromHandshake
+              ? sample
+              : this.rtt + (sample - this.rtt) * RTT_WEIGHT;
+          this.rttFromHandshake = false;
+        }
         return;
       }
       case 'bye':

@@ -60,6 +60,12 @@ export class SecureSocket extends EventEmitter<{ message: [Buffer]; close: [code
   /** Frames that arrived before the owner listened (see resume). */
   private early: Array<[Buffer, boolean]> | null = [];
   private earlyClose: [number, string] | null = null;
+  /**
+   * A client's first measure of the link's round trip, ms: the shorter of the handshake's two
+   * (hello and answer, proof and answer). Undefined on a node's side. A first estimate for
+   * placement, until the heartbeat's pings measure it.
+   */
+  handshakeRttMs: number | undefined = undefined;
 
   constructor(
     readonly ws: WebSocket,
@@ -294,7 +300,10 @@ function runHandshake(
     /** Messages that arrived while the first one is held (see onHello); a few at most. */
     let held: Array<[Buffer, boolean]> | null = null;
     let holdTimer: NodeJS.Timeout | undefined;
-    const finish = (error: HandshakeFailure | null, session?: Session) => {
+    /** When this side last sent a handshake message, and the shortest wait for an answer (ms). */
+    let sentAt = 0;
+    let roundTrip = Number.POSITIVE_INFINITY;
+    const finish = (error: HandshakeFailure | null, session?: Session, rttMs?: number) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
@@ -310,7 +319,9 @@ function runHandshake(
         // In this tick, before ws reads the next frame (which may be in the same read).
         authenticated?.();
         // Made now, in this tick, so that no message after the handshake is missed.
-        resolve(new SecureSocket(ws, session!));
+        const socket = new SecureSocket(ws, session!);
+        socket.handshakeRttMs = rttMs;
+        resolve(socket);
       }
     };
     const timer = setTimeout(
@@ -355,8 +366,12 @@ function runHandshake(
         finish(new HandshakeFailure('malformed handshake message', CloseCode.Protocol, 'malformed'));
         return;
       }
+      if (sentAt > 0) roundTrip = Math.min(roundTrip, performance.now() - sentAt);
       const out = step(data);
-      if (out.send) ws.send(out.send, { binary: true });
+      if (out.send) {
+        ws.send(out.send, { binary: true });
+        sentAt = performance.now();
+      }
       if (out.error)
         finish(
           new HandshakeFailure(
@@ -366,7 +381,9 @@ function runHandshake(
             out.error.rejectReason,
           ),
         );
-      else if (out.session) finish(null, out.session);
+      // The client timed its two round trips (hello, proof): the shorter is the link's, or
+      // nearest to it (each answer waits for some work at the node, and maybe in this process).
+      else if (out.session) finish(null, out.session, first && roundTrip < Infinity ? roundTrip : undefined);
     };
     const onClose = (code: number, reason: Buffer) => {
       const why = reason.toString() || 'connection closed';
@@ -375,7 +392,10 @@ function runHandshake(
     ws.on('message', onMessage);
     ws.on('close', onClose);
     ws.on('error', () => {});
-    if (first) ws.send(first, { binary: true });
+    if (first) {
+      ws.send(first, { binary: true });
+      sentAt = performance.now();
+    }
   });
 }
 

@@ -71,13 +71,36 @@ export function workerDepth(estimatedMs: number | undefined, holdNext: boolean):
 }
 
 /**
+ * While a function's cost is not known yet, a remote node behind a slow link holds its jobs as
+ * if they took this long, out of a large backlog only ({@link UNKNOWN_BACKLOG_SHARE}). Holding
+ * one more than locally, as for long jobs, its CPUs ran out one round trip after their first
+ * jobs and idled through the next (2 ms jobs behind a 20 ms round trip: 21 ms of each CPU,
+ * 3-4% of a 600 ms burst; bench/NOTES.md). A job that turns out long comes back by a steal.
+ */
+export const UNKNOWN_LINK_MS = DEQUE_BUDGET_MS;
+
+/**
+ * Of the jobs waiting beyond what the other nodes take (per CPU of this node), a node holds at
+ * most this share of jobs of unknown cost ahead of its CPUs: a few jobs of unknown cost are
+ * never parked behind a slow link, whatever they turn out to take.
+ */
+export const UNKNOWN_BACKLOG_SHARE = 1 / 4;
+
+/**
  * Jobs per CPU that a remote node behind a link with round trip `rttMs` should hold: what a
  * CPU runs while results travel back and the next jobs travel out, on top of a local
- * worker's depth. Unknown cost: one more than locally, as for long jobs.
+ * worker's depth. Unknown cost: one more than locally, as for long jobs, and, out of a
+ * backlog of `waitingPerCpu` jobs per CPU, enough jobs of {@link UNKNOWN_LINK_MS} to cover the
+ * link.
  */
-export function linkDepth(estimatedMs: number | undefined, rttMs: number): number {
+export function linkDepth(estimatedMs: number | undefined, rttMs: number, waitingPerCpu = 0): number {
   const local = targetDepth(estimatedMs);
-  if (estimatedMs === undefined) return local + 1;
-  const cover = Math.ceil((LINK_ROUND_TRIPS * Math.max(0, rttMs)) / Math.max(estimatedMs, 0.001));
+  const rtt = Math.max(0, rttMs);
+  if (estimatedMs === undefined) {
+    const cover = Math.ceil((LINK_ROUND_TRIPS * rtt) / UNKNOWN_LINK_MS);
+    const backlog = Math.floor(Math.max(0, waitingPerCpu) * UNKNOWN_BACKLOG_SHARE);
+    return Math.min(MAX_DEPTH, local + Math.max(1, Math.min(cover, backlog)));
+  }
+  const cover = Math.ceil((LINK_ROUND_TRIPS * rtt) / Math.max(estimatedMs, 0.001));
   return Math.min(MAX_DEPTH, local + Math.max(1, cover));
 }
