@@ -281,6 +281,24 @@ function staticBound(durations: readonly number[], nodes: readonly NodeSpec[]): 
 }
 
 /**
+ * Makespan over staticBound of the jobs in submission order, each to the CPU that would finish
+ * it first, knowing every run time and paying nothing per job (bench/list-schedules.ts): how
+ * close a placement in that order can come at all. A long job submitted near the end keeps
+ * even this above the bound.
+ */
+function inOrderIdeal(durations: readonly number[], nodes: readonly NodeSpec[]): number {
+  const slowdowns = nodes.flatMap((n) => Array.from({ length: n.workers }, () => n.slowdown ?? 1));
+  const free = slowdowns.map(() => 0);
+  for (const d of durations) {
+    let best = 0;
+    for (let c = 1; c < free.length; c++)
+      if (free[c]! + d * slowdowns[c]! < free[best]! + d * slowdowns[best]!) best = c;
+    free[best]! += d * slowdowns[best]!;
+  }
+  return Math.max(...free) / staticBound(durations, nodes);
+}
+
+/**
  * Capacity `before` until `atMs` (after the burst's start), `after` from then on: the earliest
  * time at which the work can be done. `extraAfter` is work the cluster may still do beyond
  * `after` (the running jobs a stopping node finishes).
@@ -333,6 +351,8 @@ interface Scenario {
   tearDown(): Promise<void>;
   /** Policies it runs; default pull and steal. */
   policies?: readonly Policy[];
+  /** The round's figure for a placement in submission order with no overhead (inOrderIdeal). */
+  ideal?(round: number): number;
 }
 
 /** Scenarios where nodes stay up: the bursts go to `nodes`, the bound is staticBound. */
@@ -350,6 +370,7 @@ function staticScenario(
     target: 1.06,
     targetText: '<= 1.06',
     policies: ['pull', 'steal', 'spec'],
+    ideal: (round) => inOrderIdeal(jobs(round), specs),
     async setUp() {
       nodes = await Promise.all(specs.map((s) => launch(s)));
       await warmUp(
@@ -724,6 +745,7 @@ export async function runSched(opts: SchedOptions): Promise<void> {
       `node ${process.version} | ${opts.rounds} round(s) | policies: pull = { stealing: false }, steal = default, spec = { speculative: true }`,
   );
   const figures = new Map<string, Record<Policy, Figure[]>>();
+  const ideals = new Map<string, number[]>();
   let bad = 0;
   const started = performance.now();
   try {
@@ -734,6 +756,10 @@ export async function runSched(opts: SchedOptions): Promise<void> {
       try {
         await withTimeout(sc.setUp(), 60_000, `${sc.name} set-up`);
         for (let round = 1; round <= opts.rounds; round++) {
+          if (sc.ideal) {
+            ideals.set(sc.name, [...(ideals.get(sc.name) ?? []), sc.ideal(round)]);
+            console.log(`  [round ${round}] in order, no overhead ${sc.ideal(round).toFixed(3)}`);
+          }
           const policies = sc.policies ?? POLICIES;
           const order = round % 2 ? policies : [...policies].reverse();
           for (const policy of order) {
@@ -770,7 +796,7 @@ export async function runSched(opts: SchedOptions): Promise<void> {
       `${((performance.now() - started) / 1000).toFixed(0)} s)`,
   );
   console.log(
-    `${'scenario'.padEnd(12)}${'pull'.padStart(col)}${'steal'.padStart(col)}${'spec'.padStart(col)}   target (steal)`,
+    `${'scenario'.padEnd(12)}${'pull'.padStart(col)}${'steal'.padStart(col)}${'spec'.padStart(col)}${'ideal'.padStart(col)}   target (steal)`,
   );
   for (const sc of scenarios) {
     const per = figures.get(sc.name)!;
@@ -790,10 +816,16 @@ export async function runSched(opts: SchedOptions): Promise<void> {
           : median(steal) <= sc.target
             ? ' PASS'
             : ' FAIL';
+    const ideal = ideals.get(sc.name);
+    const idealText = ideal ? median(ideal).toFixed(3) : '-';
     console.log(
-      `${sc.name.padEnd(12)}${cell('pull').padStart(col)}${cell('steal').padStart(col)}${cell('spec').padStart(col)}   ${sc.targetText}${verdict}`,
+      `${sc.name.padEnd(12)}${cell('pull').padStart(col)}${cell('steal').padStart(col)}${cell('spec').padStart(col)}${idealText.padStart(col)}   ${sc.targetText}${verdict}`,
     );
   }
+  console.log(
+    'ideal: the same job lists in submission order, each job to the CPU that would finish it first, ' +
+      'knowing every run time and paying nothing per job: what perfect placement in that order reaches.',
+  );
   console.log(
     'Targets (issue 12, medians of 3): <= 1.06 for every mix on direct links, <= 1.10 for the join, ' +
       '<= 1.10x for the slow links against direct, nothing lost; W1 unchanged (npm run bench -- --only W1).',
