@@ -212,7 +212,7 @@ export class RemoteNode implements ComputeNode {
     return this.placed.size;
   }
 
-  /** Smoothed round trip of the link, ms, from the heartbeat's pings (0 until measured). */
+  /** Smoothed round trip of the link, ms: the handshake's until the first pong, then the heartbeat's pings. */
   get rttMs(): number {
     return this.rtt ?? 0;
   }
