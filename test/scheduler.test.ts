@@ -11,6 +11,7 @@ import {
   targetDepth,
   UNKNOWN_BACKLOG_SHARE,
   UNKNOWN_LINK_MS,
+  UNKNOWN_MAX_DEPTH,
 } from '../src/scheduler/depth.ts';
 import {
   FINISH_WINDOW,
@@ -48,6 +49,7 @@ describe('depth', () => {
       'a share of a small one',
     );
     assert.equal(linkDepth(undefined, 20, 3), 2, 'a few jobs: as long jobs');
+    assert.equal(linkDepth(undefined, 500, 10_000), UNKNOWN_MAX_DEPTH, 'a long first round trip: capped');
     assert.equal(linkDepth(undefined, 0.3, 10_000), 2, 'a fast link: as long jobs');
     assert.ok(linkDepth(0.001, 1000) <= MAX_DEPTH);
     assert.ok(linkDepth(1, 40) > linkDepth(1, 4), 'a slower link holds more');

@@ -87,11 +87,18 @@ export const UNKNOWN_LINK_MS = DEQUE_BUDGET_MS;
 export const UNKNOWN_BACKLOG_SHARE = 1 / 4;
 
 /**
+ * Greatest depth of a CPU for jobs of unknown cost: enough for 2 ms jobs behind a 20 ms round
+ * trip. The handshake's round trip, the first measure of the link, is longer than the link's
+ * when this process was busy then; until the pings say better, it must not park more.
+ */
+export const UNKNOWN_MAX_DEPTH = 16;
+
+/**
  * Jobs per CPU that a remote node behind a link with round trip `rttMs` should hold: what a
  * CPU runs while results travel back and the next jobs travel out, on top of a local
  * worker's depth. Unknown cost: one more than locally, as for long jobs, and, out of a
  * backlog of `waitingPerCpu` jobs per CPU, enough jobs of {@link UNKNOWN_LINK_MS} to cover the
- * link.
+ * link ({@link UNKNOWN_MAX_DEPTH} at most).
  */
 export function linkDepth(estimatedMs: number | undefined, rttMs: number, waitingPerCpu = 0): number {
   const local = targetDepth(estimatedMs);
@@ -99,7 +106,7 @@ export function linkDepth(estimatedMs: number | undefined, rttMs: number, waitin
   if (estimatedMs === undefined) {
     const cover = Math.ceil((LINK_ROUND_TRIPS * rtt) / UNKNOWN_LINK_MS);
     const backlog = Math.floor(Math.max(0, waitingPerCpu) * UNKNOWN_BACKLOG_SHARE);
-    return Math.min(MAX_DEPTH, local + Math.max(1, Math.min(cover, backlog)));
+    return Math.min(UNKNOWN_MAX_DEPTH, local + Math.max(1, Math.min(cover, backlog)));
   }
   const cover = Math.ceil((LINK_ROUND_TRIPS * rtt) / Math.max(estimatedMs, 0.001));
   return Math.min(MAX_DEPTH, local + Math.max(1, cover));
