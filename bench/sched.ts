@@ -756,9 +756,10 @@ export async function runSched(opts: SchedOptions): Promise<void> {
       try {
         await withTimeout(sc.setUp(), 60_000, `${sc.name} set-up`);
         for (let round = 1; round <= opts.rounds; round++) {
-          if (sc.ideal) {
-            ideals.set(sc.name, [...(ideals.get(sc.name) ?? []), sc.ideal(round)]);
-            console.log(`  [round ${round}] in order, no overhead ${sc.ideal(round).toFixed(3)}`);
+          const ideal = sc.ideal?.(round);
+          if (ideal !== undefined) {
+            ideals.set(sc.name, [...(ideals.get(sc.name) ?? []), ideal]);
+            console.log(`  [round ${round}] in order, no overhead ${ideal.toFixed(3)}`);
           }
           const policies = sc.policies ?? POLICIES;
           const order = round % 2 ? policies : [...policies].reverse();

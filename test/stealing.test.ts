@@ -14,6 +14,7 @@ import { wholeArgs } from '../src/nodes/job-args.ts';
 import { LocalPool } from '../src/nodes/local-pool.ts';
 import { RemoteNode } from '../src/nodes/remote-node.ts';
 import { encode } from '../src/protocol/codec.ts';
+import { UNKNOWN_MAX_DEPTH } from '../src/scheduler/depth.ts';
 import { resolveSecret } from '../src/secret.ts';
 import { startDelayProxy } from './helpers/delay-proxy.ts';
 import { type NodeProcess, startNode } from './helpers/nodes.ts';
@@ -280,12 +281,12 @@ describe('work stealing through the Server', () => {
         'a few jobs of unknown cost are not parked there',
       );
       assert.deepEqual(await Promise.all(few), [0, 1, 2, 3, 4, 5, 6, 7]);
-      // A burst of another one: the node holds enough to run through the round trip.
+      // A burst of another one: more, to cover the round trip, up to UNKNOWN_MAX_DEPTH per CPU.
       const napToo = (i: number, ms: number): number => nap(i, ms);
       const burst = Array.from({ length: 400 }, (_, i) => server.submit(napToo, [i, 2], { deps: [nap] }));
       await new Promise((r) => setImmediate(r));
       const held = server.getActiveNodes()[0]!.inFlight;
-      assert.ok(held > 4 && held <= 400 / 2, `the first batch covers the link: ${held} jobs`);
+      assert.ok(held > 4 && held <= 2 * UNKNOWN_MAX_DEPTH, `the first batch covers the link: ${held} jobs`);
       assert.deepEqual(
         await Promise.all(burst),
         burst.map((_, i) => i),

@@ -72,10 +72,11 @@ export function workerDepth(estimatedMs: number | undefined, holdNext: boolean):
 
 /**
  * While a function's cost is not known yet, a remote node behind a slow link holds its jobs as
- * if they took this long, out of a large backlog only ({@link UNKNOWN_BACKLOG_SHARE}). Holding
- * one more than locally, as for long jobs, its CPUs ran out one round trip after their first
- * jobs and idled through the next (2 ms jobs behind a 20 ms round trip: 21 ms of each CPU,
- * 3-4% of a 600 ms burst; bench/NOTES.md). A job that turns out long comes back by a steal.
+ * if they took this long, out of a large backlog only ({@link UNKNOWN_BACKLOG_SHARE}). With
+ * one job more than locally, as for long jobs, its CPUs ran out of jobs one round trip after
+ * the first ones and idled through the next (2 ms jobs behind a 20 ms round trip: 21 ms of
+ * each CPU, 3-4% of a 600 ms burst; bench/NOTES.md). A job that turns out long comes back by
+ * a steal.
  */
 export const UNKNOWN_LINK_MS = DEQUE_BUDGET_MS;
 
