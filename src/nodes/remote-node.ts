@@ -137,9 +137,8 @@ export class RemoteNode implements ComputeNode {
   private readonly asked = new Set<number>();
   /** Until then, a steal asked of this node is taken as unanswered (performance.now() ms). */
   private stealPendingUntil = 0;
+  /** Smoothed over the pongs; undefined until the first (then rttMs is the handshake's). */
   private rtt: number | undefined = undefined;
-  /** `rtt` is the handshake's one sample: the first pong replaces it. */
-  private rttFromHandshake = false;
   /** Workers the node says can run jobs now ('ncpus'; protocol 2+). */
   private readyCpus: number | undefined = undefined;
   /** Welcomed by a node that has yet to say how many workers are ready: not up yet. */
@@ -214,7 +213,7 @@ export class RemoteNode implements ComputeNode {
 
   /** Smoothed round trip of the link, ms: the handshake's until the first pong, then the heartbeat's pings. */
   get rttMs(): number {
-    return this.rtt ?? 0;
+    return this.rtt ?? this.socket?.handshakeRttMs ?? 0;
   }
 
   get stealable(): number {
@@ -536,11 +535,6 @@ export class RemoteNode implements ComputeNode {
         this.stopping = false;
         this.readyAt = Date.now();
         this.reportedUnreachable = false;
-        // The handshake's round trip until the first pong: the first jobs are placed by it.
-        if (this.rtt === undefined && this.socket?.handshakeRttMs !== undefined) {
-          this.rtt = this.socket.handshakeRttMs;
-          this.rttFromHandshake = true;
-        }
         this.send({ type: 'ping', t: performance.now() }); // the link's round trip, at once
         // A node of protocol 2+ says next how many of its workers are ready: it is up once
         // that is more than none, with those CPUs; an older one is up now, with all it has.
@@ -613,13 +607,8 @@ export class RemoteNode implements ComputeNode {
       case 'pong': {
         const sample = performance.now() - msg.t;
         // Our own pings carry performance.now(); anything else is not a round trip of ours.
-        if (sample >= 0 && sample < 60_000) {
-          this.rtt =
-            this.rtt === undefined || this.rttFromHandshake
-              ? sample
-              : this.rtt + (sample - this.rtt) * RTT_WEIGHT;
-          this.rttFromHandshake = false;
-        }
+        if (sample >= 0 && sample < 60_000)
+          this.rtt = this.rtt === undefined ? sample : this.rtt + (sample - this.rtt) * RTT_WEIGHT;
         return;
       }
       case 'bye':
