@@ -3,12 +3,14 @@
 // Each measurement is a new child process (`node --import tsx bench/cold.ts --child <system>`):
 // it creates the pool, waits until every worker has started (pp-node: `server.ready()`;
 // piscina: every thread's ready message, posted once it has loaded the task module; workerpool
-// has no such signal and is left out), lets the host settle for COLD_SETTLE_MS, then
-// times from just before the first submit to the last result of W1_JOBS jobs `x => x + 1`
+// has no such signal and is left out), lets the host settle for COLD_SETTLE_MS (a pp-node
+// server runs its warm-up then, api/warm-up.ts), then times from just before the first submit to the last result of W1_JOBS jobs `x => x + 1`
 // (submit all, await all), checks the results and exits. So the figure includes everything a
 // fresh process does for its first jobs (the first submit of a function, shipping and
 // compiling it in the workers, code that is not optimised yet, tables that grow), and not the
-// start of the workers themselves, which is printed apart ("ready after").
+// start of the workers themselves, which is printed apart ("ready after"). "pp-node (at ready)"
+// submits the burst the moment the workers are ready instead, as a program that submits at
+// once does: the server's warm-up never runs then, so the burst pays for all of the JIT's work.
 //
 //   node --import tsx bench/cold.ts [--jobs 10000] [--rounds 5] [--systems pp-node,piscina]
 //   node --import tsx bench/cold.ts --child pp-node [--jobs 10000]   (one measurement, JSON out)
@@ -21,10 +23,14 @@ import { type Call, piscina, ppNode, type System } from './systems.ts';
 
 export const COLD_SETTLE_MS = 300;
 
+/** A system measured cold: `atReady` submits without the settling pause; `warmLabel` names its W1 warm row. */
+export type ColdSystem = System & { atReady?: boolean; warmLabel?: string };
+
 /** Systems that can be measured cold: every local one (a remote node is another process anyway). */
-export function coldSystems(): System[] {
+export function coldSystems(): ColdSystem[] {
   return [
     ppNode('pp-node'),
+    { ...ppNode('pp-node (at ready)'), atReady: true, warmLabel: 'pp-node' },
     ppNode('pp-node (thread)', { isolation: 'thread' }),
     piscina('piscina (default)'),
     piscina('piscina (cTPW=16)', { concurrentTasksPerWorker: 16 }),
@@ -39,12 +45,12 @@ export interface ColdResult {
 }
 
 /** The first `jobs` tiny jobs of this (fresh) process on `sys`. */
-async function measureHere(sys: System, jobs: number, ncpus: number): Promise<ColdResult> {
+async function measureHere(sys: ColdSystem, jobs: number, ncpus: number): Promise<ColdResult> {
   const t0 = performance.now();
   await sys.start(ncpus);
   await sys.ready?.();
   const readyMs = performance.now() - t0;
-  await new Promise((r) => setTimeout(r, COLD_SETTLE_MS));
+  if (!sys.atReady) await new Promise((r) => setTimeout(r, COLD_SETTLE_MS));
   let burstMs = 0;
   await sys.run({
     id: 'W1 cold',
@@ -119,7 +125,7 @@ if (process.argv[1] === self) {
       child: { type: 'string' },
       jobs: { type: 'string', default: '10000' },
       rounds: { type: 'string', default: '5' },
-      systems: { type: 'string', default: 'pp-node,piscina (default)' },
+      systems: { type: 'string', default: 'pp-node,pp-node (at ready),piscina (default)' },
       ncpus: { type: 'string' },
     },
   });

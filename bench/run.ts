@@ -381,9 +381,11 @@ for (const w of workloads) if ('serial' in w) (w as SpeedupWorkload).serial();
 const COLD_PER_ROUND = 2;
 const coldLabels = workloads.some((w) => w.id === 'W1')
   ? coldSystems()
-      .map((s) => s.label)
-      .filter((l) => systems.some((s) => s.label === l))
+      .filter((c) => systems.some((s) => s.label === (c.warmLabel ?? c.label)))
+      .map((c) => c.label)
   : [];
+/** The W1 warm row of each cold system. */
+const warmRowOf = new Map(coldSystems().map((c) => [c.label, c.warmLabel ?? c.label]));
 const coldMs = new Map<string, number[]>();
 const coldReadyMs = new Map<string, number[]>();
 const coldFailed = new Set<string>();
@@ -494,7 +496,9 @@ if (coldLabels.length > 0) {
       'first submit to the last result: it includes the first submit of the function, shipping and compiling ' +
       'it in the workers, and code the JIT has not optimised yet. Not included: process and pool start, the ' +
       `workers' start (each pool was created and every worker ready, then idle ${COLD_SETTLE_MS} ms, before ` +
-      'the timer). W1 warm is the table above (after a warm-up).',
+      'the timer; pp-node\'s server warms its job path up then, api/warm-up.ts). "(at ready)": the burst ' +
+      'submitted the moment the workers were ready, as by a program that submits at once (no warm-up). ' +
+      'W1 warm is the table above (after a warm-up).',
   );
   const coldBase = coldCell('piscina (default)');
   console.log(
@@ -504,7 +508,7 @@ if (coldLabels.length > 0) {
         .join(''),
   );
   for (const label of coldLabels) {
-    const warm = cell(label, 'W1');
+    const warm = cell(warmRowOf.get(label) ?? label, 'W1');
     const cold = coldCell(label);
     const ratio =
       typeof cold === 'number' && typeof coldBase === 'number' ? `${(cold / coldBase).toFixed(2)}x` : 'n/a';
@@ -512,7 +516,7 @@ if (coldLabels.length > 0) {
     console.log(
       label.padEnd(labelWidth) +
         [
-          show(warm, 'jobs/s') + spread(figures.get(label)?.get('W1')),
+          show(warm, 'jobs/s') + spread(figures.get(warmRowOf.get(label) ?? label)?.get('W1')),
           show(cold, 'jobs/s') + spread(coldMs.get(label)?.map((ms) => W1_JOBS / (ms / 1000))),
           ratio,
           ready ? median(ready).toFixed(0) : '-',
@@ -571,6 +575,13 @@ if (ppRows.length > 0) {
           const b = coldCell(base);
           const rc: Cell = typeof a === 'number' && typeof b === 'number' ? a / b : 'n/a';
           lines.push(`W1 cold >= 3x ${base} (cold): ${show(rc, 'speedup')} ${verdict(rc, 3)}`);
+        }
+        for (const label of coldLabels) {
+          if (label === p.label || warmRowOf.get(label) !== p.label) continue;
+          const a = coldCell(label);
+          const b = coldCell(base);
+          const rc: Cell = typeof a === 'number' && typeof b === 'number' ? a / b : 'n/a';
+          lines.push(`W1 cold, ${label}: ${show(rc, 'speedup')} of ${base} (cold)`);
         }
       } else if (w.id === 'W2x' && remote) {
         const v = cell(p.label, 'W2x');

@@ -76,6 +76,8 @@ export class JobRecord implements DispatchJob, JobOwner {
   backup: BackupJob | null = null;
   /** May run a backup copy (Server's or submit's `speculative`). */
   speculative = false;
+  /** One of the server's own made-up jobs (api/warm-up.ts): counted nowhere, reported to no one. */
+  warmUp = false;
   settled = false;
   unlisten: (() => void) | null = null;
   /** Links of the server's list of live jobs ({@link LiveJobs}). */
@@ -85,7 +87,10 @@ export class JobRecord implements DispatchJob, JobOwner {
 
   constructor(
     private readonly host: JobHost,
+    /** Its id on the wire: unique among all jobs and copies this server sends. */
     readonly id: number,
+    /** The user's {@link Job.id}: the user's jobs counted in submission order. */
+    jobId: number,
     group: string,
     /** Counts of the job's group (for `server.wait(group)`). */
     readonly tally: Tally,
@@ -96,7 +101,7 @@ export class JobRecord implements DispatchJob, JobOwner {
     readonly callback: ((...args: any[]) => void) | undefined,
     readonly callbackArgs: readonly unknown[],
   ) {
-    this.job = new Job(id, fn.bundle.name, group, this);
+    this.job = new Job(jobId, fn.bundle.name, group, this);
   }
 
   cancel(reason: unknown): void {
