@@ -4,13 +4,14 @@
 // it creates the pool, waits until every worker has started (pp-node: `server.ready()`;
 // piscina: every thread's ready message, posted once it has loaded the task module; workerpool
 // has no such signal and is left out), lets the host settle for COLD_SETTLE_MS (a pp-node
-// server runs its warm-up then, api/warm-up.ts), then times from just before the first submit to the last result of W1_JOBS jobs `x => x + 1`
-// (submit all, await all), checks the results and exits. So the figure includes everything a
-// fresh process does for its first jobs (the first submit of a function, shipping and
-// compiling it in the workers, code that is not optimised yet, tables that grow), and not the
-// start of the workers themselves, which is printed apart ("ready after"). "pp-node (at ready)"
-// submits the burst the moment the workers are ready instead, as a program that submits at
-// once does: the server's warm-up never runs then, so the burst pays for all of the JIT's work.
+// server runs its warm-up then, api/warm-up.ts), then times from just before the first
+// submit to the last result of W1_JOBS jobs `x => x + 1` (submit all, await all), checks the
+// results and exits. So the figure includes everything a fresh process does for its first
+// jobs (the first submit of a function, shipping and compiling it in the workers, code that
+// is not optimised yet, tables that grow), and not the start of the workers themselves, which
+// is printed apart ("ready after"). "pp-node (at ready)" submits the burst the moment the
+// workers are ready instead, as a program that submits at once does: neither the server's
+// warm-up nor the workers' has run then, so the burst pays for all of the JIT's work.
 //
 //   node --import tsx bench/cold.ts [--jobs 10000] [--rounds 5] [--systems pp-node,piscina]
 //   node --import tsx bench/cold.ts --child pp-node [--jobs 10000]   (one measurement, JSON out)

@@ -114,7 +114,7 @@ export interface ServerOptions {
    * Warm the job path up (default true): once the local workers are ready, while nothing has
    * been submitted yet, the server runs a few thousand made-up jobs through its own path, so
    * that V8 has compiled it before the first real burst (a fresh process's first 10,000 tiny
-   * jobs then run about 1.5x as fast). It costs about 0.25 s of CPU once; a job submitted
+   * jobs then run about 1.4x as fast). It costs about 0.25 s of CPU once; a job submitted
    * meanwhile waits for at most one slice of it (a few ms), and it stops. The made-up jobs
    * show nowhere. Only for a server whose jobs run on local workers alone (no `ppservers`, no
    * `autodiscover`).

@@ -5,7 +5,7 @@
  * frame, the worker's loop, the result, settling the Job) runs in V8's interpreter until it
  * has run often enough to be compiled, and is compiled in the middle of the first burst, on
  * the same 2 cores that run the jobs: measured here, a fresh process ran its first 10,000
- * tiny jobs at 40% of the speed of its next 10,000 (bench/NOTES.md, "W1 cold"). The workers
+ * tiny jobs at a fifth to a third of a warm one's speed (bench/NOTES.md, "W1 cold"). The workers
  * warm their own loop as they start (worker/warm-up.ts); this warms the whole way, client
  * and workers, with jobs that take it end to end.
  *
@@ -13,12 +13,13 @@
  * nothing: a program that submits at once warms the path with its own jobs, and one that
  * submits while the warm-up runs waits for at most one slice of it (a few milliseconds),
  * after which the warm-up stops. It costs about a quarter of a CPU-second in all (server and
- * workers, measured on 2 cores), once per server; `new Server({ warmUp: false })` turns it off. Its jobs are counted
- * nowhere (stats, progress, `wait()`, the dashboard) and take no job ids.
+ * workers, measured on 2 cores), once per server; `new Server({ warmUp: false })` turns it
+ * off. Its jobs are counted nowhere (stats, progress, `wait()`, the dashboard) and take no
+ * job ids.
  */
 import { warmUpSample } from '../protocol/warm-up.ts';
 
-/** Made-up jobs in all: enough for V8 to compile the hot path (3,000 to 4,000 here). */
+/** Made-up jobs in all: enough for V8 to compile the hot path (more gained nothing measurable here). */
 export const WARM_UP_JOBS = 3072;
 /** Jobs submitted at a time: a job of the user's waits for at most these. */
 export const WARM_UP_SLICE = 128;
