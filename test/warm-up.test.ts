@@ -111,7 +111,9 @@ describe("the server's warm-up (api/warm-up.ts)", () => {
       assert.equal(server.getStats().totalJobs, 1);
       assert.deepEqual(server.progress(), { total: 1, finished: 1, failed: 0, pending: 0 });
       await server.wait();
-      assert.equal(server.submit((x: number) => x + 1, [1]).id, 2);
+      const second = server.submit((x: number) => x + 1, [1]);
+      assert.equal(second.id, 2);
+      assert.equal(await second, 2);
       assert.deepEqual(jobErrors, []);
     } finally {
       await server.close();
