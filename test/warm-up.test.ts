@@ -92,33 +92,35 @@ describe("the server's warm-up (api/warm-up.ts)", () => {
     assert.equal(host.submitted, WARM_UP_SLICE);
   });
 
-  test('runs on its own once the workers are ready, shows nowhere, and a job submitted meanwhile runs as job #1', {
-    timeout: 60_000,
-  }, async () => {
-    const server = new Server({ ncpus: 2, ppservers: [] });
-    const jobErrors: unknown[] = [];
-    server.on('job-error', (_job, error) => jobErrors.push(error));
-    try {
-      await server.ready();
-      // Nothing submitted, yet the local workers get jobs: the made-up ones.
-      await pollUntil(() => server.getActiveNodes()[0]!.inFlight > 0, { what: 'the warm-up to start' });
-      assert.deepEqual(server.progress(), { total: 0, finished: 0, failed: 0, pending: 0 });
-      const job = server.submit((x: number) => x * 3, [4]);
-      assert.equal(job.id, 1);
-      assert.equal(await job, 12);
-      // The warm-up stops after its slice in progress; none of it counts.
-      await pollUntil(() => server.getActiveNodes()[0]!.inFlight === 0, { what: 'the warm-up to stop' });
-      assert.equal(server.getStats().totalJobs, 1);
-      assert.deepEqual(server.progress(), { total: 1, finished: 1, failed: 0, pending: 0 });
-      await server.wait();
-      const second = server.submit((x: number) => x + 1, [1]);
-      assert.equal(second.id, 2);
-      assert.equal(await second, 2);
-      assert.deepEqual(jobErrors, []);
-    } finally {
-      await server.close();
-    }
-  });
+  for (const isolation of ['process', 'thread'] as const) {
+    test(`runs on its own once the workers are ready, shows nowhere, and a job submitted meanwhile runs as job #1 (${isolation})`, {
+      timeout: 60_000,
+    }, async () => {
+      const server = new Server({ ncpus: 2, ppservers: [], isolation });
+      const jobErrors: unknown[] = [];
+      server.on('job-error', (_job, error) => jobErrors.push(error));
+      try {
+        await server.ready();
+        // Nothing submitted, yet the local workers get jobs: the made-up ones.
+        await pollUntil(() => server.getActiveNodes()[0]!.inFlight > 0, { what: 'the warm-up to start' });
+        assert.deepEqual(server.progress(), { total: 0, finished: 0, failed: 0, pending: 0 });
+        const job = server.submit((x: number) => x * 3, [4]);
+        assert.equal(job.id, 1);
+        assert.equal(await job, 12);
+        // The warm-up stops after its slice in progress; none of it counts.
+        await pollUntil(() => server.getActiveNodes()[0]!.inFlight === 0, { what: 'the warm-up to stop' });
+        assert.equal(server.getStats().totalJobs, 1);
+        assert.deepEqual(server.progress(), { total: 1, finished: 1, failed: 0, pending: 0 });
+        await server.wait();
+        const second = server.submit((x: number) => x + 1, [1]);
+        assert.equal(second.id, 2);
+        assert.equal(await second, 2);
+        assert.deepEqual(jobErrors, []);
+      } finally {
+        await server.close();
+      }
+    });
+  }
 
   test('a server closed while warming up settles its made-up jobs quietly', { timeout: 60_000 }, async () => {
     const unhandled: unknown[] = [];
