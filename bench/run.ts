@@ -379,13 +379,12 @@ for (const w of workloads) if ('serial' in w) (w as SpeedupWorkload).serial();
 // W1 cold (bench/cold.ts): with W1, the first W1_JOBS jobs of fresh processes, for each local
 // system selected, COLD_PER_ROUND child processes per system and round, systems interleaved.
 const COLD_PER_ROUND = 2;
+const allCold = coldSystems();
 const coldLabels = workloads.some((w) => w.id === 'W1')
-  ? coldSystems()
-      .filter((c) => systems.some((s) => s.label === (c.warmLabel ?? c.label)))
-      .map((c) => c.label)
+  ? allCold.filter((c) => systems.some((s) => s.label === (c.warmLabel ?? c.label))).map((c) => c.label)
   : [];
 /** The W1 warm row of each cold system. */
-const warmRowOf = new Map(coldSystems().map((c) => [c.label, c.warmLabel ?? c.label]));
+const warmRowOf = new Map(allCold.map((c) => [c.label, c.warmLabel ?? c.label]));
 const coldMs = new Map<string, number[]>();
 const coldReadyMs = new Map<string, number[]>();
 const coldFailed = new Set<string>();

@@ -372,7 +372,7 @@ export class Server extends EventEmitter<ServerEvents> {
   /** Starts the warm-up (api/warm-up.ts) once the local workers are ready, if still idle then. */
   #warmUpWhenReady(): void {
     const host = {
-      idle: () => this.#submitted === 0 && !this.#closed && this.#nodes.length === 1,
+      idle: () => this.#submitted === 0 && !this.#closed, // no remote nodes: see the constructor
       submit: (args: unknown[]) => this.submit(warmUp, args as [unknown], WARM_UP_OPTIONS),
     };
     // After the user's own reaction to ready() (which may submit at once): setImmediate.

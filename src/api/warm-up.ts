@@ -41,7 +41,7 @@ function argsOf(value: unknown): unknown[] {
 
 /** What the warm-up asks of its server. */
 export interface WarmUpHost {
-  /** Still nothing of the user's submitted, not closed, and only the local workers to run on. */
+  /** Still nothing of the user's submitted, and not closed. */
   idle(): boolean;
   /** Submits one made-up job, `warmUp(...args)`, through the server's own path. */
   submit(args: unknown[]): PromiseLike<unknown>;
